@@ -1,0 +1,1 @@
+"""livedub runtime: the Socket.IO dubbing server and its pipeline."""

@@ -1,0 +1,116 @@
+"""Runtime settings: one object, read from the environment and ``.env``, validated at start-up.
+
+The variable names are the quick-start guide's (``DEEPL_AUTH_KEY``, ``ASR_DEVICE``,
+``BACKPRESSURE_THRESHOLD_CRITICAL``, …): users already have ``.env`` files with those names, so
+they carry no prefix. Every field is documented here and in ``.env.example``; a test checks the two
+agree. A bad value fails the process before it listens, with pydantic's message naming the variable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    # --- server -------------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Interface to listen on (0.0.0.0 in containers).")
+    port: int = Field(8000, ge=1, le=65535, description="HTTP + Socket.IO port.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+    log_format: Literal["json", "console"] = Field("json", description="json for machines, console for people.")
+    max_message_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=64 * 1024,
+        description="Largest Socket.IO packet accepted. python-socketio drops the connection silently "
+        "above its limit, so the server sets its buffer to this and rejects larger fragments itself.",
+    )
+    drain_timeout_s: float = Field(
+        30.0, gt=0, description="On SIGTERM, how long to wait for in-flight fragments before exiting."
+    )
+    worker_threads: int = Field(
+        4, ge=1, le=64, description="Threads running engine calls (inference never runs on the event loop)."
+    )
+
+    # --- ASR ----------------------------------------------------------------------------------
+    asr_engine: Literal["whisper"] = Field("whisper", description="ASR backend.")
+    asr_model_size: str = Field(
+        "embedded",
+        description="Whisper model: 'embedded' (Whisper base shipped in the package, no download), or "
+        "tiny, base, small, medium, large-v2, large-v3, turbo (Hugging Face cache).",
+    )
+    asr_model_path: Path | None = Field(None, description="Directory of a CTranslate2 Whisper model (overrides size).")
+    asr_device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="Device for ASR.")
+    asr_compute_type: str | None = Field(None, description="CTranslate2 compute type; default int8 on CPU, float16 on CUDA.")
+    asr_beam_size: int = Field(1, ge=1, le=10, description="Beam size; 1 (greedy) is the live-latency choice.")
+    asr_cpu_threads: int = Field(2, ge=1, le=64, description="CPU threads per ASR call.")
+    asr_batch_window_ms: int = Field(
+        0,
+        ge=0,
+        le=1000,
+        description="Batch fragments from concurrent streams into one ASR call, waiting at most this long "
+        "for companions. 0 disables batching (best on CPU; use ~30-50 ms on a GPU).",
+    )
+    asr_max_batch: int = Field(8, ge=1, le=64, description="Most fragments in one batched ASR call.")
+    asr_timeout_ms: int = Field(15000, ge=100, description="ASR stage timeout.")
+
+    # --- translation --------------------------------------------------------------------------
+    mt_engine: Literal["auto", "deepl", "apertium"] = Field(
+        "auto", description="auto = DeepL when DEEPL_AUTH_KEY is set, else the embedded Apertium."
+    )
+    deepl_auth_key: SecretStr | None = Field(None, description="DeepL API key (free keys end in ':fx').")
+    deepl_server_url: str | None = Field(None, description="Override the DeepL endpoint (proxies, tests).")
+    mt_fallback: bool = Field(True, description="Fall back to the embedded MT on retryable DeepL failures.")
+    translation_timeout_ms: int = Field(5000, ge=100, description="Translation stage timeout.")
+
+    # --- TTS ----------------------------------------------------------------------------------
+    tts_engine: Literal["auto", "kokoro", "espeak", "xtts"] = Field(
+        "auto", description="auto = Kokoro where it speaks the language, espeak-ng elsewhere."
+    )
+    tts_device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="Device for TTS.")
+    tts_model_path: Path | None = Field(None, description="XTTS v2 model directory (config.json, model.pth, vocab.json).")
+    tts_timeout_ms: int = Field(15000, ge=100, description="TTS stage timeout.")
+    voices_file: Path = Field(Path("config/voices.json"), description="Voice profiles (the guide's voices.json).")
+
+    # --- duration matching --------------------------------------------------------------------
+    stretch_engine: Literal["auto", "rubberband", "signalsmith"] = Field("auto", description="Time-stretch backend.")
+    stretch_timeout_ms: int = Field(5000, ge=100, description="Duration-matching stage timeout.")
+    duration_variance_success_max: float = Field(
+        0.10, ge=0, le=1, description="|dubbed-original|/original at or below this is 'success'."
+    )
+    duration_variance_partial_max: float = Field(
+        0.20, ge=0, le=1, description="Above success and at or below this is 'partial'; above is 'failed'."
+    )
+    speed_ratio_min: float = Field(0.75, gt=0.1, le=1, description="Slowest time-stretch allowed (intelligibility).")
+    speed_ratio_max: float = Field(1.6, ge=1, le=4, description="Fastest time-stretch allowed (intelligibility).")
+
+    # --- sessions and backpressure --------------------------------------------------------------
+    max_inflight: int = Field(3, ge=1, le=64, description="In-flight fragments per stream advertised in stream:ready.")
+    backpressure_threshold_low: int = Field(3, ge=1, description="In-flight count per stream that emits severity low.")
+    backpressure_threshold_medium: int = Field(5, ge=1, description="… severity medium (action slow_down).")
+    backpressure_threshold_high: int = Field(7, ge=1, description="… severity high (action pause).")
+    backpressure_threshold_critical: int = Field(10, ge=1, description="At or above: new fragments are rejected.")
+    max_pod_inflight: int = Field(64, ge=1, description="In-flight fragments across all streams of this process.")
+    fragment_max_duration_ms: int = Field(30000, ge=100, description="Longest fragment accepted.")
+
+    # --- artifacts ------------------------------------------------------------------------------
+    artifacts_enabled: bool = Field(False, description="Write per-fragment artifacts (audio, text, timings).")
+    artifacts_dir: Path = Field(Path("artifacts"), description="Where artifacts go.")
+
+    @model_validator(mode="after")
+    def _check_orders(self) -> Settings:
+        thresholds = [
+            self.backpressure_threshold_low,
+            self.backpressure_threshold_medium,
+            self.backpressure_threshold_high,
+            self.backpressure_threshold_critical,
+        ]
+        if thresholds != sorted(thresholds):
+            raise ValueError("BACKPRESSURE_THRESHOLD_LOW <= MEDIUM <= HIGH <= CRITICAL must hold")
+        if self.duration_variance_success_max > self.duration_variance_partial_max:
+            raise ValueError("DURATION_VARIANCE_SUCCESS_MAX must not exceed DURATION_VARIANCE_PARTIAL_MAX")
+        return self

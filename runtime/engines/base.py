@@ -1,0 +1,172 @@
+"""The four stage interfaces, and the values that flow between them.
+
+One interface per stage, one module per backend (wyoming-faster-whisper and livekit plugins do the
+same). Every method here is *synchronous* and may block for seconds: the pipeline always calls them
+from a worker thread, never from the event loop. Backends load their models in ``__init__`` (or a
+``load`` classmethod), once per process, so constructing one is the slow part and calling it is not.
+
+Audio inside the runtime is always mono float32 in [-1, 1] with an explicit sample rate; the
+protocol layer converts at the edges.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+Samples = npt.NDArray[np.float32]
+
+#: Sample rate every ASR backend receives (Whisper's native rate).
+ASR_SAMPLE_RATE = 16_000
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    text: str
+    start: float
+    end: float
+    probability: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    """What ASR heard in one fragment. ``text`` is empty when there was no speech."""
+
+    text: str
+    language: str
+    language_probability: float = 1.0
+    words: tuple[Word, ...] = ()
+
+    @property
+    def has_speech(self) -> bool:
+        return bool(self.text.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceProfile:
+    """A target voice, as in ``config/voices.json``. ``reference_audio`` is for cloning engines."""
+
+    name: str
+    language: str
+    gender: str | None = None
+    reference_audio: Path | None = None
+    #: Embedded engines pick a built-in voice by name; cloning engines ignore it.
+    speaker: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TranslationOptions:
+    """Per-stream translation settings (DeepL features; embedded engines ignore what they lack)."""
+
+    formality: str | None = None
+    glossary_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Speech:
+    audio: Samples
+    sample_rate: int
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.audio) / self.sample_rate if self.sample_rate else 0.0
+
+
+class SpeechRecognizer(ABC):
+    """ASR. ``audio`` is mono float32 at :data:`ASR_SAMPLE_RATE`."""
+
+    name: str = "asr"
+
+    @property
+    @abstractmethod
+    def languages(self) -> frozenset[str]:
+        """ISO 639-1 codes this engine can transcribe."""
+
+    @abstractmethod
+    def transcribe(self, audio: Samples, *, language: str, prompt: str | None = None) -> Transcript:
+        """Transcribe one fragment. ``prompt`` is the previous fragment's transcript (context)."""
+
+    def transcribe_many(
+        self, requests: list[tuple[Samples, str, str | None]]
+    ) -> list[Transcript]:
+        """Transcribe several fragments (audio, language, prompt). Batched backends override."""
+        return [self.transcribe(a, language=lang, prompt=p) for a, lang, p in requests]
+
+
+class Translator(ABC):
+    name: str = "mt"
+
+    @abstractmethod
+    def supports(self, source: str, target: str) -> bool:
+        """Whether this engine can translate ``source`` → ``target`` (ISO 639-1 codes)."""
+
+    @property
+    @abstractmethod
+    def pairs(self) -> frozenset[tuple[str, str]]:
+        """Every (source, target) pair offered, for ``stream:ready`` and docs."""
+
+    @abstractmethod
+    def translate(
+        self,
+        text: str,
+        *,
+        source: str,
+        target: str,
+        context: str | None = None,
+        options: TranslationOptions | None = None,
+    ) -> str:
+        """Translate ``text``. ``context`` (previous sentences) informs but is not translated."""
+
+
+class Synthesizer(ABC):
+    name: str = "tts"
+
+    @property
+    @abstractmethod
+    def languages(self) -> frozenset[str]: ...
+
+    @abstractmethod
+    def synthesize(
+        self,
+        text: str,
+        *,
+        language: str,
+        voice: VoiceProfile | None = None,
+        speed: float = 1.0,
+    ) -> Speech:
+        """Speak ``text``. ``speed`` > 1 speaks faster (engines that support it pre-fit length)."""
+
+    def validate_voice(self, voice: VoiceProfile) -> None:  # noqa: B027 - optional hook
+        """Raise :class:`~livedub.runtime.errors.EngineError` if ``voice`` cannot be used."""
+
+
+class TimeStretcher(ABC):
+    name: str = "stretch"
+
+    @abstractmethod
+    def stretch(self, audio: Samples, sample_rate: int, rate: float) -> Samples:
+        """Change tempo by ``rate`` keeping pitch: ``rate`` 2.0 halves the duration."""
+
+
+@dataclass(slots=True)
+class Engines:
+    """The engine set one runtime process serves with, built once at start-up."""
+
+    asr: SpeechRecognizer
+    translator: Translator
+    tts: Synthesizer
+    stretcher: TimeStretcher
+    #: Extra engines by stage, e.g. a fallback translator.
+    extras: dict[str, object] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, str]:
+        return {
+            "asr": self.asr.name,
+            "translation": self.translator.name,
+            "tts": self.tts.name,
+            "duration_matching": self.stretcher.name,
+        }

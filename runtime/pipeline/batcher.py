@@ -1,0 +1,87 @@
+"""ASR batching across streams: many fragments waiting at once become one model call.
+
+Streams per GPU is what pays for the product, and a batched Whisper call on a GPU costs little more
+than a single one. Requests arriving within ``window`` of the first are sent together (up to
+``max_batch``); with ``window == 0`` every request goes alone, which is the right choice on a
+2-core CPU where a batch only queues work behind itself. The window is the only latency batching
+adds, and it is paid only by the first fragment of a batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+from livedub.runtime.engines.base import Samples, SpeechRecognizer, Transcript
+
+
+@dataclass(slots=True)
+class _Request:
+    audio: Samples
+    language: str
+    prompt: str | None
+    future: asyncio.Future[Transcript]
+
+
+class AsrBatcher:
+    def __init__(
+        self,
+        asr: SpeechRecognizer,
+        executor: Executor,
+        *,
+        window_s: float,
+        max_batch: int,
+        on_call: Callable[[int], None] = lambda size: None,
+    ) -> None:
+        self._asr = asr
+        self._executor = executor
+        self._window_s = window_s
+        self._max_batch = max_batch
+        self._on_call = on_call
+        self._waiting: list[_Request] = []
+        self._flush_handle: asyncio.TimerHandle | None = None
+
+    async def transcribe(self, audio: Samples, *, language: str, prompt: str | None) -> Transcript:
+        loop = asyncio.get_running_loop()
+        if self._window_s <= 0:
+            self._on_call(1)
+            return await loop.run_in_executor(
+                self._executor, lambda: self._asr.transcribe(audio, language=language, prompt=prompt)
+            )
+        request = _Request(audio, language, prompt, loop.create_future())
+        self._waiting.append(request)
+        if len(self._waiting) >= self._max_batch:
+            self._flush()
+        elif self._flush_handle is None:
+            self._flush_handle = loop.call_later(self._window_s, self._flush)
+        return await request.future
+
+    def _flush(self) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        # A caller that timed out has cancelled its future: do not spend the model on it.
+        batch = [r for r in self._waiting if not r.future.done()]
+        self._waiting = []
+        if not batch:
+            return
+        self._on_call(len(batch))
+        requests = [(r.audio, r.language, r.prompt) for r in batch]
+        loop = asyncio.get_running_loop()
+        task = loop.run_in_executor(self._executor, self._asr.transcribe_many, requests)
+        task.add_done_callback(lambda done: self._resolve(batch, done))
+
+    @staticmethod
+    def _resolve(batch: list[_Request], done: asyncio.Future[list[Transcript]]) -> None:
+        error = done.exception()
+        results = None if error else done.result()
+        for index, request in enumerate(batch):
+            if request.future.done():
+                continue
+            if error is not None:
+                request.future.set_exception(error)
+            else:
+                assert results is not None
+                request.future.set_result(results[index])

@@ -1,0 +1,217 @@
+"""One fragment through ASR → translation → TTS → duration match, each stage bounded in time.
+
+Every engine call runs in the process's worker threads (``run_in_executor``): nothing here blocks
+the event loop. A stage that overruns its timeout fails the fragment with ``TIMEOUT`` at that stage;
+Python cannot kill a thread, so the engine call finishes in the background and its result is
+dropped (the thread pool is sized with that in mind). Any failure becomes a ``DubbingError`` with
+the stage stamped on it, in exactly one place (:meth:`DubbingPipeline._stage`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import numpy as np
+
+from livedub.runtime.audio.codec import DecodedAudio, resample
+from livedub.runtime.engines.base import ASR_SAMPLE_RATE, Engines, Samples, Transcript, TranslationOptions, VoiceProfile
+from livedub.runtime.errors import DubbingError, ErrorCode, Stage
+from livedub.runtime.metrics import Metrics
+from livedub.runtime.pipeline.batcher import AsrBatcher
+from livedub.runtime.pipeline.duration import DurationPolicy, Status, fit, trim_silence, variance
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class StageTimeouts:
+    asr_s: float
+    translation_s: float
+    tts_s: float
+    duration_match_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class FragmentJob:
+    """What the pipeline needs about one fragment; the session fills in the context fields."""
+
+    audio: DecodedAudio
+    source_language: str
+    target_language: str
+    voice: VoiceProfile | None = None
+    translation_options: TranslationOptions | None = None
+    previous_transcript: str = ""
+
+
+@dataclass(slots=True)
+class FragmentOutcome:
+    """A finished fragment: dubbed samples at the input rate, texts, grading, timings, or an error."""
+
+    status: Status
+    audio: Samples | None = None
+    sample_rate: int = 0
+    transcript: str = ""
+    translation: str = ""
+    original_s: float = 0.0
+    dubbed_s: float = 0.0
+    variance: float = 0.0
+    speed_ratio: float = 1.0
+    timings_ms: dict[str, int] = field(default_factory=dict)
+    error: DubbingError | None = None
+
+
+class DubbingPipeline:
+    def __init__(
+        self,
+        engines: Engines,
+        executor: Executor,
+        *,
+        timeouts: StageTimeouts,
+        policy: DurationPolicy,
+        metrics: Metrics,
+        asr_batch_window_s: float = 0.0,
+        asr_max_batch: int = 8,
+    ) -> None:
+        self.engines = engines
+        self.executor = executor
+        self.timeouts = timeouts
+        self.policy = policy
+        self.metrics = metrics
+
+        def count_call(size: int) -> None:
+            metrics.asr_model_calls.inc()
+            metrics.asr_batch_size.observe(size)
+
+        self.asr = AsrBatcher(
+            engines.asr, executor, window_s=asr_batch_window_s, max_batch=asr_max_batch, on_call=count_call
+        )
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn)
+
+    async def _stage(self, stage: Stage, timeout_s: float, work: Awaitable[T], timings: dict[str, int], key: str) -> T:
+        started = time.perf_counter()
+        try:
+            return await asyncio.wait_for(work, timeout_s)
+        except TimeoutError as exc:
+            raise DubbingError(
+                ErrorCode.TIMEOUT,
+                f"{stage.value} processing exceeded timeout of {int(timeout_s * 1000)}ms",
+                stage=stage,
+            ) from exc
+        except DubbingError as exc:
+            raise exc.at(stage) from None
+        except MemoryError as exc:
+            raise DubbingError(ErrorCode.INTERNAL, f"{stage.value} ran out of memory", stage=stage, retryable=True) from exc
+        except Exception as exc:
+            # CUDA OOM arrives as a RuntimeError; it is load, not a bad fragment: retryable.
+            oom = "out of memory" in str(exc).lower()
+            log.exception("engine failure", extra={"stage": stage.value})
+            raise DubbingError(
+                ErrorCode.INTERNAL, f"{stage.value} failed: {type(exc).__name__}: {exc}"[:300], stage=stage, retryable=oom
+            ) from exc
+        finally:
+            timings[key] = int((time.perf_counter() - started) * 1000)
+
+    async def process(self, job: FragmentJob) -> FragmentOutcome:
+        timings: dict[str, int] = {}
+        audio = job.audio
+        original_s = audio.duration_s
+        target_samples = len(audio.samples)
+
+        asr_input = await self._run(lambda: resample(audio.samples, audio.sample_rate, ASR_SAMPLE_RATE))
+        transcript: Transcript = await self._stage(
+            Stage.ASR,
+            self.timeouts.asr_s,
+            self.asr.transcribe(asr_input, language=job.source_language, prompt=job.previous_transcript or None),
+            timings,
+            "asr_ms",
+        )
+        self.metrics.asr_seconds.observe(timings["asr_ms"] / 1000)
+        if not transcript.has_speech:
+            # Live streams are full of pauses: answer at once with silence of the same length.
+            timings.update(translation_ms=0, tts_ms=0, duration_match_ms=0)
+            return FragmentOutcome(
+                status="success",
+                audio=np.zeros(target_samples, dtype=np.float32),
+                sample_rate=audio.sample_rate,
+                original_s=original_s,
+                dubbed_s=original_s,
+                timings_ms=timings,
+            )
+
+        engines = self.engines
+        translation: str = await self._stage(
+            Stage.TRANSLATION,
+            self.timeouts.translation_s,
+            self._run(
+                lambda: engines.translator.translate(
+                    transcript.text,
+                    source=job.source_language,
+                    target=job.target_language,
+                    context=job.previous_transcript or None,
+                    options=job.translation_options,
+                )
+            ),
+            timings,
+            "translation_ms",
+        )
+        self.metrics.translation_seconds.observe(timings["translation_ms"] / 1000)
+        if not translation.strip():
+            raise DubbingError(ErrorCode.INTERNAL, "translation returned no text", stage=Stage.TRANSLATION)
+
+        speech = await self._stage(
+            Stage.TTS,
+            self.timeouts.tts_s,
+            self._run(lambda: engines.tts.synthesize(translation, language=job.target_language, voice=job.voice)),
+            timings,
+            "tts_ms",
+        )
+        self.metrics.tts_seconds.observe(timings["tts_ms"] / 1000)
+
+        speech_start = transcript.words[0].start if transcript.words else 0.0
+        fitted, rate = await self._stage(
+            Stage.DURATION_MATCH,
+            self.timeouts.duration_match_s,
+            self._run(lambda: self._match(speech.audio, speech.sample_rate, audio.sample_rate, target_samples, speech_start)),
+            timings,
+            "duration_match_ms",
+        )
+        self.metrics.duration_match_seconds.observe(timings["duration_match_ms"] / 1000)
+
+        dubbed_s = len(fitted) / audio.sample_rate
+        spread = variance(dubbed_s, original_s)
+        self.metrics.variance.observe(spread)
+        self.metrics.speed_ratio.observe(rate)
+        return FragmentOutcome(
+            status=self.policy.grade(spread),
+            audio=fitted,
+            sample_rate=audio.sample_rate,
+            transcript=transcript.text,
+            translation=translation,
+            original_s=original_s,
+            dubbed_s=dubbed_s,
+            variance=spread,
+            speed_ratio=rate,
+            timings_ms=timings,
+        )
+
+    def _match(
+        self, speech: Samples, speech_rate: int, out_rate: int, target_samples: int, speech_start_s: float
+    ) -> tuple[Samples, float]:
+        """Trim, resample to the output rate, stretch within the clamp, then place in the fragment."""
+        voiced = trim_silence(speech, speech_rate)
+        voiced = resample(voiced, speech_rate, out_rate)
+        if voiced.size == 0:
+            return np.zeros(target_samples, dtype=np.float32), 1.0
+        rate = self.policy.stretch_rate(len(voiced) / out_rate, target_samples / out_rate)
+        if rate != 1.0:
+            voiced = self.engines.stretcher.stretch(voiced, out_rate, rate)
+        return fit(voiced, out_rate, target_samples, speech_start_s), rate

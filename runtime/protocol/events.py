@@ -1,0 +1,266 @@
+"""Wire payloads, exactly as the quick-start guide's API reference (section 10), then extensions.
+
+Every field the guide names keeps its name, type and meaning. Extensions are optional fields and new
+events only, so a client written against the guide keeps working. Inbound models ignore unknown
+fields (forward compatibility: a newer worker may send more); outbound models are built by the
+server and serialised with ``exclude_none`` so optional extensions vanish when unused.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from livedub.runtime.errors import DubbingError, ErrorCode, Stage
+
+#: Ids are echoed into logs, metrics-free artifact paths and JSON; keep them short and printable.
+Identifier = Annotated[str, Field(min_length=1, max_length=128)]
+LanguageCode = Annotated[str, Field(min_length=2, max_length=8, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,4})?$")]
+
+
+class AudioFormat(StrEnum):
+    """Audio encodings accepted in ``fragment:data`` (and produced in ``fragment:processed``)."""
+
+    PCM_S16LE = "pcm_s16le"
+    WAV = "wav"
+    OGG = "ogg"  # Ogg/Opus (or Vorbis on input)
+    OPUS = "opus"  # alias of ogg: Opus in an Ogg container
+    M4A = "m4a"  # AAC in MP4, what the media worker sends
+    AAC = "aac"  # ADTS AAC
+    MP3 = "mp3"
+    FLAC = "flac"
+
+
+class _Inbound(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True, frozen=True)
+
+
+class _Outbound(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    def wire(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Client -> server
+# ---------------------------------------------------------------------------------------------
+
+
+class StreamInit(_Inbound):
+    source_language: LanguageCode
+    target_language: LanguageCode
+    voice_profile: str | None = Field(None, max_length=128)
+    chunk_duration_ms: int = Field(6000, gt=0, le=600_000)
+    sample_rate_hz: int = Field(16000, ge=8000, le=192_000)
+    channels: int = Field(1, ge=1, le=8)
+    format: AudioFormat = AudioFormat.PCM_S16LE
+    # --- extensions ---
+    #: Several streams may share one connection; default is the connection's X-Stream-ID.
+    stream_id: Identifier | None = None
+    #: Encoding and rate of dubbed audio; default: whatever each fragment arrived in.
+    output_format: AudioFormat | None = None
+    output_sample_rate_hz: int | None = Field(None, ge=8000, le=192_000)
+    #: DeepL options (ignored by engines that lack them).
+    formality: Literal["default", "more", "less", "prefer_more", "prefer_less"] | None = None
+    glossary_id: str | None = Field(None, max_length=128)
+
+    @field_validator("source_language", "target_language")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.lower().replace("_", "-")
+
+
+class FragmentData(_Inbound):
+    fragment_id: Identifier
+    stream_id: Identifier | None = None
+    sequence_number: int = Field(ge=0, le=2**53)
+    timestamp: float = 0
+    #: base64 text (the guide) or raw bytes (a Socket.IO binary attachment: 33 % smaller).
+    audio: str | bytes
+    sample_rate: int = Field(16000, ge=8000, le=192_000)
+    channels: int = Field(1, ge=1, le=8)
+    format: AudioFormat = AudioFormat.PCM_S16LE
+    duration_ms: float | None = Field(None, gt=0)
+
+    @field_validator("timestamp", "duration_ms")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
+
+
+class StreamControl(_Inbound):
+    """``stream:pause`` / ``stream:resume`` / ``stream:end``: empty in the guide; ``stream_id`` optional."""
+
+    stream_id: Identifier | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Server -> client
+# ---------------------------------------------------------------------------------------------
+
+
+class ErrorInfo(_Outbound):
+    stage: str
+    code: str
+    message: str
+    retryable: bool
+
+    @classmethod
+    def from_error(cls, error: DubbingError, default_stage: Stage = Stage.PROTOCOL) -> ErrorInfo:
+        return cls(
+            stage=str(error.stage or default_stage),
+            code=str(error.code),
+            message=error.message,
+            retryable=error.retryable,
+        )
+
+
+class StreamReady(_Outbound):
+    session_id: str
+    max_inflight: int
+    capabilities: list[str]
+    # --- extensions ---
+    stream_id: str | None = None
+    engines: dict[str, str] | None = None
+    source_language: str | None = None
+    target_language: str | None = None
+    voice_profile: str | None = None
+
+
+class FragmentAck(_Outbound):
+    fragment_id: str
+    status: Literal["queued", "rejected", "duplicate"]
+    timestamp: int = Field(default_factory=lambda: int(time.time()))
+    # --- extensions ---
+    stream_id: str | None = None
+    sequence_number: int | None = None
+    error: ErrorInfo | None = None
+
+
+class DurationMetadata(_Outbound):
+    original_duration_ms: int
+    dubbed_duration_ms: int
+    duration_variance_percent: float
+    speed_ratio: float
+
+
+class StageTimings(_Outbound):
+    asr_ms: int = 0
+    translation_ms: int = 0
+    tts_ms: int = 0
+    # --- extensions ---
+    duration_match_ms: int | None = None
+    decode_ms: int | None = None
+    encode_ms: int | None = None
+    queue_ms: int | None = None
+
+
+class FragmentProcessed(_Outbound):
+    fragment_id: str
+    status: Literal["success", "partial", "failed"]
+    dubbed_audio: str | bytes | None = None
+    transcript: str | None = None
+    translated_text: str | None = None
+    metadata: DurationMetadata | None = None
+    processing_time_ms: int | None = None
+    stage_timings: StageTimings | None = None
+    error: ErrorInfo | None = None
+    # --- extensions ---
+    stream_id: str | None = None
+    sequence_number: int | None = None
+    format: str | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+
+    def wire(self) -> dict[str, Any]:
+        # ``mode="json"`` would base64-mangle raw bytes; keep binary attachments binary.
+        data = super().wire()
+        if isinstance(self.dubbed_audio, bytes):
+            data["dubbed_audio"] = self.dubbed_audio
+        return data
+
+
+class BackpressureSeverity(StrEnum):
+    NONE = "none"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+class BackpressureAction(StrEnum):
+    RESUME = "resume"  # back under every threshold
+    MONITOR = "monitor"  # at the advertised window: fine, but no more
+    SLOW_DOWN = "slow_down"
+    PAUSE = "pause"
+    REJECT = "reject"  # new fragments are being rejected (retryable)
+
+
+class Backpressure(_Outbound):
+    stream_id: str
+    severity: BackpressureSeverity
+    action: BackpressureAction
+    current_inflight: int
+    max_inflight: int
+    threshold_exceeded: str | None = None
+
+
+class ErrorEvent(_Outbound):
+    """The ``error`` event: a failure not tied to a fragment result (bad payload, unknown stream)."""
+
+    code: str
+    message: str
+    retryable: bool
+    stage: str = str(Stage.PROTOCOL)
+    event: str | None = None
+    stream_id: str | None = None
+    fragment_id: str | None = None
+
+    @classmethod
+    def from_error(
+        cls, error: DubbingError, *, event: str | None = None, stream_id: str | None = None,
+        fragment_id: str | None = None,
+    ) -> ErrorEvent:
+        return cls(
+            code=str(error.code),
+            message=error.message,
+            retryable=error.retryable,
+            stage=str(error.stage or Stage.PROTOCOL),
+            event=event,
+            stream_id=stream_id,
+            fragment_id=fragment_id,
+        )
+
+
+class StreamComplete(_Outbound):
+    """Extension: confirms ``stream:end`` after every in-flight fragment was delivered."""
+
+    stream_id: str
+    session_id: str
+    fragments_received: int
+    fragments_delivered: int
+    success: int
+    partial: int
+    failed: int
+
+
+class StreamState(_Outbound):
+    """Extension: the reply (Socket.IO ack) to pause/resume, also emitted as ``stream:state``."""
+
+    stream_id: str
+    state: Literal["active", "paused", "ending", "ended"]
+    inflight: int
+
+
+def invalid_payload(event: str, exc: Exception) -> DubbingError:
+    """A pydantic ValidationError (or type error) on an inbound event, as a wire error."""
+    detail = str(exc).splitlines()
+    summary = "; ".join(line.strip() for line in detail[1:4]) if len(detail) > 1 else str(exc)
+    return DubbingError(ErrorCode.INVALID_PAYLOAD, f"invalid {event} payload: {summary}"[:500], stage=Stage.PROTOCOL)

@@ -1,0 +1,151 @@
+"""Per-stream state: lifecycle, admission, in-flight accounting, ordering and context.
+
+Pure bookkeeping with no I/O and no Socket.IO: the transport layer asks the session whether a
+fragment may be admitted, runs the pipeline, and hands results back; the session says what to
+deliver, in which order. That keeps every rule here unit-testable without a server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from livedub.runtime.engines.base import TranslationOptions, VoiceProfile
+from livedub.runtime.errors import DubbingError, ErrorCode, Stage
+from livedub.runtime.protocol.events import AudioFormat, BackpressureSeverity
+from livedub.runtime.session.backpressure import BackpressureTracker, Thresholds
+from livedub.runtime.session.ordering import ReorderBuffer
+
+#: Delivered fragment ids remembered for duplicate detection; bounded so a day-long stream
+#: does not grow memory (at 6 s fragments this is over an hour of history).
+_REMEMBERED_IDS = 1024
+
+
+class StreamState(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    ENDING = "ending"
+    ENDED = "ended"
+
+
+class Admission(StrEnum):
+    QUEUED = "queued"
+    DUPLICATE = "duplicate"
+
+
+@dataclass(slots=True)
+class StreamConfig:
+    stream_id: str
+    source_language: str
+    target_language: str
+    voice: VoiceProfile | None
+    translation: TranslationOptions
+    input_sample_rate: int
+    input_channels: int
+    input_format: AudioFormat
+    output_format: AudioFormat | None
+    output_sample_rate: int | None
+
+
+@dataclass(slots=True)
+class StreamStats:
+    received: int = 0
+    delivered: int = 0
+    success: int = 0
+    partial: int = 0
+    failed: int = 0
+
+    def count(self, status: str) -> None:
+        self.delivered += 1
+        if status == "success":
+            self.success += 1
+        elif status == "partial":
+            self.partial += 1
+        else:
+            self.failed += 1
+
+
+@dataclass(slots=True)
+class StreamSession:
+    config: StreamConfig
+    thresholds: Thresholds
+    session_id: str = field(default_factory=lambda: f"sess-{uuid.uuid4().hex[:12]}")
+    state: StreamState = StreamState.ACTIVE
+    stats: StreamStats = field(default_factory=StreamStats)
+    #: Previous fragment's transcript and translation: ASR prompt and MT context.
+    previous_transcript: str = ""
+    previous_translation: str = ""
+    order: ReorderBuffer[Any] = field(default_factory=ReorderBuffer)
+    inflight_ids: dict[str, int] = field(default_factory=dict)  # fragment_id -> sequence
+    #: Serialises "complete + emit" so two finishing fragments cannot interleave their sends.
+    delivery_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: Set whenever nothing is in flight; ``stream:end`` waits on it.
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _delivered_ids: OrderedDict[str, str] = field(default_factory=OrderedDict)  # id -> status
+    backpressure: BackpressureTracker = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.backpressure = BackpressureTracker(self.thresholds)
+        self.idle.set()
+
+    @property
+    def stream_id(self) -> str:
+        return self.config.stream_id
+
+    @property
+    def inflight(self) -> int:
+        return len(self.inflight_ids)
+
+    def admit(self, fragment_id: str, sequence: int) -> Admission:
+        """Decide whether a fragment enters the pipeline. Raises DubbingError to reject it."""
+        if self.state is StreamState.PAUSED:
+            raise DubbingError(ErrorCode.STREAM_PAUSED, "stream is paused; send stream:resume first", stage=Stage.SESSION)
+        if self.state in (StreamState.ENDING, StreamState.ENDED):
+            raise DubbingError(ErrorCode.STREAM_ENDED, "stream has ended; send stream:init to start again", stage=Stage.SESSION)
+        if fragment_id in self.inflight_ids:
+            return Admission.DUPLICATE
+        previous = self._delivered_ids.get(fragment_id)
+        if previous is not None and previous != "failed":
+            return Admission.DUPLICATE  # a failed fragment may be retried under the same id
+        if sequence in self.order:
+            raise DubbingError(
+                ErrorCode.INVALID_PAYLOAD,
+                f"sequence_number {sequence} is already in flight under another fragment_id",
+                stage=Stage.SESSION,
+            )
+        if self.backpressure.would_reject(self.inflight):
+            raise DubbingError(
+                ErrorCode.BACKPRESSURE_EXCEEDED,
+                f"{self.inflight} fragments in flight (critical threshold {self.thresholds.critical}); retry later",
+                stage=Stage.SESSION,
+            )
+        self.order.admit(sequence)
+        self.inflight_ids[fragment_id] = sequence
+        self.stats.received += 1
+        self.idle.clear()
+        return Admission.QUEUED
+
+    def complete(self, fragment_id: str, result: Any, status: str) -> list[Any]:
+        """Record a finished fragment; return the results now deliverable, in sequence order."""
+        sequence = self.inflight_ids.pop(fragment_id)
+        self._delivered_ids[fragment_id] = status
+        while len(self._delivered_ids) > _REMEMBERED_IDS:
+            self._delivered_ids.popitem(last=False)
+        ready = self.order.complete(sequence, result)
+        if not self.inflight_ids:
+            self.idle.set()
+        return ready
+
+    def backpressure_change(self) -> BackpressureSeverity | None:
+        return self.backpressure.update(self.inflight)
+
+    def remember_context(self, transcript: str, translation: str) -> None:
+        # An empty fragment (silence) keeps the older context: the sentence may continue after it.
+        if transcript.strip():
+            self.previous_transcript = transcript
+            self.previous_translation = translation
