@@ -32,6 +32,13 @@ class Settings(BaseSettings):
     drain_timeout_s: float = Field(
         30.0, gt=0, description="On SIGTERM, how long to wait for in-flight fragments before exiting."
     )
+    pipeline_concurrency: int = Field(
+        2,
+        ge=1,
+        le=256,
+        description="Fragments processed at once across all streams; the rest wait in the queue "
+        "(sts_queue_depth). 2 overlaps stages on a small CPU; raise it on a GPU with ASR batching.",
+    )
     worker_threads: int = Field(
         4, ge=1, le=64, description="Threads running engine calls (inference never runs on the event loop)."
     )

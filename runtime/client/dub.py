@@ -1,0 +1,233 @@
+"""``livedub dub``: stream a file through a runtime the way a live media worker does.
+
+It is also the reference worker: it cuts audio into fragments, keeps at most ``max_inflight``
+(from ``stream:ready``) outstanding, stops sending while the server says ``pause``/``reject``,
+and, like the guide recommends for workers, falls back to the original audio for a fragment whose
+dub failed. Results are written as one WAV plus a JSON report with per-fragment texts and timings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import socketio
+import soundfile as sf
+from tqdm import tqdm
+
+from livedub.runtime.audio.codec import decode, resample
+from livedub.runtime.protocol.events import AudioFormat
+
+#: The guide's wire format: 16 kHz mono s16le. 6 s of it is 192 kB, well under every limit.
+WIRE_RATE = 16_000
+_PAUSING_ACTIONS = {"pause", "reject"}
+
+
+@dataclass(slots=True)
+class DubOptions:
+    url: str = "http://127.0.0.1:8000"
+    source_language: str = "en"
+    target_language: str = "es"
+    voice_profile: str | None = None
+    fragment_s: float = 6.0
+    realtime: bool = False
+    binary: bool = True
+    token: str | None = None
+    progress: bool = True
+    stream_id: str | None = None
+    worker_id: str = "livedub-cli"
+    timeout_s: float = 300.0
+
+
+@dataclass(slots=True)
+class _Tracker:
+    total: int
+    window: asyncio.Semaphore
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sent_at: dict[str, float] = field(default_factory=dict)
+    order: list[int] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    may_send: asyncio.Event = field(default_factory=asyncio.Event)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def load_audio(path: Path) -> np.ndarray:
+    """Any supported file as 16 kHz mono float32."""
+    suffix = path.suffix.lower().lstrip(".")
+    fmt = AudioFormat(suffix) if suffix in AudioFormat._value2member_map_ else AudioFormat.M4A
+    audio = decode(path.read_bytes(), fmt, sample_rate=WIRE_RATE, channels=1)
+    return resample(audio.samples, audio.sample_rate, WIRE_RATE)
+
+
+def split(samples: np.ndarray, fragment_s: float) -> list[np.ndarray]:
+    size = int(fragment_s * WIRE_RATE)
+    return [samples[i : i + size] for i in range(0, len(samples), size) if len(samples[i : i + size]) >= WIRE_RATE // 10]
+
+
+async def dub_file(input_path: Path, output_path: Path, options: DubOptions, report_path: Path | None = None) -> dict[str, Any]:
+    fragments = split(load_audio(input_path), options.fragment_s)
+    stream_id = options.stream_id or f"dub-{uuid.uuid4().hex[:8]}"
+    results = await dub_fragments(fragments, options, stream_id)
+    dubbed = []
+    for index, chunk in enumerate(fragments):
+        result = results["fragments"][index]
+        audio = result.pop("_audio", None)
+        # A failed dub falls back to the original audio, as the guide tells workers to.
+        dubbed.append(audio if audio is not None else chunk)
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(output_path, np.concatenate(dubbed) if dubbed else np.zeros(0, np.float32), WIRE_RATE, subtype="PCM_16")
+    report = {"input": str(input_path), "output": str(output_path), **results}
+    report_file = report_path or output_path.with_suffix(".json")
+    report_file.write_text(json.dumps(report, indent=2, ensure_ascii=False))
+    return report
+
+
+async def dub_fragments(fragments: list[np.ndarray], options: DubOptions, stream_id: str) -> dict[str, Any]:
+    """Send ``fragments`` (16 kHz mono float32) as one stream; return per-fragment results in order."""
+    client = socketio.AsyncClient(reconnection=False, websocket_extra_options={"max_msg_size": 64 * 1024 * 1024})
+    tracker = _Tracker(total=len(fragments), window=asyncio.Semaphore(1))
+    tracker.may_send.set()
+    ready: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+    complete: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+    bar = tqdm(total=len(fragments), unit="frag", desc="dubbing", disable=not options.progress)
+
+    @client.on("stream:ready")
+    async def on_ready(data: dict[str, Any]) -> None:
+        if not ready.done():
+            ready.set_result(data)
+
+    @client.on("fragment:processed")
+    async def on_processed(data: dict[str, Any]) -> None:
+        fid = data["fragment_id"]
+        data["latency_ms"] = int((time.perf_counter() - tracker.sent_at.get(fid, time.perf_counter())) * 1000)
+        first = fid not in tracker.results
+        tracker.results[fid] = data
+        tracker.order.append(data.get("sequence_number", -1))
+        if first:
+            tracker.window.release()
+            bar.update(1)
+        if len(tracker.results) >= tracker.total:
+            tracker.done.set()
+
+    @client.on("backpressure")
+    async def on_backpressure(data: dict[str, Any]) -> None:
+        tracker.events.append({"event": "backpressure", **data})
+        if data.get("action") in _PAUSING_ACTIONS:
+            tracker.may_send.clear()
+        else:
+            tracker.may_send.set()
+
+    @client.on("error")
+    async def on_error(data: dict[str, Any]) -> None:
+        tracker.events.append({"event": "error", **data})
+        if not ready.done() and data.get("event") == "stream:init":
+            ready.set_exception(RuntimeError(f"stream:init refused: {data.get('code')}: {data.get('message')}"))
+
+    @client.on("stream:complete")
+    async def on_complete(data: dict[str, Any]) -> None:
+        if not complete.done():
+            complete.set_result(data)
+
+    token = options.token or os.environ.get("LIVEDUB_TOKEN")
+    auth = {"stream_id": stream_id, "worker_id": options.worker_id, **({"token": token} if token else {})}
+    await client.connect(
+        options.url,
+        headers={"X-Stream-ID": stream_id, "X-Worker-ID": options.worker_id},
+        auth=auth,
+        transports=["websocket"],
+        wait_timeout=10,
+    )
+    try:
+        await client.emit(
+            "stream:init",
+            {
+                "source_language": options.source_language,
+                "target_language": options.target_language,
+                **({"voice_profile": options.voice_profile} if options.voice_profile else {}),
+                "chunk_duration_ms": int(options.fragment_s * 1000),
+                "sample_rate_hz": WIRE_RATE,
+                "channels": 1,
+                "format": "pcm_s16le",
+            },
+        )
+        info = await asyncio.wait_for(ready, 60)
+        tracker.window = asyncio.Semaphore(int(info.get("max_inflight", 3)))
+        started = time.perf_counter()
+        for index, chunk in enumerate(fragments):
+            if options.realtime:  # a live worker sends a fragment once it has been captured
+                await asyncio.sleep(max(0.0, started + (index + 1) * options.fragment_s - time.perf_counter()))
+            await tracker.window.acquire()
+            await tracker.may_send.wait()
+            await _send(client, tracker, stream_id, index, chunk, options.binary)
+        await asyncio.wait_for(tracker.done.wait(), options.timeout_s)
+        await client.emit("stream:end", {"stream_id": stream_id})
+        summary_event = await asyncio.wait_for(complete, 60)
+    finally:
+        bar.close()
+        await client.disconnect()
+    return _report(fragments, tracker, stream_id, info, summary_event)
+
+
+async def _send(
+    client: socketio.AsyncClient, tracker: _Tracker, stream_id: str, index: int, chunk: np.ndarray, binary: bool
+) -> None:
+    pcm = (np.clip(chunk, -1, 1) * 32767).astype("<i2").tobytes()
+    fid = f"{stream_id}-{index:06d}"
+    tracker.sent_at[fid] = time.perf_counter()
+    await client.emit(
+        "fragment:data",
+        {
+            "fragment_id": fid,
+            "stream_id": stream_id,
+            "sequence_number": index,
+            "timestamp": int(index * len(chunk) * 1000 / WIRE_RATE),
+            "audio": pcm if binary else base64.b64encode(pcm).decode(),
+            "sample_rate": WIRE_RATE,
+            "channels": 1,
+            "format": "pcm_s16le",
+            "duration_ms": int(len(chunk) * 1000 / WIRE_RATE),
+        },
+    )
+
+
+def _decode_result_audio(result: dict[str, Any]) -> np.ndarray | None:
+    audio = result.get("dubbed_audio")
+    if audio is None or result.get("status") == "failed":
+        return None
+    raw = audio if isinstance(audio, bytes) else base64.b64decode(audio)
+    samples = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
+    return resample(samples, int(result.get("sample_rate", WIRE_RATE)), WIRE_RATE)
+
+
+def _report(
+    fragments: list[np.ndarray], tracker: _Tracker, stream_id: str, info: dict[str, Any], complete: dict[str, Any]
+) -> dict[str, Any]:
+    rows = []
+    for index in range(len(fragments)):
+        result = tracker.results.get(f"{stream_id}-{index:06d}", {"status": "failed", "error": {"code": "NO_RESULT"}})
+        row = {k: v for k, v in result.items() if k != "dubbed_audio"}
+        row["_audio"] = _decode_result_audio(result)
+        rows.append(row)
+    statuses = [r["status"] for r in rows]
+    return {
+        "stream_id": stream_id,
+        "engines": info.get("engines"),
+        "summary": {
+            "fragments": len(rows),
+            "success": statuses.count("success"),
+            "partial": statuses.count("partial"),
+            "failed": statuses.count("failed"),
+            "in_order": tracker.order == sorted(tracker.order),
+            "server": complete,
+        },
+        "events": tracker.events,
+        "fragments": rows,
+    }

@@ -1,0 +1,36 @@
+"""Plain HTTP endpoints: liveness, readiness, metrics, and a small info document.
+
+``/health`` answers as soon as the process listens (Kubernetes liveness must not fail while models
+load); ``/ready`` only once models are loaded and while not draining (readiness gates traffic);
+``/metrics`` is Prometheus text. None of them reveals stream content.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from livedub.runtime.server.keys import SERVICE_KEY
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "healthy"})
+
+
+async def ready(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    if service.ready:
+        return web.json_response({"status": "ready", "engines": service.engines.describe() if service.engines else {}})
+    reason = "draining" if service.draining else "loading"
+    return web.json_response({"status": "not_ready", "reason": reason}, status=503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = request.app[SERVICE_KEY].metrics.render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/health", health)
+    app.router.add_get("/ready", ready)
+    app.router.add_get("/metrics", metrics)

@@ -1,0 +1,12 @@
+"""Typed application keys (aiohttp's ``web.AppKey``): one place, no import cycles."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from livedub.runtime.server.service import DubbingService
+
+SERVICE_KEY: web.AppKey[DubbingService] = web.AppKey("service")

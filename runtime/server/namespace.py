@@ -1,0 +1,131 @@
+"""The Socket.IO adapter: parse each event, hand it to the service, turn failures into wire errors.
+
+Thin on purpose (kopf's and crate's handlers are too): no dubbing logic lives here. Each handler's
+return value doubles as the Socket.IO acknowledgement, so clients that pass a callback get the
+same payload the event carries. A handler never raises: python-socketio would send no ack and the
+client would wait forever.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import socketio
+from pydantic import ValidationError
+
+from livedub.runtime.errors import DubbingError, ErrorCode, Stage
+from livedub.runtime.logs import fragment_id_var, stream_id_var
+from livedub.runtime.protocol import events as ev
+from livedub.runtime.server.service import DubbingService
+
+log = logging.getLogger(__name__)
+
+
+def _header_or_auth(environ: dict[str, Any], auth: Any, header: str, *keys: str) -> str | None:
+    """Connection metadata from an HTTP header, or from the ``auth`` payload (browsers cannot set
+    headers on the WebSocket transport)."""
+    value = environ.get("HTTP_" + header.upper().replace("-", "_"))
+    if not value and isinstance(auth, dict):
+        for key in (header, *keys):
+            if isinstance(auth.get(key), str):
+                value = auth[key]
+                break
+    return value[:128] if value else None
+
+
+class DubbingNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
+    def __init__(self, service: DubbingService, namespace: str = "/") -> None:
+        super().__init__(namespace)
+        self.service = service
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        stream_id = _header_or_auth(environ, auth, "X-Stream-ID", "stream_id", "streamId")
+        worker_id = _header_or_auth(environ, auth, "X-Worker-ID", "worker_id", "workerId")
+        self.service.connect(sid, worker_id, stream_id)
+        log.info("client connected", extra={"sid": sid, "worker_id": worker_id, "stream_id": stream_id})
+
+    async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        await self.service.disconnect(sid)
+
+    async def _fail(self, sid: str, event: str, error: DubbingError, stream_id: str | None = None) -> dict[str, Any]:
+        payload = ev.ErrorEvent.from_error(error, event=event, stream_id=stream_id).wire()
+        self.service.metrics.errors.labels(stage=str(error.stage or Stage.PROTOCOL), code=str(error.code)).inc()
+        await self.emit("error", payload, to=sid)
+        return {"status": "error", "error": payload}
+
+    def _known(self, sid: str) -> bool:
+        return sid in self.service.connections
+
+    async def on_stream_init(self, sid: str, data: Any = None, *_: Any) -> dict[str, Any]:  # "stream:init"
+        try:
+            init = ev.StreamInit.model_validate(data if data is not None else {})
+            stream_id_var.set(init.stream_id)
+            ready = self.service.stream_init(sid, init)
+        except ValidationError as exc:
+            return await self._fail(sid, "stream:init", ev.invalid_payload("stream:init", exc))
+        except DubbingError as exc:
+            return await self._fail(sid, "stream:init", exc)
+        await self.emit("stream:ready", ready.wire(), to=sid)
+        return ready.wire()
+
+    async def on_fragment_data(self, sid: str, data: Any = None, *_: Any) -> dict[str, Any]:  # "fragment:data"
+        try:
+            fragment = ev.FragmentData.model_validate(data)
+        except ValidationError as exc:
+            fragment_id = data.get("fragment_id") if isinstance(data, dict) else None
+            fragment_id = fragment_id if isinstance(fragment_id, str) and 0 < len(fragment_id) <= 128 else None
+            error = ev.invalid_payload("fragment:data", exc)
+            await self.service.reject(sid, None, error, None, fragment_id=fragment_id)
+            return {"status": "rejected", "error": ev.ErrorInfo.from_error(error).wire()}
+        fragment_id_var.set(fragment.fragment_id)
+        ack = await self.service.fragment(sid, fragment)
+        return ack.wire()
+
+    async def _control(self, sid: str, event: str, data: Any, paused: bool) -> dict[str, Any]:
+        try:
+            control = ev.StreamControl.model_validate(data if isinstance(data, dict) else {})
+            state = self.service.set_paused(sid, control.stream_id, paused)
+        except ValidationError as exc:
+            return await self._fail(sid, event, ev.invalid_payload(event, exc))
+        except DubbingError as exc:
+            return await self._fail(sid, event, exc)
+        await self.emit("stream:state", state.wire(), to=sid)
+        return state.wire()
+
+    async def on_stream_pause(self, sid: str, data: Any = None, *_: Any) -> dict[str, Any]:
+        return await self._control(sid, "stream:pause", data, paused=True)
+
+    async def on_stream_resume(self, sid: str, data: Any = None, *_: Any) -> dict[str, Any]:
+        return await self._control(sid, "stream:resume", data, paused=False)
+
+    async def on_stream_end(self, sid: str, data: Any = None, *_: Any) -> dict[str, Any]:
+        try:
+            control = ev.StreamControl.model_validate(data if isinstance(data, dict) else {})
+            complete = await self.service.stream_end(sid, control.stream_id)
+        except ValidationError as exc:
+            return await self._fail(sid, "stream:end", ev.invalid_payload("stream:end", exc))
+        except DubbingError as exc:
+            return await self._fail(sid, "stream:end", exc)
+        await self.emit("stream:complete", complete.wire(), to=sid)
+        return complete.wire()
+
+    async def trigger_event(self, event: str, *args: Any) -> Any:
+        """Map the protocol's ``a:b`` event names onto ``on_a_b`` methods; answer unknown events."""
+        handler_name = "on_" + event.replace(":", "_")
+        sid = args[0] if args else None
+        if event in ("connect", "disconnect"):
+            return await super().trigger_event(event, *args)
+        if hasattr(self, handler_name):
+            if not self._known(sid):
+                return None  # connect was refused or already cleaned up
+            try:
+                return await super().trigger_event(event.replace(":", "_"), *args)
+            except Exception:  # a bug must still answer the client, not leave it waiting
+                log.exception("handler crashed", extra={"event": event})
+                error = DubbingError(ErrorCode.INTERNAL, f"internal error handling {event}", stage=Stage.PROTOCOL)
+                return await self._fail(sid, event, error)
+        if sid is not None and self._known(sid):
+            error = DubbingError(ErrorCode.INVALID_PAYLOAD, f"unknown event '{event}'", stage=Stage.PROTOCOL)
+            return await self._fail(sid, event, error)
+        return None
