@@ -13,7 +13,7 @@ import time
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from livedub.runtime.errors import DubbingError, ErrorCode, Stage
 
@@ -180,10 +180,11 @@ class FragmentProcessed(_Outbound):
     channels: int | None = None
 
     def wire(self) -> dict[str, Any]:
-        # ``mode="json"`` would base64-mangle raw bytes; keep binary attachments binary.
-        data = super().wire()
-        if isinstance(self.dubbed_audio, bytes):
-            data["dubbed_audio"] = self.dubbed_audio
+        # ``mode="json"`` cannot carry raw bytes; keep binary attachments binary.
+        if not isinstance(self.dubbed_audio, bytes):
+            return super().wire()
+        data = self.model_dump(mode="json", exclude_none=True, exclude={"dubbed_audio"})
+        data["dubbed_audio"] = self.dubbed_audio
         return data
 
 
@@ -259,8 +260,11 @@ class StreamState(_Outbound):
     inflight: int
 
 
-def invalid_payload(event: str, exc: Exception) -> DubbingError:
-    """A pydantic ValidationError (or type error) on an inbound event, as a wire error."""
-    detail = str(exc).splitlines()
-    summary = "; ".join(line.strip() for line in detail[1:4]) if len(detail) > 1 else str(exc)
-    return DubbingError(ErrorCode.INVALID_PAYLOAD, f"invalid {event} payload: {summary}"[:500], stage=Stage.PROTOCOL)
+def invalid_payload(event: str, exc: ValidationError) -> DubbingError:
+    """A pydantic ValidationError on an inbound event, as a wire error naming the bad fields."""
+    problems = [
+        f"{'.'.join(str(p) for p in err['loc']) or 'payload'}: {err['msg']}" for err in exc.errors(include_url=False)[:5]
+    ]
+    return DubbingError(
+        ErrorCode.INVALID_PAYLOAD, f"invalid {event} payload: {'; '.join(problems)}"[:500], stage=Stage.PROTOCOL
+    )

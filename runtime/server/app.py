@@ -27,7 +27,7 @@ from livedub.runtime.engines.base import Engines
 from livedub.runtime.errors import ModelLoadError
 from livedub.runtime.metrics import Metrics
 from livedub.runtime.server.http import add_routes
-from livedub.runtime.server.keys import SERVICE_KEY
+from livedub.runtime.server.keys import SERVICE_KEY, SIO_KEY
 from livedub.runtime.server.namespace import DubbingNamespace
 from livedub.runtime.server.service import DubbingService
 
@@ -69,6 +69,7 @@ def create_app(
     sio.register_namespace(DubbingNamespace(service))
     app = web.Application(client_max_size=settings.max_message_bytes)
     app[SERVICE_KEY] = service
+    app[SIO_KEY] = sio
     sio.attach(app)
     add_routes(app)
 
@@ -123,5 +124,8 @@ async def serve(settings: Settings, app: web.Application | None = None) -> None:
         log.info("draining", extra={"inflight": service.inflight_total, "timeout_s": settings.drain_timeout_s})
         finished = await service.drain(settings.drain_timeout_s)
         log.info("drained" if finished else "drain timeout: exiting with fragments in flight")
+        # Disconnect packets queue behind every result already emitted, so clients receive
+        # their last fragments before the socket closes.
+        await app[SIO_KEY].shutdown()
     finally:
         await runner.cleanup()

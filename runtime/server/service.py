@@ -371,12 +371,16 @@ class DubbingService:
         except Exception as exc:  # a bug, not an engine failure: still answer the fragment
             log.exception("unexpected failure processing fragment")
             error = DubbingError(ErrorCode.INTERNAL, f"internal error: {type(exc).__name__}", stage=Stage.SESSION)
-        result = await self._result(session, fragment, decoded, outcome, error, started, queue_ms)
-        self._inflight(-1)
-        async with session.delivery_lock:
-            ready = session.complete(fragment.fragment_id, result, result.status)
-            for item in ready:
-                await self._deliver(sid, session, item)
+        try:
+            result = await self._result(session, fragment, decoded, outcome, error, started, queue_ms)
+            async with session.delivery_lock:
+                ready = session.complete(fragment.fragment_id, result, result.status)
+                for item in ready:
+                    await self._deliver(sid, session, item)
+        finally:
+            # Only after delivery: a drain waiting for "nothing in flight" must not close the
+            # connection between the result being computed and being sent.
+            self._inflight(-1)
         await self._maybe_backpressure(sid, session)
 
     def _pipeline(self) -> DubbingPipeline:

@@ -1,0 +1,1 @@
+"""Test support code importable from every tier (``pythonpath = ["tests"]`` in pyproject)."""

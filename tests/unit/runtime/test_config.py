@@ -1,0 +1,47 @@
+import importlib.util
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from livedub.runtime.config import Settings
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_defaults_are_the_embedded_default():
+    settings = Settings(_env_file=None)
+    assert settings.port == 8000
+    assert settings.mt_engine == "auto" and settings.deepl_auth_key is None
+    assert settings.asr_model_size == "embedded"
+
+
+def test_guide_variable_names_are_read_from_the_environment(monkeypatch):
+    monkeypatch.setenv("DEEPL_AUTH_KEY", "secret-key:fx")
+    monkeypatch.setenv("ASR_DEVICE", "cuda")
+    monkeypatch.setenv("BACKPRESSURE_THRESHOLD_CRITICAL", "12")
+    monkeypatch.setenv("DURATION_VARIANCE_PARTIAL_MAX", "0.25")
+    settings = Settings(_env_file=None)
+    assert settings.asr_device == "cuda" and settings.backpressure_threshold_critical == 12
+    assert settings.duration_variance_partial_max == 0.25
+    assert "secret-key" not in repr(settings) and "secret-key" not in str(settings.model_dump())
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{"BACKPRESSURE_THRESHOLD_LOW": "8"}, {"DURATION_VARIANCE_SUCCESS_MAX": "0.5"}, {"PORT": "0"}, {"ASR_DEVICE": "tpu"}],
+)
+def test_bad_values_fail_fast(monkeypatch, env):
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None)
+
+
+def test_env_example_documents_every_setting_and_is_current():
+    spec = importlib.util.spec_from_file_location("gen_env_example", ROOT / "hack" / "gen_env_example.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert (ROOT / ".env.example").read_text() == module.render(), "run: python hack/gen_env_example.py"
+    for name in Settings.model_fields:
+        assert f"# {name.upper()}=" in (ROOT / ".env.example").read_text()
