@@ -13,16 +13,17 @@ def _serve(args: argparse.Namespace) -> int:
 
     from livedub.runtime import logs
     from livedub.runtime.config import Settings
-    from livedub.runtime.server.app import serve
+    from livedub.runtime.server.app import create_app, serve
 
     overrides = {k: v for k, v in {"host": args.host, "port": args.port}.items() if v is not None}
     try:
         settings = Settings(**overrides)
-    except ValidationError as exc:  # fail fast, naming the variable
+        logs.configure(settings.log_level, settings.log_format)
+        app = create_app(settings)
+    except (ValidationError, ValueError) as exc:  # fail fast, naming the variable
         print(f"livedub: invalid configuration:\n{exc}", file=sys.stderr)
         return 2
-    logs.configure(settings.log_level, settings.log_format)
-    asyncio.run(serve(settings))
+    asyncio.run(serve(settings, app))
     return 0
 
 

@@ -104,6 +104,20 @@ class Settings(BaseSettings):
     max_pod_inflight: int = Field(64, ge=1, description="In-flight fragments across all streams of this process.")
     fragment_max_duration_ms: int = Field(30000, ge=100, description="Longest fragment accepted.")
 
+    # --- security and limits -------------------------------------------------------------------
+    auth_mode: Literal["auto", "required", "disabled"] = Field(
+        "auto", description="Worker tokens: auto = required unless HOST is loopback; disabled only for local development."
+    )
+    auth_tokens: SecretStr | None = Field(None, description="Comma-separated worker tokens.")
+    auth_tokens_file: Path | None = Field(
+        None, description="File of worker tokens, one per line (a mounted Secret); re-read when it changes."
+    )
+    max_streams_per_connection: int = Field(4, ge=1, le=64, description="Streams one Socket.IO connection may open.")
+    max_connections_per_worker: int = Field(16, ge=1, description="Connections sharing one X-Worker-ID.")
+    fragment_max_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, description="Largest fragment audio payload (decoded bytes); larger fragments get INVALID_AUDIO."
+    )
+
     # --- artifacts ------------------------------------------------------------------------------
     artifacts_enabled: bool = Field(False, description="Write per-fragment artifacts (audio, text, timings).")
     artifacts_dir: Path = Field(Path("artifacts"), description="Where artifacts go.")
@@ -118,6 +132,8 @@ class Settings(BaseSettings):
         ]
         if thresholds != sorted(thresholds):
             raise ValueError("BACKPRESSURE_THRESHOLD_LOW <= MEDIUM <= HIGH <= CRITICAL must hold")
+        if self.max_message_bytes < self.fragment_max_bytes * 4 // 3 + 64 * 1024:
+            raise ValueError("MAX_MESSAGE_BYTES must leave room for a base64 fragment of FRAGMENT_MAX_BYTES")
         if self.duration_variance_success_max > self.duration_variance_partial_max:
             raise ValueError("DURATION_VARIANCE_SUCCESS_MAX must not exceed DURATION_VARIANCE_PARTIAL_MAX")
         return self

@@ -26,6 +26,7 @@ from livedub.runtime.config import Settings
 from livedub.runtime.engines.base import Engines
 from livedub.runtime.errors import ModelLoadError
 from livedub.runtime.metrics import Metrics
+from livedub.runtime.server.auth import TokenAuthenticator
 from livedub.runtime.server.http import add_routes
 from livedub.runtime.server.keys import SERVICE_KEY, SIO_KEY
 from livedub.runtime.server.namespace import DubbingNamespace
@@ -66,7 +67,7 @@ def create_app(
         engineio_logger=False,
     )
     service = DubbingService(settings, metrics, emit=lambda event, data, to: sio.emit(event, data, to=to))
-    sio.register_namespace(DubbingNamespace(service))
+    sio.register_namespace(DubbingNamespace(service, TokenAuthenticator(settings)))
     app = web.Application(client_max_size=settings.max_message_bytes)
     app[SERVICE_KEY] = service
     app[SIO_KEY] = sio

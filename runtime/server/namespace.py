@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from livedub.runtime.errors import DubbingError, ErrorCode, Stage
 from livedub.runtime.logs import fragment_id_var, stream_id_var
 from livedub.runtime.protocol import events as ev
+from livedub.runtime.server.auth import TokenAuthenticator
 from livedub.runtime.server.service import DubbingService
 
 log = logging.getLogger(__name__)
@@ -35,14 +36,23 @@ def _header_or_auth(environ: dict[str, Any], auth: Any, header: str, *keys: str)
 
 
 class DubbingNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
-    def __init__(self, service: DubbingService, namespace: str = "/") -> None:
+    def __init__(self, service: DubbingService, authenticator: TokenAuthenticator, namespace: str = "/") -> None:
         super().__init__(namespace)
         self.service = service
+        self.authenticator = authenticator
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        refusal = self.authenticator.check(environ, auth)
+        if refusal is not None:
+            log.warning("connection refused", extra={"sid": sid, "reason": refusal, "peer": environ.get("REMOTE_ADDR")})
+            self.service.metrics.errors.labels(stage="protocol", code="AUTH_FAILED").inc()
+            raise socketio.exceptions.ConnectionRefusedError({"code": "AUTH_FAILED", "message": refusal})
         stream_id = _header_or_auth(environ, auth, "X-Stream-ID", "stream_id", "streamId")
         worker_id = _header_or_auth(environ, auth, "X-Worker-ID", "worker_id", "workerId")
-        self.service.connect(sid, worker_id, stream_id)
+        try:
+            self.service.connect(sid, worker_id, stream_id)
+        except DubbingError as exc:
+            raise socketio.exceptions.ConnectionRefusedError({"code": str(exc.code), "message": exc.message}) from None
         log.info("client connected", extra={"sid": sid, "worker_id": worker_id, "stream_id": stream_id})
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:

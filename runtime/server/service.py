@@ -116,6 +116,14 @@ class DubbingService:
     # --- connections ----------------------------------------------------------------------------
 
     def connect(self, sid: str, worker_id: str | None, stream_id: str | None) -> None:
+        if worker_id is not None:
+            same_worker = sum(1 for c in self.connections.values() if c.worker_id == worker_id)
+            if same_worker >= self.settings.max_connections_per_worker:
+                raise DubbingError(
+                    ErrorCode.LIMIT_EXCEEDED,
+                    f"worker '{worker_id}' already has {same_worker} connections (MAX_CONNECTIONS_PER_WORKER)",
+                    stage=Stage.PROTOCOL,
+                )
         self.connections[sid] = Connection(sid, worker_id, stream_id)
         self.metrics.connections.inc()
 
@@ -180,6 +188,12 @@ class DubbingService:
             raise DubbingError(
                 ErrorCode.INVALID_PAYLOAD, f"stream '{stream_id}' is already active; send stream:end first", stage=Stage.SESSION
             )
+        if existing is None and len(conn.streams) >= self.settings.max_streams_per_connection:
+            raise DubbingError(
+                ErrorCode.LIMIT_EXCEEDED,
+                f"this connection already has {len(conn.streams)} streams (MAX_STREAMS_PER_CONNECTION)",
+                stage=Stage.SESSION,
+            )
         voice = self._resolve_voice(init)
         config = StreamConfig(
             stream_id=stream_id,
@@ -241,7 +255,8 @@ class DubbingService:
         session.state = StreamState.ENDING
         # Flush: every admitted fragment is delivered before the stream is confirmed closed.
         await session.idle.wait()
-        session.state = StreamState.ENDED
+        async with session.delivery_lock:  # the last results are emitted under this lock
+            session.state = StreamState.ENDED
         conn = self.connections.get(sid)
         if conn is not None and conn.streams.get(session.stream_id) is session:
             del conn.streams[session.stream_id]
@@ -263,6 +278,7 @@ class DubbingService:
             self._require_ready()
             session = self.find_stream(sid, fragment.stream_id)
             stream_id_var.set(session.stream_id)
+            self._check_size(fragment)
             if self.inflight_total >= self.settings.max_pod_inflight:
                 raise DubbingError(
                     ErrorCode.BACKPRESSURE_EXCEEDED, f"server at capacity ({self.inflight_total} fragments in flight)",
@@ -320,6 +336,16 @@ class DubbingService:
         await self.emit(
             "error", ev.ErrorEvent.from_error(error, event=event, stream_id=stream_id, fragment_id=fragment_id).wire(), sid
         )
+
+    def _check_size(self, fragment: ev.FragmentData) -> None:
+        """Refuse oversize audio before it is queued (base64 is 4/3 of the bytes it carries)."""
+        size = len(fragment.audio) if isinstance(fragment.audio, bytes) else len(fragment.audio) * 3 // 4
+        if size > self.settings.fragment_max_bytes:
+            raise DubbingError(
+                ErrorCode.INVALID_AUDIO,
+                f"fragment audio is {size} bytes, over FRAGMENT_MAX_BYTES={self.settings.fragment_max_bytes}",
+                stage=Stage.DECODE,
+            )
 
     def _inflight(self, delta: int) -> None:
         self.inflight_total += delta

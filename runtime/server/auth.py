@@ -1,0 +1,83 @@
+"""Worker authentication: shared tokens, checked once per Socket.IO connection.
+
+Tokens come from ``AUTH_TOKENS`` (comma-separated) and/or ``AUTH_TOKENS_FILE`` (one per line; the Helm
+chart mounts a Secret there and rotation needs no restart: the file is re-read when it changes).
+A worker presents one in the Socket.IO ``auth`` payload (``{"token": …}``, what browsers can do) or an
+``Authorization: Bearer …`` header. Comparison is constant-time against every token, so timing reveals
+neither which token nor how much of one matched.
+
+``AUTH_MODE=auto`` (the default) requires a token whenever the runtime listens beyond loopback, so a
+pod is never open by accident, while ``make run`` on a laptop works with none.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+from pathlib import Path
+from typing import Any
+
+from livedub.runtime.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+def _is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class TokenAuthenticator:
+    def __init__(self, settings: Settings) -> None:
+        self._static = [t.strip() for t in (settings.auth_tokens.get_secret_value() if settings.auth_tokens else "").split(",") if t.strip()]
+        self._file = settings.auth_tokens_file
+        self._file_stamp: tuple[float, int] | None = None
+        self._file_tokens: list[str] = []
+        mode = settings.auth_mode
+        self.required = mode == "required" or (mode == "auto" and not _is_loopback(settings.host))
+        if self.required and not self._tokens():
+            raise ValueError(
+                "worker authentication is required (AUTH_MODE=%s, HOST=%s) but no token is configured: set "
+                "AUTH_TOKENS or AUTH_TOKENS_FILE, or AUTH_MODE=disabled for local development" % (mode, settings.host)
+            )
+
+    def _tokens(self) -> list[str]:
+        if self._file is not None:
+            try:
+                stat = self._file.stat()
+                stamp = (stat.st_mtime, stat.st_size)
+                if stamp != self._file_stamp:
+                    lines = Path(self._file).read_text().splitlines()
+                    self._file_tokens = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+                    self._file_stamp = stamp
+            except OSError as exc:
+                log.warning("cannot read AUTH_TOKENS_FILE", extra={"error": str(exc)})
+        return self._static + self._file_tokens
+
+    @staticmethod
+    def presented(environ: dict[str, Any], auth: Any) -> str | None:
+        if isinstance(auth, dict) and isinstance(auth.get("token"), str):
+            return str(auth["token"])
+        header = environ.get("HTTP_AUTHORIZATION", "")
+        if header.lower().startswith("bearer "):
+            return str(header[7:].strip())
+        return None
+
+    def check(self, environ: dict[str, Any], auth: Any) -> str | None:
+        """None when the connection may proceed, else the reason it is refused."""
+        if not self.required:
+            return None
+        token = self.presented(environ, auth)
+        if not token:
+            return "missing worker token: send it as auth={'token': ...} or 'Authorization: Bearer ...'"
+        candidate = token.encode()
+        # No early exit: compare against every token so timing does not tell which one matched.
+        matched = False
+        for known in self._tokens():
+            matched |= hmac.compare_digest(candidate, known.encode())
+        return None if matched else "invalid worker token"
