@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, ProcessCollector, generate_latest
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,8 @@ class Metrics:
         self.ready = Gauge("sts_ready", "1 when models are loaded and the process is not draining.", registry=r)
         self.model_load_seconds = Gauge("sts_model_load_seconds", "Time spent loading engines at start-up.", registry=r)
         self.info = Info("sts_build", "Version and engines.", registry=r)
+        # process_resident_memory_bytes & co: memory growth over a soak is read from here.
+        ProcessCollector(registry=r)
         self._nvml_handle: object | None = None
         self._init_gpu()
 

@@ -44,6 +44,8 @@ class DubOptions:
     progress: bool = True
     stream_id: str | None = None
     worker_id: str = "livedub-cli"
+    #: Seconds to wait before the first fragment (staggers many simulated live streams).
+    start_delay_s: float = 0.0
     timeout_s: float = 300.0
 
 
@@ -53,10 +55,12 @@ class _Tracker:
     window: asyncio.Semaphore
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     sent_at: dict[str, float] = field(default_factory=dict)
+    ack_ms: dict[str, float] = field(default_factory=dict)
     order: list[int] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     may_send: asyncio.Event = field(default_factory=asyncio.Event)
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    t0: float = field(default_factory=time.perf_counter)
 
 
 def load_audio(path: Path) -> np.ndarray:
@@ -107,7 +111,10 @@ async def dub_fragments(fragments: list[np.ndarray], options: DubOptions, stream
     @client.on("fragment:processed")
     async def on_processed(data: dict[str, Any]) -> None:
         fid = data["fragment_id"]
-        data["latency_ms"] = int((time.perf_counter() - tracker.sent_at.get(fid, time.perf_counter())) * 1000)
+        now = time.perf_counter()
+        data["latency_ms"] = int((now - tracker.sent_at.get(fid, now)) * 1000)
+        data["ack_ms"] = round(tracker.ack_ms.get(fid, -1.0), 2)
+        data["received_at_s"] = round(now - tracker.t0, 3)
         first = fid not in tracker.results
         tracker.results[fid] = data
         tracker.order.append(data.get("sequence_number", -1))
@@ -116,6 +123,12 @@ async def dub_fragments(fragments: list[np.ndarray], options: DubOptions, stream
             bar.update(1)
         if len(tracker.results) >= tracker.total:
             tracker.done.set()
+
+    @client.on("fragment:ack")
+    async def on_ack(data: dict[str, Any]) -> None:
+        fid = data.get("fragment_id", "")
+        if fid in tracker.sent_at and fid not in tracker.ack_ms:
+            tracker.ack_ms[fid] = (time.perf_counter() - tracker.sent_at[fid]) * 1000
 
     @client.on("backpressure")
     async def on_backpressure(data: dict[str, Any]) -> None:
@@ -160,7 +173,8 @@ async def dub_fragments(fragments: list[np.ndarray], options: DubOptions, stream
         )
         info = await asyncio.wait_for(ready, 60)
         tracker.window = asyncio.Semaphore(int(info.get("max_inflight", 3)))
-        started = time.perf_counter()
+        await asyncio.sleep(options.start_delay_s)
+        started = tracker.t0 = time.perf_counter()
         for index, chunk in enumerate(fragments):
             if options.realtime:  # a live worker sends a fragment once it has been captured
                 await asyncio.sleep(max(0.0, started + (index + 1) * options.fragment_s - time.perf_counter()))
