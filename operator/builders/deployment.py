@@ -1,0 +1,180 @@
+"""The runtime Deployment of a pool.
+
+Why the numbers: the readiness probe is ``/ready`` (503 while models load and while draining), so a
+pod that received SIGTERM leaves the Service at once; ``preStop`` sleeps a few seconds so kube-proxy
+and ingress notice that before the process starts draining; the grace period covers preStop, the
+runtime's own DRAIN_TIMEOUT_S and a margin, so in-flight fragments finish instead of being killed.
+"""
+
+from typing import Any
+
+from livedub.operator import constants as c
+from livedub.operator.builders.common import (
+    child_labels,
+    deployment_name,
+    metadata,
+    selector_labels,
+    voices_configmap_name,
+)
+from livedub.operator.builders.voices import (
+    Voice,
+    fetch_init_containers,
+    reference_audio_mounts,
+    reference_audio_volumes,
+    voices_hash,
+)
+from livedub.operator.spec import PoolSpec
+
+PRESTOP_SLEEP_S = 5  # endpoint removal propagates in a few seconds on typical clusters
+GRACE_MARGIN_S = 10
+RUNTIME_UID = 10001  # matches the user created in deploy/Dockerfile.runtime
+MODEL_CACHE_MOUNT = "/models"
+
+
+def _env(spec: PoolSpec) -> list[dict[str, Any]]:
+    env: dict[str, dict[str, Any]] = {}
+
+    def put(name: str, value: object | None) -> None:
+        if value is not None:
+            env[name] = {"name": name, "value": str(value).lower() if isinstance(value, bool) else str(value)}
+
+    put("HOST", "0.0.0.0")
+    put("PORT", spec.runtime.port)
+    put("LOG_LEVEL", spec.runtime.log_level)
+    put("LOG_FORMAT", spec.runtime.log_format)
+    put("ASR_ENGINE", spec.asr.engine)
+    put("ASR_MODEL_SIZE", spec.asr.model_size)
+    put("ASR_MODEL_PATH", spec.asr.model_path)
+    put("ASR_DEVICE", spec.asr.device)
+    put("ASR_COMPUTE_TYPE", spec.asr.compute_type)
+    put("MT_ENGINE", spec.mt.engine)
+    put("DEEPL_SERVER_URL", spec.mt.deepl_server_url)
+    if spec.mt.deepl_secret_ref:
+        ref = spec.mt.deepl_secret_ref
+        env["DEEPL_AUTH_KEY"] = {
+            "name": "DEEPL_AUTH_KEY",
+            "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}},
+        }
+    put("TTS_ENGINE", spec.tts.engine)
+    put("TTS_DEVICE", spec.tts.device)
+    put("TTS_MODEL_PATH", spec.tts.model_path)
+    put("VOICES_FILE", c.VOICES_FILE)
+    put("MAX_INFLIGHT", spec.runtime.max_inflight)
+    put("ARTIFACTS_ENABLED", spec.runtime.artifacts_enabled)
+    put("DRAIN_TIMEOUT_S", spec.runtime.drain_timeout_seconds)
+    put("HF_HOME", f"{MODEL_CACHE_MOUNT}/huggingface")
+    if spec.auth_tokens_secret_ref:
+        put("AUTH_TOKENS_FILE", c.AUTH_TOKENS_FILE)
+    # User-supplied env wins over ours: it is the documented escape hatch.
+    for item in spec.env:
+        env[str(item["name"])] = dict(item)
+    return list(env.values())
+
+
+def _resources(spec: PoolSpec) -> dict[str, Any]:
+    res = spec.resources
+    requests: dict[str, str] = {"cpu": res.cpu, "memory": res.memory}
+    limits: dict[str, str] = {"memory": res.memory}
+    if res.gpu:
+        # Extended resources must have requests == limits; setting limits alone implies the request.
+        limits[res.gpu_resource_name] = str(res.gpu)
+    return {"requests": requests, "limits": limits}
+
+
+def _volumes(pool: str, spec: PoolSpec, voices: list[Voice]) -> tuple[list[Any], list[Any]]:
+    cache: dict[str, Any] = (
+        {"persistentVolumeClaim": {"claimName": spec.model_cache.claim_name}}
+        if spec.model_cache.claim_name
+        else {"emptyDir": {}}
+    )
+    volumes: list[dict[str, Any]] = [
+        {"name": "voices", "configMap": {"name": voices_configmap_name(pool)}},
+        {"name": "model-cache", **cache},
+        {"name": "tmp", "emptyDir": {}},
+    ]
+    mounts: list[dict[str, Any]] = [
+        {"name": "voices", "mountPath": c.VOICES_DIR, "readOnly": True},
+        {"name": "model-cache", "mountPath": MODEL_CACHE_MOUNT},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+    if spec.auth_tokens_secret_ref:
+        ref = spec.auth_tokens_secret_ref
+        items = [{"key": ref.key, "path": "tokens"}]
+        volumes.append({"name": "auth-tokens", "secret": {"secretName": ref.name, "items": items}})
+        mounts.append({"name": "auth-tokens", "mountPath": "/etc/livedub/auth", "readOnly": True})
+    audio = reference_audio_volumes(voices)
+    return volumes + audio, mounts + reference_audio_mounts(audio)
+
+
+def _probe(path: str, port: int, period: int, failures: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": "http"},
+        "periodSeconds": period,
+        "timeoutSeconds": 2,
+        "failureThreshold": failures,
+    }
+
+
+def build_deployment(
+    pool: str, namespace: str, spec: PoolSpec, voices: list[Voice], replicas: int
+) -> dict[str, Any]:
+    port = spec.runtime.port
+    volumes, mounts = _volumes(pool, spec, voices)
+    container: dict[str, Any] = {
+        "name": "runtime",
+        "image": spec.image,
+        "imagePullPolicy": spec.image_pull_policy,
+        "command": ["livedub", "serve", "--host", "0.0.0.0", "--port", str(port)],
+        "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}],
+        "env": _env(spec),
+        "resources": _resources(spec),
+        "volumeMounts": mounts,
+        # Model loading can take minutes on first start (download into the cache): the startup probe
+        # allows 10 minutes before liveness takes over.
+        "startupProbe": _probe("/health", port, 10, 60),
+        "livenessProbe": _probe("/health", port, 10, 3),
+        "readinessProbe": _probe("/ready", port, 5, 2),
+        "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(PRESTOP_SLEEP_S)]}}},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "runAsNonRoot": True,
+            "runAsUser": RUNTIME_UID,
+        },
+    }
+    pod_labels = child_labels(pool, "runtime")
+    annotations = {
+        c.ANNOTATION_SCRAPE: "true",
+        c.ANNOTATION_SCRAPE_PORT: str(port),
+        c.ANNOTATION_SCRAPE_PATH: "/metrics",
+        c.ANNOTATION_VOICES_HASH: voices_hash(voices),
+    }
+    pod_spec: dict[str, Any] = {
+        "containers": [container],
+        "initContainers": fetch_init_containers(voices),
+        "volumes": volumes,
+        "terminationGracePeriodSeconds": (
+            spec.runtime.drain_timeout_seconds + PRESTOP_SLEEP_S + GRACE_MARGIN_S
+        ),
+        "securityContext": {"fsGroup": RUNTIME_UID, "seccompProfile": {"type": "RuntimeDefault"}},
+        "nodeSelector": dict(spec.node_selector),
+        "tolerations": [dict(t) for t in spec.tolerations],
+        "imagePullSecrets": [{"name": n} for n in spec.image_pull_secrets],
+        "enableServiceLinks": False,
+    }
+    if spec.priority_class_name:
+        pod_spec["priorityClassName"] = spec.priority_class_name
+    if spec.runtime_class_name:
+        pod_spec["runtimeClassName"] = spec.runtime_class_name
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata(deployment_name(pool), namespace, child_labels(pool, "runtime")),
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": selector_labels(pool)},
+            # Surge, never reduce: a rollout must not cut live streams below the current capacity.
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "template": {"metadata": {"labels": pod_labels, "annotations": annotations}, "spec": pod_spec},
+        },
+    }

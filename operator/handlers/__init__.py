@@ -1,0 +1,1 @@
+"""Handler bodies; ``livedub.operator.main`` registers them with kopf and does nothing else."""

@@ -1,0 +1,74 @@
+"""kopf registration: every ``@kopf.on.*`` of the operator, each delegating to ``handlers/``.
+
+Run with ``kopf run -m livedub.operator.main --all-namespaces`` (the chart's command). Settings come
+from ``LIVEDUB_OPERATOR_*`` and are read once, at import, so a bad value stops the operator before
+it touches the cluster.
+"""
+
+import logging
+import random
+from typing import Any
+
+import kopf
+from livedub.operator import client as api
+from livedub.operator.constants import GROUP, POOL_PLURAL, VERSION, VOICE_PLURAL
+from livedub.operator.handlers import handle_autoscale, handle_pool, handle_voice
+from livedub.operator.settings import load_settings
+
+SETTINGS = load_settings()
+# Pools whose ticks run at least this far apart see `usedBy` refreshed on their voices.
+VOICE_USAGE_INTERVAL_S = 60.0
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    # Peering: replicas of the operator pause all but the highest-priority one. A random priority
+    # per process makes "highest" unique (kopf's documented way to run it highly available).
+    settings.peering.name = SETTINGS.peering_name
+    settings.peering.priority = (
+        SETTINGS.peering_priority if SETTINGS.peering_priority is not None else random.randint(1, 32767)
+    )
+    settings.peering.mandatory = False
+    settings.watching.server_timeout = SETTINGS.watch_timeout_s
+    settings.posting.level = logging.INFO  # Events for info and up; debug noise stays in logs
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
+
+
+@kopf.on.login()
+async def login(**_: Any) -> kopf.ConnectionInfo:
+    # One credential source for kopf and for our client (kopf would otherwise piggyback on
+    # kubernetes_asyncio with KUBECONFIG as it was at import). kopf calls this again on a 401,
+    # so re-reading picks up rotated service-account or exec-plugin tokens.
+    return api.connection_info(await api.load_configuration(reload=True))
+
+
+@kopf.on.create(GROUP, VERSION, POOL_PLURAL)
+@kopf.on.update(GROUP, VERSION, POOL_PLURAL)
+@kopf.on.resume(GROUP, VERSION, POOL_PLURAL)
+async def pool_reconcile(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+    await handle_pool.reconcile_pool(body, patch)
+
+
+@kopf.timer(GROUP, VERSION, POOL_PLURAL, interval=SETTINGS.autoscale_interval_s, sharp=True)
+async def pool_tick(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    await handle_autoscale.tick(body, patch, memo, SETTINGS)
+
+
+@kopf.on.create(GROUP, VERSION, VOICE_PLURAL)
+@kopf.on.update(GROUP, VERSION, VOICE_PLURAL)
+@kopf.on.resume(GROUP, VERSION, VOICE_PLURAL)
+async def voice_changed(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+    await handle_voice.voice_changed(body, patch)
+
+
+@kopf.on.event(GROUP, VERSION, VOICE_PLURAL)
+async def voice_event(type: str, name: str, namespace: str | None, **_: Any) -> None:
+    if type == "DELETED" and namespace:
+        await handle_voice.voice_deleted(name, namespace)
+
+
+@kopf.timer(GROUP, VERSION, VOICE_PLURAL, interval=VOICE_USAGE_INTERVAL_S, initial_delay=5)
+async def voice_usage(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+    await handle_voice.refresh_usage(body, patch)

@@ -1,0 +1,32 @@
+"""Operator settings: one object, one env prefix (``LIVEDUB_OPERATOR_``), read once at start-up.
+
+Invalid values fail at import of the registration module with pydantic's message, before kopf
+starts watching anything.
+"""
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class OperatorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LIVEDUB_OPERATOR_", frozen=True)
+
+    autoscale_interval_s: float = Field(
+        15.0, gt=0, description="Seconds between autoscaler ticks per pool (scrape + decide + status)."
+    )
+    scrape_timeout_s: float = Field(
+        2.0, gt=0, description="Per-pod /metrics timeout; a slow pod counts as unreachable, not as idle."
+    )
+    scrape_concurrency: int = Field(16, ge=1, description="Most pods scraped at once per pool.")
+    peering_name: str = Field("livedub-operator", description="kopf peering object shared by replicas.")
+    peering_priority: int | None = Field(
+        None,
+        description="kopf peering priority; unset picks a random one so exactly one replica is active.",
+    )
+    watch_timeout_s: int = Field(
+        300, ge=10, description="Server-side watch timeout; bounded so dead connections get noticed."
+    )
+
+
+def load_settings() -> OperatorSettings:
+    return OperatorSettings()  # type: ignore[call-arg]  # values come from the environment
