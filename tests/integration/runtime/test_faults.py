@@ -1,0 +1,132 @@
+"""Engine faults stay inside one fragment: typed error, the stream goes on, nothing leaks.
+
+The faults are injected by thin wrappers built on the real stage interfaces, around the real
+engines (a fault is a boundary we cannot otherwise provoke); what is tested is the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+
+import numpy as np
+import pytest
+from support.data import fleurs
+
+from livedub.runtime.engines.base import (
+    ASR_SAMPLE_RATE,
+    Engines,
+    Speech,
+    SpeechRecognizer,
+    Synthesizer,
+    Transcript,
+    TranslationOptions,
+    Translator,
+)
+from livedub.runtime.server.keys import SERVICE_KEY
+
+pytestmark = pytest.mark.slow
+
+
+class Fault:
+    """Fails the first ``times`` calls with ``effect`` (an exception instance, or "hang")."""
+
+    def __init__(self, effect: BaseException | str, times: int = 1, hang_s: float = 2.0) -> None:
+        self.effect, self.left, self.hang_s = effect, times, hang_s
+
+    def maybe_fail(self) -> None:
+        if self.left <= 0:
+            return
+        self.left -= 1
+        if self.effect == "hang":
+            time.sleep(self.hang_s)
+            return
+        assert isinstance(self.effect, BaseException)
+        raise self.effect
+
+
+class FaultyASR(SpeechRecognizer):
+    def __init__(self, inner: SpeechRecognizer, fault: Fault) -> None:
+        self.inner, self.fault, self.name = inner, fault, inner.name
+
+    @property
+    def languages(self) -> frozenset[str]:
+        return self.inner.languages
+
+    def transcribe(self, audio, *, language, prompt=None) -> Transcript:
+        self.fault.maybe_fail()
+        return self.inner.transcribe(audio, language=language, prompt=prompt)
+
+
+class FaultyMT(Translator):
+    def __init__(self, inner: Translator, fault: Fault) -> None:
+        self.inner, self.fault, self.name = inner, fault, inner.name
+
+    def supports(self, source: str, target: str) -> bool:
+        return self.inner.supports(source, target)
+
+    @property
+    def pairs(self) -> frozenset[tuple[str, str]]:
+        return self.inner.pairs
+
+    def translate(self, text, *, source, target, context=None, options: TranslationOptions | None = None) -> str:
+        self.fault.maybe_fail()
+        return self.inner.translate(text, source=source, target=target, context=context, options=options)
+
+
+class FaultyTTS(Synthesizer):
+    def __init__(self, inner: Synthesizer, fault: Fault) -> None:
+        self.inner, self.fault, self.name = inner, fault, inner.name
+
+    @property
+    def languages(self) -> frozenset[str]:
+        return self.inner.languages
+
+    def synthesize(self, text, *, language, voice=None, speed=1.0) -> Speech:
+        self.fault.maybe_fail()
+        return self.inner.synthesize(text, language=language, voice=voice, speed=speed)
+
+
+@pytest.fixture
+def speech(shared_data) -> np.ndarray:
+    audio, _ = fleurs("fleurs-en-005")
+    return audio[: 3 * ASR_SAMPLE_RATE]
+
+
+@pytest.mark.parametrize(
+    ("stage", "effect", "code", "retryable"),
+    [
+        ("asr", RuntimeError("decoder exploded"), "INTERNAL", False),
+        ("translation", MemoryError(), "INTERNAL", True),
+        ("tts", RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"), "INTERNAL", True),
+        ("tts", "hang", "TIMEOUT", True),
+    ],
+)
+async def test_engine_fault_fails_one_fragment_and_the_stream_continues(
+    make_server, engines, speech, stage, effect, code, retryable
+):
+    fault = Fault(effect)
+    wrapped = {
+        "asr": lambda: dataclasses.replace(engines, asr=FaultyASR(engines.asr, fault)),
+        "translation": lambda: dataclasses.replace(engines, translator=FaultyMT(engines.translator, fault)),
+        "tts": lambda: dataclasses.replace(engines, tts=FaultyTTS(engines.tts, fault)),
+    }[stage]()
+    server = await make_server(engines_override=wrapped, tts_timeout_ms=1000)
+    client = await server.connect()
+    await client.init()
+    await client.send("broken", 0, speech)
+    await client.send("fine", 1, speech)
+    first, second = await client.processed(2, timeout=120)
+    assert first["status"] == "failed"
+    assert first["error"]["stage"] == stage
+    assert first["error"]["code"] == code and first["error"]["retryable"] is retryable
+    assert second["status"] in ("success", "partial")
+    service = server.app[SERVICE_KEY]
+    for _ in range(100):
+        if service.inflight_total == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert service.inflight_total == 0
+    assert service.metrics.inflight._value.get() == 0
+    assert isinstance(wrapped, Engines)

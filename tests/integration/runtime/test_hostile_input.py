@@ -1,0 +1,177 @@
+"""Property-based: whatever a client sends, the server answers with the documented error and lives.
+
+Hypothesis generates every client event with wrong types, missing and unknown fields, broken base64,
+odd PCM byte counts, NaN and huge numbers, unicode ids, and events out of order. The server and a
+python-socketio client run in a background event loop for the whole module (hypothesis drives
+synchronous examples); after every example the server must still be healthy, and at the end a
+well-behaved stream on the same server must still dub normally.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+import socketio
+from aiohttp import web
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from livedub.runtime.config import Settings
+from livedub.runtime.server.app import create_app
+from livedub.runtime.server.keys import SERVICE_KEY
+
+pytestmark = pytest.mark.slow
+
+ERROR_CODES = {"INVALID_PAYLOAD", "INVALID_AUDIO", "STREAM_NOT_INITIALIZED", "UNSUPPORTED_LANGUAGE",
+               "INVALID_VOICE_PROFILE", "LIMIT_EXCEEDED", "STREAM_PAUSED", "STREAM_ENDED"}
+
+junk = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70), st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=40), st.binary(max_size=64), st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+)
+audio_values = st.one_of(
+    junk,
+    st.binary(max_size=97),  # odd and even byte counts as a binary attachment
+    st.binary(max_size=97).map(lambda b: base64.b64encode(b).decode()),
+    st.binary(max_size=40).map(lambda b: base64.b64encode(b).decode()[:-1]),  # truncated base64
+    st.just(""),
+)
+ids = st.one_of(st.text(min_size=0, max_size=140), junk)
+fragment_payloads = st.fixed_dictionaries(
+    {},
+    optional={
+        "fragment_id": ids, "stream_id": ids, "sequence_number": st.one_of(st.integers(-5, 2**60), junk),
+        "timestamp": junk, "audio": audio_values, "sample_rate": st.one_of(st.sampled_from([8000, 16000, 0, -1, 10**9]), junk),
+        "channels": st.one_of(st.integers(-1, 10), junk), "format": st.one_of(st.sampled_from(["pcm_s16le", "wav", "m4a", "xyz"]), junk),
+        "duration_ms": junk, "unknown_field": junk,
+    },
+)
+init_payloads = st.one_of(
+    junk,
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "source_language": st.one_of(st.sampled_from(["en", "es", "zz", "EN", ""]), junk),
+            "target_language": st.one_of(st.sampled_from(["es", "fr", "xx"]), junk),
+            "voice_profile": st.one_of(st.text(max_size=20), junk), "sample_rate_hz": junk, "channels": junk,
+            "format": junk, "chunk_duration_ms": junk, "stream_id": ids, "extra": junk,
+        },
+    ),
+)
+events = st.one_of(
+    st.tuples(st.just("fragment:data"), st.one_of(fragment_payloads, junk)),
+    st.tuples(st.just("stream:init"), init_payloads),
+    st.tuples(st.sampled_from(["stream:pause", "stream:resume", "stream:end"]), st.one_of(junk, st.fixed_dictionaries({"stream_id": ids}))),
+    st.tuples(st.text(min_size=1, max_size=20).filter(lambda e: e not in ("connect", "disconnect", "message")), junk),
+)
+
+
+class Harness:
+    """A server and a client on a private event loop thread."""
+
+    def __init__(self, engines: Any) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.engines = engines
+        self.received: list[tuple[str, Any]] = []
+        self.run(self._start())
+
+    def run(self, coro: Any, timeout: float = 60) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    async def _start(self) -> None:
+        self.app = create_app(Settings(_env_file=None, max_streams_per_connection=64), engines=self.engines)
+        self.runner = web.AppRunner(self.app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+        self.client = socketio.AsyncClient(reconnection=False)
+        for name in ("fragment:ack", "fragment:processed", "error", "stream:ready", "stream:complete", "stream:state", "backpressure"):
+            self.client.on(name, lambda data, _n=name: self.received.append((_n, data)))
+        await self.client.connect(self.url, headers={"X-Stream-ID": "fuzz"}, transports=["websocket"])
+
+    async def call(self, event: str, payload: Any) -> Any:
+        # ``call`` waits for the handler's acknowledgement: every handler must answer.
+        return await self.client.call(event, payload, timeout=30)
+
+    async def _stop(self) -> None:
+        await self.client.disconnect()
+        await self.runner.cleanup()
+
+    def close(self) -> None:
+        self.run(self._stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def harness(engines) -> Iterator[Harness]:
+    h = Harness(engines)
+    yield h
+    h.close()
+
+
+def _settle(h: Harness) -> None:
+    service = h.app[SERVICE_KEY]
+
+    async def wait() -> None:
+        for _ in range(400):
+            if service.inflight_total == 0:
+                return
+            await asyncio.sleep(0.025)
+        raise AssertionError("fragments stuck in flight")
+
+    h.run(wait())
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(event=events)
+def test_any_event_gets_an_answer_and_the_server_survives(harness: Harness, event: tuple[str, Any]) -> None:
+    name, payload = event
+    before = len(harness.received)
+    try:
+        answer = harness.run(harness.call(name, payload))
+    except socketio.exceptions.BadNamespaceError:
+        pytest.fail("the server dropped the connection")
+    assert answer is None or isinstance(answer, dict)
+    if isinstance(answer, dict) and answer.get("status") in ("error", "rejected"):
+        assert answer["error"]["code"] in ERROR_CODES | {"BACKPRESSURE_EXCEEDED", "SHUTTING_DOWN"}
+        assert isinstance(answer["error"]["retryable"], bool)
+    _settle(harness)
+    if name == "fragment:data" and isinstance(payload, dict):
+        fid = payload.get("fragment_id")
+        if isinstance(fid, str) and 0 < len(fid.strip()) <= 128 and answer and answer.get("status") != "duplicate":
+            new = harness.received[before:]
+            # Valid payloads have their ids whitespace-stripped; rejected ones are echoed as sent.
+            assert any(n == "fragment:processed" and d.get("fragment_id") in (fid, fid.strip()) for n, d in new), new
+    assert harness.client.connected
+
+
+def test_a_normal_stream_still_dubs_after_the_fuzzing(harness: Harness, shared_data) -> None:
+    from support.data import fleurs
+
+    audio, _ = fleurs("fleurs-en-006")
+    pcm = (audio[: 4 * 16000] * 32767).astype("<i2").tobytes()
+
+    async def scenario() -> dict[str, Any]:
+        client = socketio.AsyncClient(reconnection=False)
+        done: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        client.on("fragment:processed", lambda d: done.done() or done.set_result(d))
+        await client.connect(harness.url, headers={"X-Stream-ID": "clean"}, transports=["websocket"])
+        await client.call("stream:init", {"source_language": "en", "target_language": "es"}, timeout=30)
+        await client.emit("fragment:data", {"fragment_id": "ok", "sequence_number": 0, "audio": pcm})
+        result = await asyncio.wait_for(done, 120)
+        await client.disconnect()
+        return result
+
+    result = harness.run(scenario(), timeout=180)
+    assert result["status"] in ("success", "partial") and result["transcript"]
+    assert np.frombuffer(result["dubbed_audio"], dtype="<i2").size == 4 * 16000
