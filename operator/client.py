@@ -28,8 +28,9 @@ class Kind:
     prefix: str
     plural: str
 
-    def path(self, namespace: str, name: str | None = None, subresource: str | None = None) -> str:
-        parts = [self.prefix, "namespaces", namespace, self.plural]
+    def path(self, namespace: str | None, name: str | None = None, subresource: str | None = None) -> str:
+        # namespace None: a cluster-scoped resource (the kopf peering object).
+        parts = [self.prefix, *(["namespaces", namespace] if namespace else []), self.plural]
         parts += [p for p in (name, subresource) if p]
         return "/".join(parts)
 
@@ -41,6 +42,7 @@ PODS = Kind("/api/v1", "pods")
 PDBS = Kind("/apis/policy/v1", "poddisruptionbudgets")
 POOLS = Kind("/apis/dubbing.livedub.io/v1alpha1", "dubbingpools")
 VOICES = Kind("/apis/dubbing.livedub.io/v1alpha1", "voiceprofiles")
+CLUSTER_PEERINGS = Kind("/apis/kopf.dev/v1", "clusterkopfpeerings")
 
 _configuration: k8s.Configuration | None = None
 
@@ -66,7 +68,7 @@ def connection_info(conf: k8s.Configuration) -> kopf.ConnectionInfo:
     auth = keys.get("BearerToken") or keys.get("authorization")
     scheme, token = auth.split(" ", 1) if auth and " " in auth else ("Bearer", auth)
     return kopf.ConnectionInfo(
-        server=conf.host,
+        server=str(conf.host),
         ca_path=conf.ssl_ca_cert,
         insecure=not conf.verify_ssl,
         scheme=scheme if token else None,
@@ -116,7 +118,7 @@ class Client:
         result = await self._call("GET", kind.path(namespace), query=query)
         return list(result.get("items") or [])
 
-    async def create(self, kind: Kind, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def create(self, kind: Kind, namespace: str | None, body: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = await self._call("POST", kind.path(namespace), body=body)
         return result
 

@@ -12,6 +12,7 @@ from typing import Any
 import kopf
 from livedub.operator import client as api
 from livedub.operator.constants import GROUP, POOL_PLURAL, VERSION, VOICE_PLURAL
+from livedub.operator.errors import KubernetesApiError
 from livedub.operator.handlers import handle_autoscale, handle_pool, handle_voice
 from livedub.operator.settings import load_settings
 
@@ -22,18 +23,33 @@ VOICE_USAGE_INTERVAL_S = 60.0
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-    # Peering: replicas of the operator pause all but the highest-priority one. A random priority
-    # per process makes "highest" unique (kopf's documented way to run it highly available).
-    settings.peering.name = SETTINGS.peering_name
+    # Peering (`--peering NAME`, the chart's default): replicas pause all but the highest-priority
+    # one. A random priority per process makes "highest" unique, kopf's documented way to run
+    # more than one replica safely.
     settings.peering.priority = (
         SETTINGS.peering_priority if SETTINGS.peering_priority is not None else random.randint(1, 32767)
     )
-    settings.peering.mandatory = False
     settings.watching.server_timeout = SETTINGS.watch_timeout_s
     settings.posting.level = logging.INFO  # Events for info and up; debug noise stays in logs
     settings.persistence.finalizer = f"{GROUP}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
+    if settings.peering.mandatory and not settings.peering.standalone:
+        await ensure_peering(settings.peering.name)
+
+
+async def ensure_peering(name: str) -> None:
+    """Create the ClusterKopfPeering object replicas meet in (kopf does not create it itself)."""
+    async with api.connect() as client:
+        try:
+            body = {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": name}}
+            await client.create(api.CLUSTER_PEERINGS, None, body)
+        except KubernetesApiError as exc:
+            if exc.status == 404:
+                message = "kopf.dev CRDs are missing: install the chart with crds.enabled=true"
+                raise kopf.PermanentError(message) from exc
+            if exc.status != 409:  # 409: it exists (another replica, or an earlier run)
+                raise
 
 
 @kopf.on.login()
@@ -41,7 +57,8 @@ async def login(**_: Any) -> kopf.ConnectionInfo:
     # One credential source for kopf and for our client (kopf would otherwise piggyback on
     # kubernetes_asyncio with KUBECONFIG as it was at import). kopf calls this again on a 401,
     # so re-reading picks up rotated service-account or exec-plugin tokens.
-    return api.connection_info(await api.load_configuration(reload=True))
+    info: kopf.ConnectionInfo = api.connection_info(await api.load_configuration(reload=True))
+    return info
 
 
 @kopf.on.create(GROUP, VERSION, POOL_PLURAL)

@@ -18,7 +18,6 @@ class OperatorSettings(BaseSettings):
         2.0, gt=0, description="Per-pod /metrics timeout; a slow pod counts as unreachable, not as idle."
     )
     scrape_concurrency: int = Field(16, ge=1, description="Most pods scraped at once per pool.")
-    peering_name: str = Field("livedub-operator", description="kopf peering object shared by replicas.")
     peering_priority: int | None = Field(
         None,
         description="kopf peering priority; unset picks a random one so exactly one replica is active.",

@@ -25,7 +25,7 @@ from typing import Any
 
 import jsonpatch
 import kmock
-from kmock._internal import aiobus, dicts, enums, rendering  # noqa: PLC2701  # no public equivalents
+from kmock._internal import aiobus, dicts, enums, rendering  # no public equivalents
 
 
 class _LoggedBus(aiobus.Bus[Any]):
@@ -199,7 +199,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
             response.set_status(status)
         return response
 
-    # -- reads (kmock's fallbacks call these by name) ----------------------------------------------------------------------------------
+    # -- reads (kmock's fallbacks call these by name) ----------------------------------------
 
     def _matching(self, request: rendering.Request) -> list[dict[str, Any]]:
         selector = request.params.get("labelSelector")

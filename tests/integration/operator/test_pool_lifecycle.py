@@ -3,7 +3,7 @@ reported, and gone with the pool. Real kopf against the emulated API."""
 
 from typing import Any
 
-from conftest import Cluster, wait_for
+from kopf_harness import Cluster, wait_for
 
 API = "dubbing.livedub.io/v1alpha1"
 

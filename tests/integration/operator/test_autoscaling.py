@@ -1,0 +1,128 @@
+"""The autoscaler end to end: real kopf, the emulated API, and loopback HTTP servers standing in for
+each runtime pod's /metrics (pods point at them through their Prometheus port annotation).
+
+There is no Deployment controller here, so the test plays it: ``sync_pods`` makes the pod objects
+match the Deployment's replicas, each pod backed by its own metrics server.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+from kopf_harness import Cluster, MetricsPod, wait_for
+
+API = "dubbing.livedub.io/v1alpha1"
+SELECTOR = "app.kubernetes.io/instance=news,app.kubernetes.io/name=livedub-runtime"
+
+
+def scaling_pool(**autoscaling: Any) -> dict[str, Any]:
+    policy = {"targetInFlightPerPod": 2, "scaleUpCooldownSeconds": 0, "scaleDownCooldownSeconds": 1,
+              "tolerance": 0.1, **autoscaling}
+    return {"apiVersion": API, "kind": "DubbingPool", "metadata": {"name": "news"},
+            "spec": {"minReplicas": 1, "maxReplicas": 4, "autoscaling": policy}}
+
+
+class FakeDeploymentController:
+    def __init__(self, cluster: Cluster, start_metrics: Callable[[], MetricsPod]) -> None:
+        self.cluster = cluster
+        self.start_metrics = start_metrics
+        self.pods: dict[str, MetricsPod] = {}
+
+    def sync(self) -> list[MetricsPod]:
+        """Create or delete pod objects until they match the Deployment's replicas."""
+        dep = self.cluster.get("deployments", "news")
+        assert dep is not None
+        want = dep["spec"]["replicas"]
+        while len(self.pods) < want:
+            name = f"news-{len(self.pods)}"
+            metrics = self.start_metrics()
+            self.cluster.create("pods", {
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": name, "labels": {
+                    "app.kubernetes.io/name": "livedub-runtime", "app.kubernetes.io/instance": "news"},
+                    "annotations": {"prometheus.io/port": str(metrics.port)}},
+                "spec": {"containers": [{"name": "runtime", "image": "x"}]},
+            })
+            self.cluster.patch("pods", name, {"status": {
+                "phase": "Running", "podIP": "127.0.0.1",
+                "conditions": [{"type": "Ready", "status": "True"}]}}, sub="status")
+            self.pods[name] = metrics
+        while len(self.pods) > want:
+            name = sorted(self.pods)[-1]
+            self.cluster.delete("pods", name)
+            self.pods.pop(name)
+        ready = len(self.pods)
+        self.cluster.patch("deployments", "news", {"status": {"replicas": ready, "readyReplicas": ready}},
+                           sub="status")
+        return list(self.pods.values())
+
+
+def replicas(cluster: Cluster) -> int:
+    dep = cluster.get("deployments", "news")
+    return -1 if dep is None else int(dep["spec"]["replicas"])
+
+
+def last_scaling(cluster: Cluster) -> dict[str, Any]:
+    return dict((cluster.get("pools", "news") or {}).get("status", {}).get("lastScaling") or {})
+
+
+def test_load_scales_up_then_idle_scales_down_after_cooldown(
+    cluster: Cluster, operator: Any, metrics_pods: Callable[[], MetricsPod]
+) -> None:
+    cluster.create("pools", scaling_pool())
+    wait_for(lambda: replicas(cluster) == 1, what="Deployment at minReplicas")
+    controller = FakeDeploymentController(cluster, metrics_pods)
+    (first,) = controller.sync()
+
+    first.in_flight, first.queue_depth = 5, 2  # 7 fragments for a target of 2 per pod -> 4 pods
+    wait_for(lambda: replicas(cluster) == 4, what="scale-up to 4")
+    decision = last_scaling(cluster)
+    assert decision["action"] == "up" and decision["fromReplicas"] == 1 and decision["toReplicas"] == 4
+    assert decision["inFlight"] == 5 and decision["queueDepth"] == 2 and decision["podsScraped"] == 1
+    pods = controller.sync()
+    wait_for(lambda: cluster.get("pools", "news")["status"]["readyReplicas"] == 4,  # type: ignore[index]
+             what="status shows 4 ready")
+
+    for pod in pods:
+        pod.in_flight, pod.queue_depth = 0, 0
+    # One pod per decision (scaleDownStep 1), each after the 1 s cooldown: 4 -> 3 -> 2 -> 1.
+    seen = set()
+    for expected in (3, 2, 1):
+        wait_for(lambda e=expected: replicas(cluster) == e, what=f"scale-down to {expected}")  # type: ignore[misc]
+        seen.add(replicas(cluster))
+        controller.sync()
+    assert seen == {3, 2, 1}
+    assert last_scaling(cluster)["action"] in ("down", "hold")
+    wait_for(lambda: last_scaling(cluster).get("code") == "AtMinReplicas", what="holds at minReplicas")
+
+    reasons = {e.get("reason") for e in cluster.list("events")}
+    assert {"ScaledUp", "ScaledDown", "AtMinReplicas"} <= reasons
+    pool = cluster.get("pools", "news")
+    assert pool is not None
+    scaling = next(c for c in pool["status"]["conditions"] if c["type"] == "Scaling")
+    assert scaling["status"] == "False"
+
+
+def test_unreachable_pod_blocks_scale_down_and_backpressure_scales_up(
+    cluster: Cluster, operator: Any, metrics_pods: Callable[[], MetricsPod]
+) -> None:
+    spec = scaling_pool(scaleDownCooldownSeconds=0)
+    spec["spec"]["minReplicas"] = 2
+    cluster.create("pools", spec)
+    wait_for(lambda: replicas(cluster) == 2, what="Deployment at minReplicas")
+    controller = FakeDeploymentController(cluster, metrics_pods)
+    a, _ = controller.sync()
+
+    # Backpressure at or above "high" since the previous scrape forces one more pod even at low load.
+    a.backpressure = {"high": 0}
+    wait_for(lambda: last_scaling(cluster).get("podsScraped") == 2, what="first scrape")
+    a.backpressure = {"high": 3, "low": 10}
+    wait_for(lambda: replicas(cluster) == 3, what="backpressure scale-up")
+    assert "3 backpressure events" in last_scaling(cluster)["reason"]
+    (_, _, c) = controller.sync()
+
+    # Idle, but one pod stops answering: the pool must not shrink while it cannot see that pod.
+    c.alive = False
+    wait_for(lambda: last_scaling(cluster).get("code") == "PodsUnreachable", what="unreachable hold")
+    assert replicas(cluster) == 3
+    c.alive = True
+    wait_for(lambda: replicas(cluster) == 2, what="scale-down once every pod answers")
