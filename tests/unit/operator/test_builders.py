@@ -1,0 +1,131 @@
+"""Builders: spec in, manifest out. Every manifest also passes kubernetes-validate --strict, so a
+typo in a field name fails here, not on a cluster."""
+
+import json
+from typing import Any
+
+import kubernetes_validate
+import pytest
+from livedub.operator.builders.common import label_selector_string, selector_labels
+from livedub.operator.builders.deployment import build_deployment
+from livedub.operator.builders.service import build_pdb, build_service
+from livedub.operator.builders.voices import (
+    FETCHED_DIR,
+    MOUNTED_DIR,
+    Voice,
+    build_voices_configmap,
+    voices_hash,
+)
+from livedub.operator.spec import PoolSpec, parse_pool_spec, parse_voice_spec
+
+K8S_VERSION = "1.30.0"
+
+
+def strict(manifest: dict[str, Any]) -> None:
+    kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
+
+
+def voices() -> list[Voice]:
+    return [
+        Voice("ana", parse_voice_spec({"language": "es", "gender": "female", "referenceAudio": {
+            "configMapKeyRef": {"name": "audio", "key": "ana.wav"}}})),
+        Voice("bob", parse_voice_spec({"language": "fr", "gender": "male", "referenceAudio": {
+            "url": "https://example.com/bob.wav"}})),
+        Voice("cy", parse_voice_spec({"language": "es", "gender": "neutral", "referenceAudio": {
+            "secretKeyRef": {"name": "private", "key": "cy"}}})),
+        Voice("dee", parse_voice_spec({"language": "es", "gender": "female"})),
+    ]
+
+
+FULL = parse_pool_spec({
+    "image": "registry.example/livedub:1", "mt": {"engine": "deepl", "deeplSecretRef": {"name": "deepl"}},
+    "resources": {"gpu": 2, "cpu": "8", "memory": "32Gi"}, "nodeSelector": {"gpu": "a100"},
+    "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+    "priorityClassName": "live", "runtimeClassName": "nvidia", "imagePullSecrets": ["regcred"],
+    "authTokensSecretRef": {"name": "workers"}, "modelCache": {"claimName": "models"},
+    "runtime": {"maxInflight": 8, "drainTimeoutSeconds": 60, "logLevel": "DEBUG"},
+    "env": [{"name": "LOG_FORMAT", "value": "console"}, {"name": "EXTRA", "value": "1"}],
+    "service": {"type": "LoadBalancer", "annotations": {"a": "b"}},
+})
+
+
+def env_of(dep: dict[str, Any]) -> dict[str, Any]:
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+
+@pytest.mark.parametrize("spec", [PoolSpec(), FULL], ids=["defaults", "full"])
+def test_deployment_is_strictly_valid(spec: PoolSpec) -> None:
+    strict(build_deployment("news", "ns", spec, voices(), 2))
+
+
+def test_deployment_wiring() -> None:
+    dep = build_deployment("news", "ns", FULL, voices(), 3)
+    pod = dep["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert dep["spec"]["replicas"] == 3
+    assert dep["spec"]["selector"]["matchLabels"] == selector_labels("news")
+    assert container["command"] == ["livedub", "serve", "--host", "0.0.0.0", "--port", "8000"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health"
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "2"
+    # Grace covers preStop (5) + the runtime's drain (60) + margin.
+    assert pod["terminationGracePeriodSeconds"] == 75
+    env = env_of(dep)
+    assert env["DRAIN_TIMEOUT_S"] == "60"
+    assert env["DEEPL_AUTH_KEY"] == {"secretKeyRef": {"name": "deepl", "key": "auth-key"}}
+    assert env["AUTH_TOKENS_FILE"] == "/etc/livedub/auth/tokens"
+    assert env["VOICES_FILE"] == "/etc/livedub/voices/voices.json"
+    assert env["MAX_INFLIGHT"] == "8"
+    assert env["LOG_FORMAT"] == "console" and env["EXTRA"] == "1"  # user env wins
+    annotations = dep["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == "8000"
+    assert annotations["dubbing.livedub.io/voices-hash"] == voices_hash(voices())
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    assert container["securityContext"]["runAsNonRoot"] is True
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["model-cache"] == {"name": "model-cache", "persistentVolumeClaim": {"claimName": "models"}}
+    sources = volumes["reference-audio"]["projected"]["sources"]
+    assert {"configMap": {"name": "audio", "items": [{"key": "ana.wav", "path": "ana.wav"}]}} in sources
+    assert {"secret": {"name": "private", "items": [{"key": "cy", "path": "cy.wav"}]}} in sources
+    (fetch,) = pod["initContainers"]
+    assert fetch["args"] == [f"{FETCHED_DIR}/bob.wav", "https://example.com/bob.wav"]
+
+
+def test_cpu_pool_requests_no_gpu_and_has_no_init_containers() -> None:
+    dep = build_deployment("dev", "ns", parse_pool_spec({"resources": {"gpu": 0}}), [], 1)
+    pod = dep["spec"]["template"]["spec"]
+    assert "nvidia.com/gpu" not in pod["containers"][0]["resources"]["limits"]
+    assert pod["initContainers"] == []
+    assert all(v["name"] != "reference-audio" for v in pod["volumes"])
+
+
+def test_voices_configmap() -> None:
+    cm = build_voices_configmap("news", "ns", voices())
+    strict(cm)
+    doc = json.loads(cm["data"]["voices.json"])
+    assert doc["ana"] == {"language": "es", "gender": "female", "reference_audio": f"{MOUNTED_DIR}/ana.wav"}
+    assert doc["bob"]["reference_audio"] == f"{FETCHED_DIR}/bob.wav"
+    assert doc["dee"] == {"language": "es", "gender": "female"}
+    # Order of input does not change the bytes (and so does not roll the pods).
+    assert build_voices_configmap("news", "ns", voices()[::-1]) == cm
+
+
+def test_service_and_pdb() -> None:
+    svc = build_service("news", "ns", FULL)
+    strict(svc)
+    assert svc["spec"]["type"] == "LoadBalancer"
+    assert svc["spec"]["sessionAffinity"] == "ClientIP"
+    assert svc["metadata"]["annotations"] == {"a": "b"}
+    no_affinity = build_service("news", "ns", parse_pool_spec({"service": {"sessionAffinity": "None"}}))
+    assert "sessionAffinityConfig" not in no_affinity["spec"]
+    pdb = build_pdb("news", "ns", PoolSpec())
+    assert pdb is not None
+    strict(pdb)
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert build_pdb("news", "ns", parse_pool_spec({"podDisruptionBudget": {"enabled": False}})) is None
+
+
+def test_selector_string_matches_labels() -> None:
+    expected = "app.kubernetes.io/instance=news,app.kubernetes.io/name=livedub-runtime"
+    assert label_selector_string("news") == expected
