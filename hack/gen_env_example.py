@@ -9,9 +9,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-from pydantic import SecretStr
-
 from livedub.runtime.config import Settings
+from pydantic import SecretStr
 
 HEADER = """\
 # livedub runtime configuration. Copy to .env and edit; every variable is optional.

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import aiohttp
 import numpy as np
-
 from livedub.runtime.client.dub import load_audio, split
 from livedub.runtime.client.load import run_load
 

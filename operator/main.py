@@ -34,7 +34,9 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.finalizer = f"{GROUP}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
-    if settings.peering.mandatory and not settings.peering.standalone:
+    # Namespaced operators (--namespace) meet in a KopfPeering per namespace, which the admin
+    # creates (docs/operator.md); the cluster-wide one is ours to create.
+    if settings.peering.mandatory and settings.peering.clusterwide and not settings.peering.standalone:
         await ensure_peering(settings.peering.name)
 
 
