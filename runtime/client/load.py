@@ -55,6 +55,7 @@ async def run_load(
     fragment_s: float = 6.0,
     token: str | None = None,
     stagger_s: float = 0.0,
+    keep_audio: bool = False,
 ) -> LoadReport:
     """``clips[i]`` is the list of 16 kHz fragments stream ``i`` sends."""
     started = time.perf_counter()
@@ -74,7 +75,9 @@ async def run_load(
         violations += 0 if result["summary"]["in_order"] else 1
         backpressure += sum(1 for e in result["events"] if e["event"] == "backpressure")
         for row in result["fragments"]:
-            row.pop("_audio", None)
+            audio = row.pop("_audio", None)
+            if keep_audio:
+                row["_audio"] = audio
             rows.append({"stream": index, **row})
     processed = [r for r in rows if r.get("status") in ("success", "partial", "failed") and "latency_ms" in r]
     statuses: dict[str, int] = {}
