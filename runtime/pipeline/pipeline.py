@@ -25,6 +25,7 @@ from livedub.runtime.errors import DubbingError, ErrorCode, Stage
 from livedub.runtime.metrics import Metrics
 from livedub.runtime.pipeline.batcher import AsrBatcher
 from livedub.runtime.pipeline.duration import DurationPolicy, Status, fit, trim_silence, variance
+from livedub.runtime.pipeline.prefit import SpeakingRate
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -89,6 +90,7 @@ class DubbingPipeline:
             metrics.asr_model_calls.inc()
             metrics.asr_batch_size.observe(size)
 
+        self.speaking_rate = SpeakingRate()
         self.asr = AsrBatcher(
             engines.asr, executor, window_s=asr_batch_window_s, max_batch=asr_max_batch, on_call=count_call
         )
@@ -167,14 +169,18 @@ class DubbingPipeline:
         if not translation.strip():
             raise DubbingError(ErrorCode.INTERNAL, "translation returned no text", stage=Stage.TRANSLATION)
 
+        tts_name, language = engines.tts.name, job.target_language
+        speed = self.speaking_rate.speed_for(tts_name, language, translation, original_s)
         speech = await self._stage(
             Stage.TTS,
             self.timeouts.tts_s,
-            self._run(lambda: engines.tts.synthesize(translation, language=job.target_language, voice=job.voice)),
+            self._run(lambda: engines.tts.synthesize(translation, language=language, voice=job.voice, speed=speed)),
             timings,
             "tts_ms",
         )
         self.metrics.tts_seconds.observe(timings["tts_ms"] / 1000)
+        voiced_s = len(trim_silence(speech.audio, speech.sample_rate)) / max(1, speech.sample_rate)
+        self.speaking_rate.observe(tts_name, language, translation, voiced_s, speed)
 
         speech_start = transcript.words[0].start if transcript.words else 0.0
         fitted, rate = await self._stage(
@@ -189,7 +195,7 @@ class DubbingPipeline:
         dubbed_s = len(fitted) / audio.sample_rate
         spread = variance(dubbed_s, original_s)
         self.metrics.variance.observe(spread)
-        self.metrics.speed_ratio.observe(rate)
+        self.metrics.speed_ratio.observe(rate * speed)
         return FragmentOutcome(
             status=self.policy.grade(spread),
             audio=fitted,
@@ -199,7 +205,7 @@ class DubbingPipeline:
             original_s=original_s,
             dubbed_s=dubbed_s,
             variance=spread,
-            speed_ratio=rate,
+            speed_ratio=rate * speed,  # total tempo change: native TTS speed times the stretch
             timings_ms=timings,
         )
 

@@ -37,6 +37,8 @@ def voices() -> list[Voice]:
     ]
 
 
+TOKENS = {"authTokensSecretRef": {"name": "workers"}}
+MINIMAL = parse_pool_spec(TOKENS)
 FULL = parse_pool_spec({
     "image": "registry.example/livedub:1", "mt": {"engine": "deepl", "deeplSecretRef": {"name": "deepl"}},
     "resources": {"gpu": 2, "cpu": "8", "memory": "32Gi"}, "nodeSelector": {"gpu": "a100"},
@@ -54,7 +56,7 @@ def env_of(dep: dict[str, Any]) -> dict[str, Any]:
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
 
 
-@pytest.mark.parametrize("spec", [PoolSpec(), FULL], ids=["defaults", "full"])
+@pytest.mark.parametrize("spec", [MINIMAL, FULL], ids=["defaults", "full"])
 def test_deployment_is_strictly_valid(spec: PoolSpec) -> None:
     strict(build_deployment("news", "ns", spec, voices(), 2))
 
@@ -93,7 +95,7 @@ def test_deployment_wiring() -> None:
 
 
 def test_cpu_pool_requests_no_gpu_and_has_no_init_containers() -> None:
-    dep = build_deployment("dev", "ns", parse_pool_spec({"resources": {"gpu": 0}}), [], 1)
+    dep = build_deployment("dev", "ns", parse_pool_spec({"resources": {"gpu": 0}, **TOKENS}), [], 1)
     pod = dep["spec"]["template"]["spec"]
     assert "nvidia.com/gpu" not in pod["containers"][0]["resources"]["limits"]
     assert pod["initContainers"] == []
@@ -117,13 +119,13 @@ def test_service_and_pdb() -> None:
     assert svc["spec"]["type"] == "LoadBalancer"
     assert svc["spec"]["sessionAffinity"] == "ClientIP"
     assert svc["metadata"]["annotations"] == {"a": "b"}
-    no_affinity = build_service("news", "ns", parse_pool_spec({"service": {"sessionAffinity": "None"}}))
+    no_affinity = build_service("news", "ns", parse_pool_spec({"service": {"sessionAffinity": "None"}, **TOKENS}))
     assert "sessionAffinityConfig" not in no_affinity["spec"]
-    pdb = build_pdb("news", "ns", PoolSpec())
+    pdb = build_pdb("news", "ns", MINIMAL)
     assert pdb is not None
     strict(pdb)
     assert pdb["spec"]["maxUnavailable"] == 1
-    assert build_pdb("news", "ns", parse_pool_spec({"podDisruptionBudget": {"enabled": False}})) is None
+    assert build_pdb("news", "ns", parse_pool_spec({"podDisruptionBudget": {"enabled": False}, **TOKENS})) is None
 
 
 def test_selector_string_matches_labels() -> None:

@@ -36,8 +36,12 @@ def test_example_parses_in_operator(path: Path) -> None:
         model.model_validate(doc["spec"])
 
 
+TOKENS = {"authTokensSecretRef": {"name": "workers"}}
+
+
 def pool(**spec: Any) -> dict[str, Any]:
-    return {"apiVersion": c.API_VERSION, "kind": "DubbingPool", "metadata": {"name": "p"}, "spec": spec}
+    return {"apiVersion": c.API_VERSION, "kind": "DubbingPool", "metadata": {"name": "p"},
+            "spec": {**TOKENS, **spec}}
 
 
 def voice(**spec: Any) -> dict[str, Any]:
@@ -47,6 +51,7 @@ def voice(**spec: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("obj", "expected"),
     [
+        ({**pool(), "spec": {}}, "'authTokensSecretRef' is a required property"),
         (pool(minReplicas=5, maxReplicas=2), "minReplicas must be less than or equal to maxReplicas"),
         (pool(replicas=9, maxReplicas=4), "replicas must lie between"),
         (pool(mt={"engine": "deepl"}), "mt.engine deepl needs mt.deeplSecretRef"),
@@ -85,7 +90,7 @@ def _meaningful(value: Any) -> Any:
 
 
 @pytest.mark.parametrize(("kind", "model", "minimal"), [
-    ("DubbingPool", PoolSpec, {}),
+    ("DubbingPool", PoolSpec, TOKENS),
     ("VoiceProfile", VoiceSpec, {"language": "es", "gender": "male"}),
 ])
 def test_operator_defaults_match_crd_defaults(kind: str, model: Any, minimal: dict[str, Any]) -> None:

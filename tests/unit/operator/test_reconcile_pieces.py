@@ -26,14 +26,17 @@ def test_is_subset(desired: Any, actual: Any, same: bool) -> None:
     assert is_subset(desired, actual) is same
 
 
+TOKENS = {"authTokensSecretRef": {"name": "workers"}}
+
+
 def test_replicas_for_keeps_autoscaler_choice_within_bounds() -> None:
-    spec = parse_pool_spec({"minReplicas": 2, "maxReplicas": 5})
+    spec = parse_pool_spec({"minReplicas": 2, "maxReplicas": 5, **TOKENS})
     assert replicas_for(spec, None) == 2
     assert replicas_for(spec, 4) == 4
     assert replicas_for(spec, 9) == 5
     assert replicas_for(spec, 0) == 2
     external = parse_pool_spec({"minReplicas": 1, "maxReplicas": 5, "replicas": 3,
-                                "autoscaling": {"mode": "external"}})
+                                "autoscaling": {"mode": "external"}, **TOKENS})
     assert replicas_for(external, 1) == 3
 
 

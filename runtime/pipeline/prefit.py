@@ -1,0 +1,38 @@
+"""Pre-fit the TTS speaking rate so the time-stretch afterwards stays small.
+
+Engines that take a ``speed`` (Kokoro, XTTS, espeak) speak faster natively with far fewer
+artefacts than a phase vocoder adds afterwards. We learn each (engine, language)'s seconds per
+character from what it has produced (an exponential moving average, normalised to speed 1.0),
+predict how long a translation will take to say, and ask for the speed that fits the fragment.
+Rubber Band then only corrects the prediction error. Until a language has been seen, speed 1.0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: Native speed range asked of TTS engines: beyond it voices degrade faster than stretching does.
+MIN_SPEED, MAX_SPEED = 0.85, 1.35
+_ALPHA = 0.3  # EMA weight of the newest observation: adapts within a few fragments
+
+
+@dataclass
+class SpeakingRate:
+    _seconds_per_char: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    def speed_for(self, engine: str, language: str, text: str, target_s: float) -> float:
+        rate = self._seconds_per_char.get((engine, language))
+        chars = len(text.strip())
+        if rate is None or chars == 0 or target_s <= 0:
+            return 1.0
+        predicted = rate * chars
+        return min(max(predicted / target_s, MIN_SPEED), MAX_SPEED)
+
+    def observe(self, engine: str, language: str, text: str, seconds: float, speed: float) -> None:
+        chars = len(text.strip())
+        if chars == 0 or seconds <= 0:
+            return
+        sample = seconds * speed / chars  # what speed 1.0 would have taken, per character
+        key = (engine, language)
+        previous = self._seconds_per_char.get(key)
+        self._seconds_per_char[key] = sample if previous is None else (1 - _ALPHA) * previous + _ALPHA * sample
