@@ -255,4 +255,4 @@ class FallbackTranslator(Translator):
                 raise
             # The client's retry decision should follow the primary's failure, which caused this.
             log.warning("%s fallback failed too: %s", self.fallback.name, exc.message)
-            raise primary_error from exc
+            raise primary_error from primary_error.__cause__
