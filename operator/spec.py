@@ -117,7 +117,8 @@ class PoolSpec(_Model):
     max_replicas: int = Field(4, ge=1, le=1000)
     autoscaling: Autoscaling = Field(default_factory=lambda: Autoscaling.model_validate({}))
     runtime: RuntimeSpec = Field(default_factory=lambda: RuntimeSpec.model_validate({}))
-    auth_tokens_secret_ref: AuthTokensRef | None = None
+    # Required: the runtime refuses to serve beyond loopback without worker tokens.
+    auth_tokens_secret_ref: AuthTokensRef
     model_cache: ModelCache = Field(default_factory=lambda: ModelCache.model_validate({}))
     voice_profiles: list[str] = Field(default_factory=list)
     env: list[dict[str, Any]] = Field(default_factory=list)

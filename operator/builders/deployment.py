@@ -63,8 +63,8 @@ def _env(spec: PoolSpec) -> list[dict[str, Any]]:
     put("ARTIFACTS_ENABLED", spec.runtime.artifacts_enabled)
     put("DRAIN_TIMEOUT_S", spec.runtime.drain_timeout_seconds)
     put("HF_HOME", f"{MODEL_CACHE_MOUNT}/huggingface")
-    if spec.auth_tokens_secret_ref:
-        put("AUTH_TOKENS_FILE", c.AUTH_TOKENS_FILE)
+    put("AUTH_MODE", "required")
+    put("AUTH_TOKENS_FILE", c.AUTH_TOKENS_FILE)
     # User-supplied env wins over ours: it is the documented escape hatch.
     for item in spec.env:
         env[str(item["name"])] = dict(item)
@@ -97,11 +97,10 @@ def _volumes(pool: str, spec: PoolSpec, voices: list[Voice]) -> tuple[list[Any],
         {"name": "model-cache", "mountPath": MODEL_CACHE_MOUNT},
         {"name": "tmp", "mountPath": "/tmp"},
     ]
-    if spec.auth_tokens_secret_ref:
-        ref = spec.auth_tokens_secret_ref
-        items = [{"key": ref.key, "path": "tokens"}]
-        volumes.append({"name": "auth-tokens", "secret": {"secretName": ref.name, "items": items}})
-        mounts.append({"name": "auth-tokens", "mountPath": "/etc/livedub/auth", "readOnly": True})
+    ref = spec.auth_tokens_secret_ref
+    items = [{"key": ref.key, "path": "tokens"}]
+    volumes.append({"name": "auth-tokens", "secret": {"secretName": ref.name, "items": items}})
+    mounts.append({"name": "auth-tokens", "mountPath": "/etc/livedub/auth", "readOnly": True})
     audio = reference_audio_volumes(voices)
     return volumes + audio, mounts + reference_audio_mounts(audio)
 

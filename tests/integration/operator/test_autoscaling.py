@@ -18,7 +18,8 @@ def scaling_pool(**autoscaling: Any) -> dict[str, Any]:
     policy = {"targetInFlightPerPod": 2, "scaleUpCooldownSeconds": 0, "scaleDownCooldownSeconds": 1,
               "tolerance": 0.1, **autoscaling}
     return {"apiVersion": API, "kind": "DubbingPool", "metadata": {"name": "news"},
-            "spec": {"minReplicas": 1, "maxReplicas": 4, "autoscaling": policy}}
+            "spec": {"minReplicas": 1, "maxReplicas": 4, "autoscaling": policy,
+                     "authTokensSecretRef": {"name": "workers"}}}
 
 
 class FakeDeploymentController:

@@ -9,6 +9,7 @@ API = "dubbing.livedub.io/v1alpha1"
 
 
 def pool(name: str, **spec: Any) -> dict[str, Any]:
+    spec = {"authTokensSecretRef": {"name": "workers"}, **spec}
     return {"apiVersion": API, "kind": "DubbingPool", "metadata": {"name": name}, "spec": spec}
 
 

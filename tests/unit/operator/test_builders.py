@@ -119,13 +119,15 @@ def test_service_and_pdb() -> None:
     assert svc["spec"]["type"] == "LoadBalancer"
     assert svc["spec"]["sessionAffinity"] == "ClientIP"
     assert svc["metadata"]["annotations"] == {"a": "b"}
-    no_affinity = build_service("news", "ns", parse_pool_spec({"service": {"sessionAffinity": "None"}, **TOKENS}))
+    no_affinity_spec = parse_pool_spec({"service": {"sessionAffinity": "None"}, **TOKENS})
+    no_affinity = build_service("news", "ns", no_affinity_spec)
     assert "sessionAffinityConfig" not in no_affinity["spec"]
     pdb = build_pdb("news", "ns", MINIMAL)
     assert pdb is not None
     strict(pdb)
     assert pdb["spec"]["maxUnavailable"] == 1
-    assert build_pdb("news", "ns", parse_pool_spec({"podDisruptionBudget": {"enabled": False}, **TOKENS})) is None
+    no_pdb = parse_pool_spec({"podDisruptionBudget": {"enabled": False}, **TOKENS})
+    assert build_pdb("news", "ns", no_pdb) is None
 
 
 def test_selector_string_matches_labels() -> None:
