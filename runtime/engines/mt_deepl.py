@@ -4,7 +4,7 @@ The ``deepl`` client is synchronous (``requests``) and this class is too: the pi
 :meth:`DeepLTranslator.translate` from a worker thread (base.py), never on the event loop.
 
 Why the client's own retry loop is switched off: ``deepl.http_client`` retries 429/5xx/connection
-errors up to ``max_network_retries`` (default 5) with a 1 s × 1.6ⁿ back-off and a per-attempt timeout
+errors up to ``max_network_retries`` (default 5) with a 1 s * 1.6^n back-off and a per-attempt timeout
 of ``max(time to back-off deadline (~1 s), min_connection_timeout (default 10 s))``. Those are module
 globals (process-wide) and, even when lowered, the first attempt never times out in under ~1 s and the
 whole loop has no overall deadline — one fragment could spend a minute in there while the stage
@@ -57,15 +57,21 @@ FORMALITIES = frozenset({"default", "more", "less", "prefer_more", "prefer_less"
 # Built-in language list (DeepL's published supported languages, late 2025), used only when
 # /v2/languages cannot be read at start-up. Sources are bare codes; targets carry regional variants.
 _STATIC_SOURCES = frozenset(
-    "AR BG CS DA DE EL EN ES ET FI FR HE HU ID IT JA KO LT LV NB NL PL PT RO RU SK SL SV TH TR UK VI ZH".split()
-)
+    {
+        "AR", "BG", "CS", "DA", "DE", "EL", "EN", "ES", "ET", "FI", "FR", "HE", "HU", "ID", "IT", "JA", "KO",
+        "LT", "LV", "NB", "NL", "PL", "PT", "RO", "RU", "SK", "SL", "SV", "TH", "TR", "UK", "VI", "ZH",
+    }
+)  # fmt: skip
 _STATIC_TARGETS = frozenset(
-    (
-        "AR BG CS DA DE EL EN-GB EN-US ES ES-419 ET FI FR HE HU ID IT JA KO LT LV NB NL PL PT-BR PT-PT "
-        "RO RU SK SL SV TH TR UK VI ZH ZH-HANS ZH-HANT"
-    ).split()
+    {
+        "AR", "BG", "CS", "DA", "DE", "EL", "EN-GB", "EN-US", "ES", "ES-419", "ET", "FI", "FR", "HE", "HU",
+        "ID", "IT", "JA", "KO", "LT", "LV", "NB", "NL", "PL", "PT-BR", "PT-PT", "RO", "RU", "SK", "SL", "SV",
+        "TH", "TR", "UK", "VI", "ZH", "ZH-HANS", "ZH-HANT",
+    }
+)  # fmt: skip
+_STATIC_FORMALITY_TARGETS = frozenset(
+    {"DE", "ES", "ES-419", "FR", "IT", "JA", "NL", "PL", "PT-BR", "PT-PT", "RU"}
 )
-_STATIC_FORMALITY_TARGETS = frozenset("DE ES ES-419 FR IT JA NL PL PT-BR PT-PT RU".split())
 
 
 class _Secret(Protocol):
@@ -141,7 +147,9 @@ def map_deepl_error(exc: BaseException) -> EngineError:
             retryable=False,
         )
     if isinstance(exc, deepl.TooManyRequestsException):
-        return EngineError(ErrorCode.RATE_LIMIT_EXCEEDED, f"DeepL rate limit (HTTP 429): {detail}", retryable=True)
+        return EngineError(
+            ErrorCode.RATE_LIMIT_EXCEEDED, f"DeepL rate limit (HTTP 429): {detail}", retryable=True
+        )
     if isinstance(exc, deepl.ConnectionException):
         if isinstance(exc.__cause__, requests.Timeout):
             return EngineError(ErrorCode.TIMEOUT, f"DeepL did not answer in time: {detail}", retryable=True)
@@ -157,7 +165,9 @@ def map_deepl_error(exc: BaseException) -> EngineError:
         if status == 408:
             return EngineError(ErrorCode.TIMEOUT, f"DeepL request timeout: {detail}", retryable=True)
         if status in (400, 404, 413, 414, 422):
-            return EngineError(ErrorCode.INVALID_PAYLOAD, f"DeepL refused the request: {detail}", retryable=False)
+            return EngineError(
+                ErrorCode.INVALID_PAYLOAD, f"DeepL refused the request: {detail}", retryable=False
+            )
         return EngineError(ErrorCode.INTERNAL, f"unexpected DeepL answer: {detail}", retryable=False)
     if isinstance(exc, (ValueError, TypeError)):  # the client's own argument checks
         return EngineError(ErrorCode.INVALID_PAYLOAD, f"invalid DeepL request: {detail}", retryable=False)
@@ -306,7 +316,7 @@ class DeepLTranslator(Translator):
         result = self._call(call)
         with self._counter_lock:
             self.characters_billed_total += int(getattr(result, "billed_characters", 0) or 0)
-        out = str(result.text)
+        out: str = str(result.text)
         self.cache.put(key, out)
         return out
 
@@ -323,7 +333,7 @@ class DeepLTranslator(Translator):
             )
 
     def close(self) -> None:
-        self._client.close()
+        self._client.close()  # type: ignore[no-untyped-call]  # deepl's close() is unannotated
 
     @property
     def server_url(self) -> str:
@@ -400,7 +410,9 @@ class DeepLTranslator(Translator):
         except EngineError as exc:
             if exc.code is ErrorCode.AUTH_FAILED:
                 raise ModelLoadError(exc.message) from exc
-            log.warning("could not read DeepL /v2/languages (%s); using the built-in language list", exc.message)
+            log.warning(
+                "could not read DeepL /v2/languages (%s); using the built-in language list", exc.message
+            )
             return
         if not sources or not targets:
             log.warning("DeepL /v2/languages returned an empty list; using the built-in language list")

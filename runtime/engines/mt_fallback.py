@@ -123,7 +123,9 @@ class FallbackTranslator(Translator):
             if fallback_ok:
                 return use_fallback("unsupported_pair")
             raise EngineError(
-                ErrorCode.UNSUPPORTED_LANGUAGE, f"no translation engine has {source}->{target}", retryable=False
+                ErrorCode.UNSUPPORTED_LANGUAGE,
+                f"no translation engine has {source}->{target}",
+                retryable=False,
             )
 
         use_primary, probe = self._acquire()
@@ -132,12 +134,15 @@ class FallbackTranslator(Translator):
                 return use_fallback("circuit_open")
             raise EngineError(
                 ErrorCode.SERVICE_UNAVAILABLE,
-                f"{self.primary.name} is failing (circuit open) and {self.fallback.name} has no {source}->{target}",
+                f"{self.primary.name} is failing (circuit open) "
+                f"and {self.fallback.name} has no {source}->{target}",
                 retryable=True,
             )
 
         try:
-            result = self.primary.translate(text, source=source, target=target, context=context, options=options)
+            result = self.primary.translate(
+                text, source=source, target=target, context=context, options=options
+            )
         except EngineError as exc:
             self._on_primary_error(exc, probe)
             falls_back = exc.retryable or (exc.code is ErrorCode.QUOTA_EXCEEDED and self.fallback_on_quota)
@@ -198,7 +203,10 @@ class FallbackTranslator(Translator):
             should_open = (
                 quota
                 or probe
-                or (self._state is CircuitState.CLOSED and self._consecutive_failures >= self.failure_threshold)
+                or (
+                    self._state is CircuitState.CLOSED
+                    and self._consecutive_failures >= self.failure_threshold
+                )
             )
         if quota:
             log.error("%s: %s — using %s", self.primary.name, exc.message, self.fallback.name)
@@ -247,7 +255,9 @@ class FallbackTranslator(Translator):
                 log.exception("on_fallback hook failed")
         log.debug("translating with %s (%s)", self.fallback.name, reason)
         try:
-            return self.fallback.translate(text, source=source, target=target, context=context, options=options)
+            return self.fallback.translate(
+                text, source=source, target=target, context=context, options=options
+            )
         except EngineError as exc:
             with self._lock:
                 self.fallback_failures_total += 1

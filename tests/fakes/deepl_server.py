@@ -63,6 +63,7 @@ TARGET_LANGUAGES: dict[str, tuple[str, bool]] = {
 }  # fmt: skip
 # DeepL still accepts the bare EN / PT targets (deprecated "unspecified variant").
 _LEGACY_TARGETS = {"EN": "EN-GB", "PT": "PT-PT"}
+_PARAMS = web.RequestKey("params", dict)
 FORMALITIES = frozenset({"default", "more", "less", "prefer_more", "prefer_less"})
 
 # A few words per language: enough for tests to tell a translation happened and to which language.
@@ -176,9 +177,11 @@ class FakeDeepL:
             asyncio.set_event_loop(loop)
             try:
                 # handler_cancellation: a client that timed out disconnects; its slow handler stops.
-                self._runner = web.AppRunner(self._app(), handler_cancellation=True, access_log=None)
+                self._runner = web.AppRunner(
+                    self._app(), handler_cancellation=True, access_log=None, shutdown_timeout=0.5
+                )
                 loop.run_until_complete(self._runner.setup())
-                loop.run_until_complete(web.SockSite(self._runner, sock, shutdown_timeout=0.5).start())
+                loop.run_until_complete(web.SockSite(self._runner, sock).start())
             except BaseException as exc:  # surfaced to start()'s caller below
                 errors.append(exc)
                 started.set()
@@ -276,7 +279,7 @@ class FakeDeepL:
         if fault is not None:
             headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else None
             return _error(fault.status, fault.message, headers).response
-        request["params"] = params
+        request[_PARAMS] = params
         try:
             response: web.StreamResponse = await handler(request)
         except _ApiError as exc:
@@ -284,7 +287,7 @@ class FakeDeepL:
         return response
 
     async def _translate(self, request: web.Request) -> web.Response:
-        p: dict[str, Any] = request["params"]
+        p: dict[str, Any] = request[_PARAMS]
         texts = p.get("text")
         if texts is None or texts == []:
             raise _error(400, "Parameter 'text' not specified.")
@@ -345,12 +348,15 @@ class FakeDeepL:
         return web.json_response(body)
 
     async def _languages(self, request: web.Request) -> web.Response:
-        kind = request["params"].get("type", "source")
+        kind = request[_PARAMS].get("type", "source")
         if kind == "source":
             return web.json_response([{"language": c, "name": n} for c, n in SOURCE_LANGUAGES.items()])
         if kind == "target":
             return web.json_response(
-                [{"language": c, "name": n, "supports_formality": f} for c, (n, f) in TARGET_LANGUAGES.items()]
+                [
+                    {"language": c, "name": n, "supports_formality": f}
+                    for c, (n, f) in TARGET_LANGUAGES.items()
+                ]
             )
         raise _error(400, "Value for 'type' not supported.")
 
@@ -367,5 +373,5 @@ class _ApiError(Exception):
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> _ApiError:
-    """DeepL's error shape: the status plus a JSON body with ``message`` (raise it or return ``.response``)."""
+    """DeepL's error shape: a status and a JSON ``message`` (raise it, or return ``.response``)."""
     return _ApiError(web.json_response({"message": message}, status=status, headers=headers))
