@@ -325,7 +325,7 @@ def test_deadline_bounds_retries_of_slow_responses(make: MakeTranslator, fake: F
     err = _error(lambda: mt.translate("hello", source="en", target="es"))
     elapsed = time.monotonic() - started
     assert err.code is ErrorCode.TIMEOUT
-    assert elapsed < 1.0
+    assert elapsed < 1.3  # deadline 0.8 s (+ scheduling slack); without it: 11 x 0.3 s
     assert 2 <= len(fake.translate_requests()) <= 3
 
 
