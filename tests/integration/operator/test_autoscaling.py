@@ -127,3 +127,16 @@ def test_unreachable_pod_blocks_scale_down_and_backpressure_scales_up(
     assert replicas(cluster) == 3
     c.alive = True
     wait_for(lambda: replicas(cluster) == 2, what="scale-down once every pod answers")
+
+
+def test_external_mode_follows_spec_replicas_from_the_scale_subresource(
+    cluster: Cluster, operator: Any
+) -> None:
+    spec = scaling_pool(mode="external")
+    spec["spec"]["replicas"] = 2
+    cluster.create("pools", spec)
+    wait_for(lambda: replicas(cluster) == 2, what="Deployment follows spec.replicas")
+    # What `kubectl scale dubbingpool/news --replicas=3` (or HPA/KEDA) writes.
+    cluster.patch("pools", "news", {"spec": {"replicas": 3}})
+    wait_for(lambda: replicas(cluster) == 3, what="Deployment follows the new spec.replicas")
+    assert "lastScaling" not in cluster.get("pools", "news")["status"]  # type: ignore[index]
