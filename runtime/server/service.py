@@ -94,6 +94,8 @@ class DubbingService:
             asr_max_batch=s.asr_max_batch,
         )
         self.metrics.info.info({"version": "0.1.0", **engines.describe()})
+        if hasattr(engines.translator, "on_fallback"):  # FallbackTranslator: count what DeepL did not serve
+            engines.translator.on_fallback = lambda reason: self.metrics.mt_fallbacks.inc()
 
     @property
     def ready(self) -> bool:

@@ -114,7 +114,15 @@ class Cluster:
             return payload
 
     def get(self, kind: str, name: str, ns: str = "default") -> dict[str, Any] | None:
-        return self.bg.run(self._request("GET", f"{PATHS[kind].format(ns=ns)}/{name}"))
+        found: dict[str, Any] | None = self.bg.run(self._request("GET", f"{PATHS[kind].format(ns=ns)}/{name}"))
+        return found
+
+    def require(self, kind: str, name: str, ns: str = "default") -> dict[str, Any]:
+        """The object, or KeyError (which ``wait_for`` treats as "not yet")."""
+        found = self.get(kind, name, ns)
+        if found is None:
+            raise KeyError(f"{kind}/{name}")
+        return found
 
     def list(self, kind: str, ns: str = "default", selector: str | None = None) -> list[dict[str, Any]]:
         path = PATHS[kind].format(ns=ns) + (f"?labelSelector={selector}" if selector else "")
@@ -164,7 +172,7 @@ class MetricsPod:
         await self.runner.cleanup()
 
 
-def wait_for(check: Callable[[], T], timeout: float = 15.0, what: str = "condition") -> T:
+def wait_for(check: Callable[[], T | None], timeout: float = 15.0, what: str = "condition") -> T:
     """Poll until ``check`` returns something truthy; fail with ``what`` after ``timeout``."""
     deadline = time.monotonic() + timeout
     last: Any = None

@@ -80,7 +80,7 @@ def test_load_scales_up_then_idle_scales_down_after_cooldown(
     assert decision["action"] == "up" and decision["fromReplicas"] == 1 and decision["toReplicas"] == 4
     assert decision["inFlight"] == 5 and decision["queueDepth"] == 2 and decision["podsScraped"] == 1
     pods = controller.sync()
-    wait_for(lambda: cluster.get("pools", "news")["status"]["readyReplicas"] == 4,  # type: ignore[index]
+    wait_for(lambda: cluster.require("pools", "news")["status"]["readyReplicas"] == 4,
              what="status shows 4 ready")
 
     for pod in pods:
@@ -139,4 +139,4 @@ def test_external_mode_follows_spec_replicas_from_the_scale_subresource(
     # What `kubectl scale dubbingpool/news --replicas=3` (or HPA/KEDA) writes.
     cluster.patch("pools", "news", {"spec": {"replicas": 3}})
     wait_for(lambda: replicas(cluster) == 3, what="Deployment follows the new spec.replicas")
-    assert "lastScaling" not in cluster.get("pools", "news")["status"]  # type: ignore[index]
+    assert "lastScaling" not in cluster.require("pools", "news")["status"]
