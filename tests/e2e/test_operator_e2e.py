@@ -10,6 +10,7 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 from typing import Any, TypeVar
 
 import pytest
@@ -23,7 +24,7 @@ IMAGE = os.environ.get("LIVEDUB_E2E_IMAGE", "livedub-runtime:e2e-cpu")
 WAIT_READY = os.environ.get("LIVEDUB_E2E_WAIT_READY") == "1"
 
 
-async def eventually(check: Callable[[], Awaitable[T]], within_s: float, what: str) -> T:
+async def eventually(check: Callable[[], Awaitable[T | None]], within_s: float, what: str) -> T:
     deadline = time.monotonic() + within_s
     last: Any = None
     while time.monotonic() < deadline:
@@ -60,7 +61,7 @@ async def test_pool_lifecycle_on_a_real_cluster(k8s: Client) -> None:
         uid = pool["metadata"]["uid"]
         for kind, child in [(api.DEPLOYMENTS, name), (api.SERVICES, name),
                             (api.CONFIGMAPS, f"{name}-voices"), (api.PDBS, name)]:
-            obj = await eventually(lambda k=kind, c=child: k8s.get(k, NAMESPACE, c), 60, f"{child}")
+            obj = await eventually(partial(k8s.get, kind, NAMESPACE, child), 60, child)
             assert any(ref["uid"] == uid for ref in obj["metadata"]["ownerReferences"])
 
         status = await eventually(

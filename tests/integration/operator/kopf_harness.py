@@ -114,7 +114,8 @@ class Cluster:
             return payload
 
     def get(self, kind: str, name: str, ns: str = "default") -> dict[str, Any] | None:
-        found: dict[str, Any] | None = self.bg.run(self._request("GET", f"{PATHS[kind].format(ns=ns)}/{name}"))
+        path = f"{PATHS[kind].format(ns=ns)}/{name}"
+        found: dict[str, Any] | None = self.bg.run(self._request("GET", path))
         return found
 
     def require(self, kind: str, name: str, ns: str = "default") -> dict[str, Any]:

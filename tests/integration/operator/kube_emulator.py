@@ -82,6 +82,11 @@ class KubeEmulator(kmock.KubernetesEmulator):
         except KeyError:
             return False
 
+    @staticmethod
+    def _key(request: rendering.Request) -> tuple[Any, str | None, str]:
+        assert request.resource is not None and request.name is not None
+        return (request.resource, request.namespace, request.name)
+
     def _stamp(self, obj: dict[str, Any]) -> None:
         obj.setdefault("metadata", {})["resourceVersion"] = str(next(self._counter))
 
@@ -95,7 +100,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
             meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
         if request.namespace:
             meta["namespace"] = request.namespace
-        key = (request.resource, meta.get("namespace"), meta["name"])
+        key: tuple[Any, str | None, str] = (request.resource, meta.get("namespace"), meta["name"])
         if key in self._objects and not self._objects[key].deleted:
             raise kmock.KubernetesError(409, "AlreadyExists", f"{meta['name']} already exists")
         now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
@@ -112,7 +117,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
         await self._emit(request.resource, "ADDED", obj)
 
     async def _update(self, request: rendering.Request) -> None:
-        key = (request.resource, request.namespace, request.name)
+        key = self._key(request)
         if key not in self._objects or self._objects[key].deleted:
             raise kmock.KubernetesObjectNotFoundError()
         old = copy.deepcopy(self._objects[key].raw)
@@ -143,7 +148,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
             await self._emit(request.resource, "MODIFIED", new)
 
     async def _delete(self, request: rendering.Request) -> None:
-        key = (request.resource, request.namespace, request.name)
+        key = self._key(request)
         if key not in self._objects or self._objects[key].deleted:
             raise kmock.KubernetesObjectNotFoundError()
         obj = copy.deepcopy(self._objects[key].raw)

@@ -12,6 +12,7 @@ from typing import Any
 import celpy
 import jsonschema
 import yaml
+from celpy.adapter import json_to_cel
 
 ROOT = Path(__file__).resolve().parents[3]
 CRD_DIR = ROOT / "crds"
@@ -49,7 +50,7 @@ def _cel_errors(schema: dict[str, Any], value: Any, path: str) -> list[str]:
     env = celpy.Environment()
     for rule in schema.get("x-kubernetes-validations") or []:
         program = env.program(env.compile(rule["rule"]))
-        result = program.evaluate({"self": celpy.json_to_cel(value)})
+        result = program.evaluate({"self": json_to_cel(value)})
         if not bool(result):
             errors.append(f"{path}: {rule.get('message', rule['rule'])}")
     if isinstance(value, dict):

@@ -69,16 +69,18 @@ def test_rollout_phase(desired: int, ready: int, missing: list[str], phase: str)
     assert all(c["observedGeneration"] == 3 for c in conds)
 
 
-def pod(ready: bool = True, ip: str = "10.0.0.5", **annotations: str) -> dict[str, Any]:
-    return {"metadata": {"name": "p", "annotations": annotations},
+def pod(ready: bool = True, ip: str = "10.0.0.5", annotations: dict[str, str] | None = None
+        ) -> dict[str, Any]:
+    return {"metadata": {"name": "p", "annotations": annotations or {}},
             "status": {"phase": "Running", "podIP": ip,
                        "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
 
 
 def test_scrape_targets() -> None:
-    assert scrape_target(pod(), 8000).url == "http://10.0.0.5:8000/metrics"  # type: ignore[union-attr]
-    target = scrape_target(pod(ip="fd00::1", **{"prometheus.io/port": "9", "prometheus.io/scheme": "https",
-                                                "prometheus.io/path": "/m"}), 8000)
+    target = scrape_target(pod(), 8000)
+    assert target is not None and target.url == "http://10.0.0.5:8000/metrics"
+    target = scrape_target(pod(ip="fd00::1", annotations={
+        "prometheus.io/port": "9", "prometheus.io/scheme": "https", "prometheus.io/path": "/m"}), 8000)
     assert target is not None and target.url == "https://[fd00::1]:9/m"
     assert scrape_target(pod(ready=False), 8000) is None
     terminating = pod()
