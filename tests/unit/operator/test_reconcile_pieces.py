@@ -19,6 +19,9 @@ from livedub.operator.spec import parse_pool_spec
     ({"a": {}}, {"a": None}, True),
     ({"a": [1]}, {}, False),
     ({"port": 8000}, {"port": "8000"}, True),
+    ({"cpu": "0.5", "memory": "1024Mi"}, {"cpu": "500m", "memory": "1Gi"}, True),  # canonical quantities
+    ({"cpu": "1.5"}, {"cpu": "1"}, False),
+    ({"image": "a:1"}, {"image": "a:2"}, False),
     ({"c": [{"name": "x", "image": "i"}]}, {"c": [{"name": "x", "image": "i", "tty": False}]}, True),
     ({"c": [{"name": "x", "image": "i"}]}, {"c": [{"name": "x", "image": "j"}]}, False),
 ])
