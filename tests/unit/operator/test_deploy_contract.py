@@ -1,0 +1,43 @@
+"""The environment the operator and docker-compose hand the runtime uses only names the runtime
+reads (its pydantic Settings), so a renamed variable fails here instead of being silently ignored."""
+
+from typing import Any
+
+import pytest
+import yaml
+from crd_schema import ROOT
+from livedub.operator.builders.deployment import build_deployment
+from livedub.operator.spec import parse_pool_spec
+
+settings_module = pytest.importorskip("livedub.runtime.config")
+# Read by libraries inside the runtime rather than by its Settings.
+LIBRARY_ENV = {"HF_HOME"}
+RUNTIME_ENV = {name.upper() for name in settings_module.Settings.model_fields} | LIBRARY_ENV
+
+
+def test_operator_env_names_are_runtime_settings() -> None:
+    spec = parse_pool_spec({
+        "authTokensSecretRef": {"name": "t"}, "mt": {"engine": "deepl", "deeplSecretRef": {"name": "d"},
+                                                     "deeplServerUrl": "https://api.deepl.com"},
+        "asr": {"modelPath": "/models/asr"}, "tts": {"modelPath": "/models/tts"},
+        "runtime": {"maxInflight": 4, "artifactsEnabled": True},
+    })
+    dep = build_deployment("p", "ns", spec, [], 1)
+    names = {e["name"] for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert names - RUNTIME_ENV == set()
+
+
+def test_compose_env_names_are_runtime_settings() -> None:
+    compose: dict[str, Any] = yaml.safe_load((ROOT / "deploy" / "docker-compose.yml").read_text())
+    for name, service in compose["services"].items():
+        unknown = set(service["environment"]) - RUNTIME_ENV
+        assert not unknown, (name, unknown)
+        # Longer than the drain the runtime is allowed, so a stop does not cut fragments.
+        assert int(service["stop_grace_period"].rstrip("s")) > int(service["environment"]["DRAIN_TIMEOUT_S"])
+
+
+def test_runtime_dockerfile_installs_the_system_tools() -> None:
+    text = (ROOT / "deploy" / "Dockerfile.runtime").read_text()
+    for package in ("rubberband-cli", "ffmpeg", "libsndfile1", "espeak-ng", "apertium", "apertium-eng-spa"):
+        assert package in text
+    assert 'CMD ["livedub", "serve", "--host", "0.0.0.0", "--port", "8000"]' in text
