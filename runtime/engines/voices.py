@@ -184,7 +184,10 @@ def parse_voices(document: Any, base_dir: Path) -> VoicesSnapshot:
                 # abspath, not resolve(): keep the ConfigMap's stable symlinked directory (see module doc).
                 reference = Path(os.path.abspath(base_dir / reference))
         profile = VoiceProfile(
-            name=name, language=entry.language, gender=entry.gender, reference_audio=reference,
+            name=name,
+            language=entry.language,
+            gender=entry.gender,
+            reference_audio=reference,
             speaker=entry.speaker,
         )
         if reference is not None and (problem := reference_problem(reference)):
@@ -274,8 +277,10 @@ class VoiceRegistry:
             # not on every stream:init. The next change to the file triggers another attempt.
             self._stamp = stamp
             self.last_error = str(exc)
-            log.error("voices file rejected, keeping previous profiles",
-                      extra={"path": str(self.path), "error": str(exc)})
+            log.error(
+                "voices file rejected, keeping previous profiles",
+                extra={"path": str(self.path), "error": str(exc)},
+            )
             return False
         self._stamp = stamp
         self._snapshot = snapshot
@@ -285,8 +290,14 @@ class VoiceRegistry:
             log.warning(warning, extra={"path": str(self.path)})
         for name, problem in snapshot.problems.items():
             log.warning("voice profile unusable", extra={"profile": name, "reason": problem})
-        log.info("voice profiles loaded", extra={"path": str(self.path), "profiles": len(snapshot.profiles),
-                                                  "invalid": len(snapshot.problems)})
+        log.info(
+            "voice profiles loaded",
+            extra={
+                "path": str(self.path),
+                "profiles": len(snapshot.profiles),
+                "invalid": len(snapshot.problems),
+            },
+        )
         return True
 
     # --- lookups -------------------------------------------------------------------------------
@@ -373,8 +384,9 @@ class SourceAudioBuffer:
     reference. Not thread-safe on purpose: one stream's fragments are appended from one place.
     """
 
-    def __init__(self, stream_key: str, sample_rate: int, *, max_seconds: float = 12.0,
-                 silence_rms: float = 1e-3) -> None:
+    def __init__(
+        self, stream_key: str, sample_rate: int, *, max_seconds: float = 12.0, silence_rms: float = 1e-3
+    ) -> None:
         if sample_rate <= 0 or max_seconds <= 0:
             raise ValueError("sample_rate and max_seconds must be positive")
         self.stream_key = stream_key
@@ -392,7 +404,7 @@ class SourceAudioBuffer:
         if chunk.size == 0 or float(np.sqrt(np.mean(np.square(chunk)))) < self.silence_rms:
             return False
         joined = np.concatenate([self._audio, chunk])
-        self._audio = joined[-self.max_samples:].copy()
+        self._audio = joined[-self.max_samples :].copy()
         self.version += 1
         return True
 
