@@ -392,3 +392,66 @@ def test_from_settings(tiny_model_dir: Path) -> None:
     settings = Settings(tts_engine="xtts", tts_model_path=tiny_model_dir, tts_device="auto")
     engine = XTTSSynthesizer.from_settings(settings)
     assert engine.model_dir == tiny_model_dir and engine.device in {"cpu", "cuda"}
+
+
+# --- original (pickled-config) checkpoints --------------------------------------------------------------
+
+
+def _as_original_checkpoint(source: Path, target: Path) -> Path:
+    """Copy the tiny model, re-saving model.pth the way the published XTTS v2 checkpoint is stored:
+    with the config pickled as objects of their old module path (coqui-tts converts such a file)."""
+    import shutil
+
+    import torch
+    from TTS.tts.configs.xtts_config import XttsArgs, XttsAudioConfig, XttsConfig
+
+    shutil.copytree(source, target)
+    config = XttsConfig()
+    config.load_json(str(target / "config.json"))
+    state = torch.load(target / "model.pth", weights_only=True)["model"]
+    modules = {cls: cls.__module__ for cls in (XttsArgs, XttsAudioConfig)}
+    try:
+        for cls in modules:
+            cls.__module__ = "TTS.tts.models.xtts"
+        torch.save({"model": state, "config": config}, target / "model.pth")
+    finally:
+        for cls, module in modules.items():
+            cls.__module__ = module
+    return target
+
+
+def test_original_checkpoint_on_a_read_only_mount_is_a_clear_load_error(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    import torch
+    from livedub.runtime.engines.tts_xtts import XTTSSynthesizer
+
+    model_dir = _as_original_checkpoint(tiny_model_dir, tmp_path / "original")
+
+    def read_only(*_: Any, **__: Any) -> None:
+        # Tests run as root here, so chmod cannot make a directory read-only: fail the write instead.
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(torch, "save", read_only)
+        with pytest.raises(ModelLoadError, match=r"read-only.*tts_xtts prepare DIR"):
+            XTTSSynthesizer(model_dir)
+
+
+def test_prepare_converts_an_original_checkpoint_in_place(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import torch
+
+    model_dir = _as_original_checkpoint(tiny_model_dir, tmp_path / "original")
+    with pytest.raises(Exception):  # noqa: B017 - the pickled config is refused by weights_only loading
+        torch.load(model_dir / "model.pth", weights_only=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "livedub.runtime.engines.tts_xtts", "prepare", str(model_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "ready to mount read-only" in out.stdout
+    assert isinstance(torch.load(model_dir / "model.pth", weights_only=True)["config"], dict)
