@@ -28,6 +28,7 @@ Why it is built this way:
 from __future__ import annotations
 
 import errno
+import importlib.util
 import logging
 import os
 import re
@@ -71,6 +72,15 @@ def xtts_language(code: str) -> str:
 
 def _iso_language(xtts_code: str) -> str:
     return {v: k for k, v in _TO_XTTS.items()}.get(xtts_code, xtts_code)
+
+
+#: Languages whose XTTS text front-end needs a package coqui-tts does not install by default.
+_FRONTEND_MODULES = {"ja": "cutlet", "zh": "pypinyin"}
+
+
+def _frontend_available(language: str) -> bool:
+    module = _FRONTEND_MODULES.get(language)
+    return module is None or importlib.util.find_spec(module) is not None
 
 
 def missing_files(model_dir: Path) -> list[str]:
@@ -234,10 +244,8 @@ class XTTSSynthesizer(Synthesizer):
                 # coqui-tts rewrites an original (pickled-config) checkpoint in place on first load.
                 raise ModelLoadError(
                     f"coqui-tts needs to convert {self.model_dir / 'model.pth'} once, in place, but the "
-                    "directory "
-                    f"is read-only ({exc}). Run `python -m livedub.runtime.engines.tts_xtts prepare DIR` "
-                    "where it "
-                    "is writable (image build, init container), then mount the result"
+                    f"directory is read-only ({exc}). Run `python -m livedub.runtime.engines.tts_xtts "
+                    "prepare DIR` where it is writable (image build, init container), then mount the result"
                 ) from exc
             raise ModelLoadError(f"cannot load XTTS from {self.model_dir}: {exc}") from exc
         except Exception as exc:
@@ -262,8 +270,21 @@ class XTTSSynthesizer(Synthesizer):
             **(inference_options or {}),
         }
         manager = getattr(model, "speaker_manager", None)
-        self._speakers: dict[str, Any] = dict(manager.speakers) if manager is not None else {}
-        self._languages = frozenset(_iso_language(code) for code in config.languages)
+        # Moved to the device once: a few hundred KB per speaker, reused by every request.
+        self._speakers: dict[str, Conditioning] = {
+            name: Conditioning(
+                entry["gpt_cond_latent"].to(self.device), entry["speaker_embedding"].to(self.device)
+            )
+            for name, entry in (manager.speakers.items() if manager is not None else ())
+        }
+        self._languages = frozenset(
+            _iso_language(code) for code in config.languages if _frontend_available(_iso_language(code))
+        )
+        if dropped := sorted({_iso_language(c) for c in config.languages} - self._languages):
+            log.warning(
+                "XTTS languages without their text front-end installed are not offered",
+                extra={"languages": dropped, "hint": "pip install 'coqui-tts[ja,zh]' (cutlet, pypinyin)"},
+            )
         self.default_voice_name, self._default = self._load_default(default_speaker, default_reference)
         log.info(
             "XTTS loaded",
@@ -301,9 +322,12 @@ class XTTSSynthesizer(Synthesizer):
 
     def _load_default(self, speaker: str | None, reference: Path | str | None) -> tuple[str, Conditioning]:
         if reference is not None:
-            audio, rate = read_reference(Path(reference))
-            with self._lock:
-                return f"reference:{Path(reference).name}", self._condition(audio, rate)
+            try:
+                audio, rate = read_reference(Path(reference))
+                with self._lock:
+                    return f"reference:{Path(reference).name}", self._condition(audio, rate)
+            except EngineError as exc:
+                raise ModelLoadError(f"XTTS default reference: {exc.message}") from exc
         if speaker is not None:
             if speaker not in self._speakers:
                 raise ModelLoadError(
@@ -320,10 +344,7 @@ class XTTSSynthesizer(Synthesizer):
         )
 
     def _builtin(self, name: str) -> Conditioning:
-        entry = self._speakers[name]
-        return Conditioning(
-            entry["gpt_cond_latent"].to(self.device), entry["speaker_embedding"].to(self.device)
-        )
+        return self._speakers[name]
 
     # --- public properties ----------------------------------------------------------------------
     @property
