@@ -40,6 +40,9 @@ class Transcript:
     language: str
     language_probability: float = 1.0
     words: tuple[Word, ...] = ()
+    #: Seconds into the fragment where speech starts (VAD/segment timestamps): dubbed speech is
+    #: placed there so pauses line up with the picture.
+    speech_start: float | None = None
 
     @property
     def has_speech(self) -> bool:

@@ -182,7 +182,7 @@ class DubbingPipeline:
         voiced_s = len(trim_silence(speech.audio, speech.sample_rate)) / max(1, speech.sample_rate)
         self.speaking_rate.observe(tts_name, language, translation, voiced_s, speed)
 
-        speech_start = transcript.words[0].start if transcript.words else 0.0
+        speech_start = transcript.speech_start or (transcript.words[0].start if transcript.words else 0.0)
         fitted, rate = await self._stage(
             Stage.DURATION_MATCH,
             self.timeouts.duration_match_s,
