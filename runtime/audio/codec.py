@@ -87,6 +87,9 @@ def _decode_with_ffmpeg(data: bytes, fmt: AudioFormat) -> DecodedAudio:
                 raise _invalid(f"{fmt.value} payload has no audio stream")
             channels = stream.codec_context.channels or 1
             rate = stream.codec_context.sample_rate
+            # The container's own duration excludes the codec's last-frame padding (AAC decodes in
+            # 1024-sample frames); trimming to it keeps durations honest.
+            declared = int(stream.duration * stream.time_base * rate) if stream.duration and stream.time_base else None
             # Resample to packed float mono as we decode: one pass, any input layout.
             resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
             chunks = [
@@ -100,6 +103,8 @@ def _decode_with_ffmpeg(data: bytes, fmt: AudioFormat) -> DecodedAudio:
     except (av.FFmpegError, ValueError, StopIteration) as exc:
         raise _invalid(f"cannot decode {fmt.value} audio: {exc}") from exc
     samples = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+    if declared and 0 < declared < len(samples):
+        samples = samples[:declared]
     return DecodedAudio(samples, int(rate), int(channels))
 
 

@@ -110,8 +110,14 @@ async def make_server(engines: Engines) -> AsyncIterator[Callable[..., Any]]:
                         recorder.events.append((_name, data))
                         recorder.changed.notify_all()
                 client.on(name, handler)
+            refusal: list[Any] = []
+            client.on("connect_error", lambda data: refusal.append(data))
             headers = {"X-Worker-ID": worker_id, **({"X-Stream-ID": stream_id} if stream_id else {})}
-            await client.connect(url, headers=headers, transports=["websocket"], **kwargs)
+            try:
+                await client.connect(url, headers=headers, transports=["websocket"], **kwargs)
+            except socketio.exceptions.ConnectionError as exc:
+                # The server's reason arrives in connect_error; surface it in the exception.
+                raise socketio.exceptions.ConnectionError(f"{exc}: {refusal}") from exc
             clients.append(client)
             return recorder
 

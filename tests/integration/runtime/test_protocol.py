@@ -47,6 +47,7 @@ async def test_fragment_before_stream_init_is_refused(make_server):
     assert result["status"] == "failed"
     assert result["error"]["code"] == "STREAM_NOT_INITIALIZED" and result["error"]["retryable"] is False
     assert client.of("fragment:ack")[0]["status"] == "rejected"
+    await client.wait_for(lambda r: bool(r.of("error")))
     assert client.of("error")[0]["code"] == "STREAM_NOT_INITIALIZED"
 
 
@@ -169,6 +170,8 @@ async def test_backpressure_events_and_rejection_past_critical(make_server, spee
     assert [r["status"] != "failed" for r in results] == [True] * 4 + [False]
     assert results[4]["error"]["code"] == "BACKPRESSURE_EXCEEDED" and results[4]["error"]["retryable"] is True
     assert client.of("fragment:ack")[4]["status"] == "rejected"
+    # Once everything is delivered the worker is told it may speed up again.
+    await client.wait_for(lambda r: r.of("backpressure")[-1]["severity"] == "none")
     severities = [e["severity"] for e in client.of("backpressure")]
     assert severities[:4] == ["low", "medium", "high", "critical"] and severities[-1] == "none"
     medium = next(e for e in client.of("backpressure") if e["severity"] == "medium")
@@ -249,7 +252,7 @@ async def test_disconnect_mid_fragment_releases_everything(make_server, speech):
     await client.client.disconnect()
     service = server.app[SERVICE_KEY]
     for _ in range(200):
-        if service.inflight_total == 0:
+        if service.inflight_total == 0 and not service.connections:
             break
         await asyncio.sleep(0.05)
     assert service.inflight_total == 0 and not service.connections
