@@ -105,6 +105,10 @@ class Harness:
     async def _stop(self) -> None:
         await self.client.disconnect()
         await self.runner.cleanup()
+        leftovers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in leftovers:
+            task.cancel()
+        await asyncio.gather(*leftovers, return_exceptions=True)
 
     def close(self) -> None:
         self.run(self._stop())
