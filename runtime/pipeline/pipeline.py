@@ -49,6 +49,8 @@ class FragmentJob:
     voice: VoiceProfile | None = None
     translation_options: TranslationOptions | None = None
     previous_transcript: str = ""
+    #: Recent speech of this stream's speaker, for the ``source`` voice (cloning engines only).
+    source_reference: object | None = None
 
 
 @dataclass(slots=True)
@@ -171,10 +173,13 @@ class DubbingPipeline:
 
         tts_name, language = engines.tts.name, job.target_language
         speed = self.speaking_rate.speed_for(tts_name, language, translation, original_s)
+        extra = {"reference": job.source_reference} if job.source_reference is not None else {}
         speech = await self._stage(
             Stage.TTS,
             self.timeouts.tts_s,
-            self._run(lambda: engines.tts.synthesize(translation, language=language, voice=job.voice, speed=speed)),
+            self._run(
+                lambda: engines.tts.synthesize(translation, language=language, voice=job.voice, speed=speed, **extra)
+            ),
             timings,
             "tts_ms",
         )

@@ -177,6 +177,15 @@ class DubbingService:
                 stage=Stage.SESSION,
             )
         assert self.engines is not None
+        if voice.name == "source":
+            if not getattr(self.engines.tts, "supports_source_voice", False):
+                raise DubbingError(
+                    ErrorCode.INVALID_VOICE_PROFILE,
+                    f"voice 'source' clones the speaker and needs a cloning TTS (TTS_ENGINE=xtts); "
+                    f"this runtime uses {self.engines.tts.name}",
+                    stage=Stage.SESSION,
+                )
+            return voice
         self.engines.tts.validate_voice(voice)
         return voice
 
@@ -210,6 +219,10 @@ class DubbingService:
             output_sample_rate=init.output_sample_rate_hz,
         )
         session = StreamSession(config, self.thresholds)
+        if voice is not None and voice.name == "source":
+            from livedub.runtime.engines.voices import SourceAudioBuffer
+
+            session.source_audio = SourceAudioBuffer(f"{sid}:{stream_id}", 16000)
         if existing is None:
             self.metrics.streams.inc()
         conn.streams[stream_id] = session
@@ -429,6 +442,10 @@ class DubbingService:
 
     def _job(self, session: StreamSession, decoded: Any) -> FragmentJob:
         c = session.config
+        reference = None
+        if session.source_audio is not None:
+            session.source_audio.append(resample(decoded.samples, decoded.sample_rate, 16000))
+            reference = session.source_audio.reference()
         return FragmentJob(
             audio=decoded,
             source_language=c.source_language,
@@ -436,6 +453,7 @@ class DubbingService:
             voice=c.voice,
             translation_options=c.translation,
             previous_transcript=session.previous_transcript,
+            source_reference=reference,
         )
 
     async def _result(

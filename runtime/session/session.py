@@ -86,6 +86,8 @@ class StreamSession:
     #: Set whenever nothing is in flight; ``stream:end`` waits on it.
     idle: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    #: The speaker's recent speech when the stream asked for the ``source`` voice (a SourceAudioBuffer).
+    source_audio: Any = None
     _delivered_ids: OrderedDict[str, str] = field(default_factory=OrderedDict)  # id -> status
     backpressure: BackpressureTracker = field(init=False)
 

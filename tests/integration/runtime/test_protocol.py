@@ -256,3 +256,26 @@ async def test_disconnect_mid_fragment_releases_everything(make_server, speech):
             break
         await asyncio.sleep(0.05)
     assert service.inflight_total == 0 and not service.connections
+
+
+async def test_voices_json_profile_with_the_embedded_tts(make_server, tmp_path, shared_data):
+    import soundfile as sf
+
+    from livedub.runtime.engines.voices import VoiceRegistry
+
+    reference, rate = fleurs("fleurs-es-000")
+    sf.write(tmp_path / "ref.wav", reference, rate)
+    (tmp_path / "voices.json").write_text(json.dumps({
+        "spanish_male_1": {"language": "es", "gender": "male", "reference_audio": "ref.wav"},
+        "french_female_1": {"language": "fr", "gender": "female", "reference_audio": "ref.wav"},
+    }))
+    server = await make_server(voices=VoiceRegistry(tmp_path / "voices.json"))
+    client = await server.connect()
+    kind, ready = await client.init(voice_profile="spanish_male_1")
+    assert kind == "stream:ready" and ready["voice_profile"] == "spanish_male_1"
+    kind, error = await client.init(voice_profile="french_female_1", stream_id="other")
+    assert kind == "error" and error["code"] == "INVALID_VOICE_PROFILE" and "'fr'" in error["message"]
+    kind, error = await client.init(voice_profile="source", stream_id="third")
+    assert kind == "error" and error["code"] == "INVALID_VOICE_PROFILE" and "TTS_ENGINE=xtts" in error["message"]
+    await client.send("v", 0, silence())
+    assert (await client.processed(1))[0]["status"] == "success"
