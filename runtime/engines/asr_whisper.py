@@ -110,8 +110,16 @@ class WhisperRecognizer(SpeechRecognizer):
             else:
                 # local_files_only: a size name must already be in the (mounted) Hugging Face cache;
                 # the runtime never downloads weights at start-up.
-                self.model = WhisperModel(model_size, local_files_only=True, **common)
-                self.name = f"whisper-{model_size}"
+                try:
+                    self.model = WhisperModel(model_size, local_files_only=True, **common)
+                    self.name = f"whisper-{model_size}"
+                except Exception:
+                    if model_size != "base":
+                        raise
+                    # "base" not in the hub cache: the packaged copy is the same model.
+                    log.info("Whisper base not in the Hugging Face cache; using the packaged copy")
+                    self.model = WhisperModel("base", files=embedded_model_files(), **common)
+                    self.name = "whisper-base-embedded"
         except ModelLoadError:
             raise
         except Exception as exc:  # a missing model dir/hub cache, a CUDA problem: say which
@@ -278,7 +286,7 @@ def _resolve_device(device: str) -> str:
         import ctranslate2
 
         return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
-    except Exception:  # noqa: BLE001 - no CUDA runtime means CPU
+    except Exception:
         return "cpu"
 
 

@@ -1,7 +1,17 @@
 """Build the engine set from configuration: the only place that knows which backend is which.
 
 Runs once at start-up in a worker thread (it loads models). Production backends are imported only
-when chosen, so the embedded install never imports torch or the DeepL client.
+when chosen, so the embedded install never imports torch or the DeepL client. A backend that was
+asked for by name and cannot load is a :class:`ModelLoadError` (the process must not report ready);
+``auto`` settles for what is installed and says so in the log.
+
+Choices (see docs/engines.md):
+
+* ASR: faster-whisper; ``ASR_MODEL_SIZE=embedded`` is Whisper base from the packaged parts.
+* MT: ``auto`` = DeepL when ``DEEPL_AUTH_KEY`` is set (with Apertium as fallback when
+  ``MT_FALLBACK``), else Apertium.
+* TTS: ``auto`` = Kokoro for the languages it speaks, espeak-ng for the rest (:class:`RoutingSynthesizer`).
+* Duration matching: ``auto`` = Rubber Band R3, else Signalsmith (``stretch.py`` has the measurement).
 """
 
 from __future__ import annotations
@@ -86,17 +96,26 @@ def build_tts(settings: Settings) -> Synthesizer:
     from livedub.runtime.engines.tts_espeak import EspeakSynthesizer
 
     if settings.tts_engine == "xtts":
-        from livedub.runtime.engines.tts_xtts import XTTSSynthesizer
-
+        try:
+            from livedub.runtime.engines.tts_xtts import XTTSSynthesizer
+        except ImportError as exc:
+            raise ModelLoadError(f"TTS_ENGINE=xtts needs the XTTS extra (pip install 'livedub[xtts]'): {exc}") from exc
         return XTTSSynthesizer(settings.tts_model_path, device=settings.tts_device)
     if settings.tts_engine == "espeak":
-        return EspeakSynthesizer()
+        return EspeakSynthesizer(backend="auto")
     from livedub.runtime.engines.tts_kokoro import KokoroSynthesizer
 
-    kokoro = KokoroSynthesizer()
     if settings.tts_engine == "kokoro":
-        return kokoro
-    return RoutingSynthesizer(kokoro, EspeakSynthesizer())
+        return KokoroSynthesizer()
+    espeak = EspeakSynthesizer(backend="auto")
+    try:
+        kokoro = KokoroSynthesizer()
+    except ModelLoadError as exc:
+        if not espeak.languages:
+            raise
+        log.warning("Kokoro unavailable (%s): TTS_ENGINE=auto uses espeak-ng for every language", exc)
+        return espeak
+    return RoutingSynthesizer(kokoro, espeak)
 
 
 def build_engines(settings: Settings) -> Engines:
@@ -110,3 +129,15 @@ def build_engines(settings: Settings) -> Engines:
     )
     log.info("engines built", extra=engines.describe())
     return engines
+
+
+def dubbing_pairs(engines: Engines) -> frozenset[tuple[str, str]]:
+    """(source, target) pairs the whole set can dub: ASR hears source, MT has the pair, TTS speaks target."""
+    asr, tts = engines.asr.languages, engines.tts.languages
+    return frozenset((s, t) for s, t in engines.translator.pairs if s in asr and t in tts)
+
+
+def supported_languages(engines: Engines) -> dict[str, list[str]]:
+    """Source and target languages that take part in at least one dubbing pair (for docs and stream:ready)."""
+    pairs = dubbing_pairs(engines)
+    return {"source": sorted({s for s, _ in pairs}), "target": sorted({t for _, t in pairs})}
