@@ -127,7 +127,8 @@ class ApertiumTranslator(Translator):
             raise EngineError(ErrorCode.SERVICE_UNAVAILABLE, f"cannot run apertium: {exc}") from exc
         if done.returncode != 0:
             raise EngineError(ErrorCode.INTERNAL, f"apertium {mode} failed: {done.stderr.strip()[:200]}", retryable=False)
-        return done.stdout.strip()
+        # Apertium leaves doubled spaces where it dropped or moved words ("Por qué  no  tomamos").
+        return "\n".join(" ".join(line.split()) for line in done.stdout.strip().splitlines())
 
 
 def _base(code: str) -> str:
