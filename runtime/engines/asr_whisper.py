@@ -123,7 +123,9 @@ class WhisperRecognizer(SpeechRecognizer):
         except ModelLoadError:
             raise
         except Exception as exc:  # a missing model dir/hub cache, a CUDA problem: say which
-            raise ModelLoadError(f"cannot load Whisper '{model_path or model_size}' on {device}/{compute}: {exc}") from exc
+            raise ModelLoadError(
+                f"cannot load Whisper '{model_path or model_size}' on {device}/{compute}: {exc}"
+            ) from exc
         self.device = device
         self.compute_type = compute
         self.beam_size = beam_size
@@ -170,9 +172,9 @@ class WhisperRecognizer(SpeechRecognizer):
 
     def _decode_windows(self, windows: list[_Window]) -> list[str]:
         extractor = self.model.feature_extractor
-        features = np.stack(
-            [pad_or_trim(extractor(w.audio)[:, :-1], extractor.nb_max_frames) for w in windows]
-        ).astype(np.float32)
+        features = np.stack([pad_or_trim(extractor(w.audio)[:, :-1], extractor.nb_max_frames) for w in windows]).astype(
+            np.float32
+        )
         prompts = [self._prompt(w.language, w.prompt) for w in windows]
         self._count()
         try:
@@ -218,7 +220,9 @@ class WhisperRecognizer(SpeechRecognizer):
         tokenizer = self._tokenizers.get(language)
         if tokenizer is None:
             tokenizer = Tokenizer(
-                self.model.hf_tokenizer, self._multilingual, task="transcribe",
+                self.model.hf_tokenizer,
+                self._multilingual,
+                task="transcribe",
                 language=language if self._multilingual else "en",
             )
             self._tokenizers[language] = tokenizer

@@ -29,10 +29,34 @@ log = logging.getLogger(__name__)
 MODES_DIRS = (Path("/usr/share/apertium/modes"), Path("/usr/local/share/apertium/modes"))
 MODES_DIR = MODES_DIRS[0]
 #: Apertium's language codes (ISO 639-3 in newer pairs, 639-1 in older ones) → ISO 639-1.
-_ISO1 = {"eng": "en", "spa": "es", "cat": "ca", "fra": "fr", "fre": "fr", "por": "pt", "ita": "it", "deu": "de",
-         "ger": "de", "glg": "gl", "oci": "oc", "eus": "eu", "ron": "ro", "nld": "nl",
-         "en": "en", "es": "es", "ca": "ca", "fr": "fr", "pt": "pt", "it": "it", "gl": "gl", "oc": "oc",
-         "eu": "eu", "ro": "ro", "nl": "nl", "de": "de"}
+_ISO1 = {
+    "eng": "en",
+    "spa": "es",
+    "cat": "ca",
+    "fra": "fr",
+    "fre": "fr",
+    "por": "pt",
+    "ita": "it",
+    "deu": "de",
+    "ger": "de",
+    "glg": "gl",
+    "oci": "oc",
+    "eus": "eu",
+    "ron": "ro",
+    "nld": "nl",
+    "en": "en",
+    "es": "es",
+    "ca": "ca",
+    "fr": "fr",
+    "pt": "pt",
+    "it": "it",
+    "gl": "gl",
+    "oc": "oc",
+    "eu": "eu",
+    "ro": "ro",
+    "nl": "nl",
+    "de": "de",
+}
 #: Pivot languages to chain through, best first (Spanish has the most pairs in Debian).
 PIVOTS = ("es", "en", "ca", "fr")
 
@@ -98,11 +122,19 @@ class ApertiumTranslator(Translator):
         return (_base(source), _base(target)) in self._routes
 
     def translate(
-        self, text: str, *, source: str, target: str, context: str | None = None, options: TranslationOptions | None = None
+        self,
+        text: str,
+        *,
+        source: str,
+        target: str,
+        context: str | None = None,
+        options: TranslationOptions | None = None,
     ) -> str:
         route = self.route(source, target)
         if route is None:
-            raise EngineError(ErrorCode.UNSUPPORTED_LANGUAGE, f"no Apertium pair for {source}->{target}", retryable=False)
+            raise EngineError(
+                ErrorCode.UNSUPPORTED_LANGUAGE, f"no Apertium pair for {source}->{target}", retryable=False
+            )
         if not text.strip():
             return ""
         for mode in route:
@@ -126,7 +158,9 @@ class ApertiumTranslator(Translator):
         except OSError as exc:
             raise EngineError(ErrorCode.SERVICE_UNAVAILABLE, f"cannot run apertium: {exc}") from exc
         if done.returncode != 0:
-            raise EngineError(ErrorCode.INTERNAL, f"apertium {mode} failed: {done.stderr.strip()[:200]}", retryable=False)
+            raise EngineError(
+                ErrorCode.INTERNAL, f"apertium {mode} failed: {done.stderr.strip()[:200]}", retryable=False
+            )
         # Apertium leaves doubled spaces where it dropped or moved words ("Por qué  no  tomamos").
         return "\n".join(" ".join(line.split()) for line in done.stdout.strip().splitlines())
 

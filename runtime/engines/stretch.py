@@ -5,7 +5,7 @@ Measured by ``bench/stretch_compare.py`` on this 2-core machine (first 6 s of FL
 ``bench/results/stretch_compare.json``):
 
 ==============  ====================  ==================  =====================  ==================
-backend         ms at ×0.8/1.25/1.6   onset error (ms)    round-trip LSD (dB)    WER ×0.8/1.25/1.6
+backend         ms at x0.8/1.25/1.6   onset error (ms)    round-trip LSD (dB)    WER x0.8/1.25/1.6
 ==============  ====================  ==================  =====================  ==================
 rubberband-r3   139 / 92 / 74         2.5 / 0.1 / 10.9    **5.4 / 6.2 / 7.4**    20 / 13 / 18 %
 rubberband-r2   47 / 28 / 28          12.8 / 1.8 / 6.6    6.9 / 7.3 / 8.1        21 / 21 / 27 %
@@ -20,7 +20,7 @@ installed, else Signalsmith. R3 damages the signal least (round-trip spectral di
 the others) and keeps onsets in place; Whisper hears R3 and Signalsmith output equally well (the WER
 differences are a word or two on ~170 words), R2 worse. R3's ~0.1 s per 6 s fragment is small next
 to TTS (Kokoro RTF 0.4-0.8, seconds per fragment), so fidelity wins. ``signalsmith`` is the choice
-where CPU is the bottleneck (7× cheaper, in-process, a wheel only, no temporary files).
+where CPU is the bottleneck (7x cheaper, in-process, a wheel only, no temporary files).
 librosa's phase vocoder is not offered: it damages speech (NOTES.md: ASR WER 20-30 % after it).
 """
 
@@ -54,7 +54,9 @@ def _check(audio: Samples, rate: float) -> Samples:
         raise EngineError(ErrorCode.INTERNAL, f"stretch rate {rate} outside {MIN_RATE}-{MAX_RATE}", retryable=False)
     samples = np.asarray(audio, dtype=np.float32)
     if samples.ndim != 1:
-        raise EngineError(ErrorCode.INVALID_AUDIO, f"stretch takes mono audio, got shape {samples.shape}", retryable=False)
+        raise EngineError(
+            ErrorCode.INVALID_AUDIO, f"stretch takes mono audio, got shape {samples.shape}", retryable=False
+        )
     return samples
 
 
@@ -82,6 +84,7 @@ class RubberBandStretcher(TimeStretcher):
     def raw_stretch(self, samples: Samples, sample_rate: int, rate: float) -> Samples:
         """The backend's own output, length not fitted (for the benchmark)."""
         import pyrubberband
+
         # A fresh dict per call: pyrubberband writes '--tempo' into the one it is given. R2 is the
         # CLI's default engine; ``--fine`` selects R3. ``--duration`` would be exact too, but the
         # tempo form keeps both engines on one code path and fit_length settles the last samples.
@@ -121,7 +124,7 @@ class SignalsmithStretcher(TimeStretcher):
         processor = self._stretch_class()
         processor.preset(1, float(sample_rate), self.cheaper)
         processor.setTimeFactor(float(rate))
-        out = processor.process(np.ascontiguousarray(samples[None, :], dtype=np.float32))
+        out = np.asarray(processor.process(np.ascontiguousarray(samples[None, :], dtype=np.float32)))
         return np.asarray(out[0], dtype=np.float32)
 
 

@@ -9,7 +9,7 @@ Robotic but intelligible (NOTES.md: Spanish 14-20 % WER through Whisper) and nea
 * ``binary``: Debian's ``espeak-ng --stdout`` (a WAV on stdout), used when the wheel is missing or
   its library will not load.
 
-Speed maps to words per minute (espeak's default 175 wpm × ``speed``), gender to espeak's voice
+Speed maps to words per minute (espeak's default 175 wpm x ``speed``), gender to espeak's voice
 variants (``+f3`` / ``+m3``). espeak-ng keeps process-global state, so library calls are serialised
 by a lock; at RTF ~0.003 that costs nothing.
 """
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 #: espeak-ng's own default rate (words per minute) is what ``speed`` 1.0 means.
 BASE_WPM = 175
-#: espeak-ng accepts 80-450 wpm; beyond ~2.5× it is no longer intelligible.
+#: espeak-ng accepts 80-450 wpm; beyond ~2.5x it is no longer intelligible.
 MIN_WPM, MAX_WPM = 80, 450
 #: Which regional voice a bare ISO 639-1 code means (espeak's bare "en" is British, "pt" European).
 PREFERRED = {"en": "en-us", "fr": "fr-fr", "pt": "pt-br", "es": "es", "vi": "vi"}
@@ -76,8 +76,14 @@ class _Library:
         lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
         lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
         lib.espeak_Synth.argtypes = [
-            ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint, ctypes.c_uint,
-            ctypes.c_void_p, ctypes.c_void_p,
+            ctypes.c_char_p,
+            ctypes.c_size_t,
+            ctypes.c_uint,
+            ctypes.c_int,
+            ctypes.c_uint,
+            ctypes.c_uint,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
         ]
         lib.espeak_ListVoices.restype = ctypes.POINTER(ctypes.POINTER(_Voice))
         # espeak_Initialize wants the directory that *contains* espeak-ng-data.
@@ -89,7 +95,7 @@ class _Library:
         self._callback = _SYNTH_CALLBACK(self._collect)  # kept on self: ctypes must not free it
         lib.espeak_SetSynthCallback(self._callback)
 
-    def _collect(self, wav: ctypes._Pointer, count: int, _events: int) -> int:
+    def _collect(self, wav: ctypes._Pointer[ctypes.c_short], count: int, _events: int) -> int:
         if count > 0:
             self._chunks.append(np.ctypeslib.as_array(wav, shape=(count,)).copy())
         return 0  # 0 = keep going
@@ -163,7 +169,7 @@ class EspeakSynthesizer(Synthesizer):
             try:
                 self._backend = _Library() if kind == "library" else _Binary(binary, timeout_s)
                 break
-            except Exception as exc:  # noqa: BLE001 - ImportError, OSError: try the next way
+            except Exception as exc:
                 errors.append(f"{kind}: {exc}")
         if self._backend is None:
             if backend != "auto":
@@ -187,7 +193,9 @@ class EspeakSynthesizer(Synthesizer):
             return code
         base = code.split("-")[0]
         if base not in self._languages:
-            raise EngineError(ErrorCode.UNSUPPORTED_LANGUAGE, f"espeak-ng has no voice for '{language}'", retryable=False)
+            raise EngineError(
+                ErrorCode.UNSUPPORTED_LANGUAGE, f"espeak-ng has no voice for '{language}'", retryable=False
+            )
         preferred = PREFERRED.get(base, base)
         if preferred in self._voices:
             return preferred
@@ -200,7 +208,9 @@ class EspeakSynthesizer(Synthesizer):
             )
 
     def synthesize(self, text: str, *, language: str, voice: VoiceProfile | None = None, speed: float = 1.0) -> Speech:
-        name = self._voices[self.voice_for(language)] + VARIANTS.get((voice.gender if voice else None) or "female", "+f3")
+        name = self._voices[self.voice_for(language)] + VARIANTS.get(
+            (voice.gender if voice else None) or "female", "+f3"
+        )
         wpm = int(np.clip(BASE_WPM * speed, MIN_WPM, MAX_WPM))
         if self._backend is None:
             raise EngineError(ErrorCode.UNSUPPORTED_LANGUAGE, "espeak-ng is not installed", retryable=False)

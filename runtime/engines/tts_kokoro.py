@@ -90,7 +90,7 @@ def load_in_memory(voices: Path) -> object:
     session = rt.InferenceSession(model, providers=resolve_providers())
     del model
     # kokoro-onnx validates that the session's model path exists; a bytes session has none.
-    session._model_path = str(parts[0])  # noqa: SLF001 - see above
+    session._model_path = str(parts[0])
     return Kokoro.from_session(session, str(voices))
 
 
@@ -105,7 +105,7 @@ class KokoroSynthesizer(Synthesizer):
                 self._kokoro = load_in_memory(voices)
             except ModelLoadError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - any kokoro-onnx API drift: use the cache file
+            except Exception as exc:
                 log.warning("Kokoro in-memory load failed (%s); assembling a cache file", exc)
         if self._kokoro is None:
             from kokoro_onnx import Kokoro
@@ -131,7 +131,7 @@ class KokoroSynthesizer(Synthesizer):
 
     def speaker_for(self, voice: VoiceProfile | None) -> str:
         if voice is not None and voice.speaker:
-            return voice.speaker
+            return str(voice.speaker)
         return MALE if voice is not None and voice.gender == "male" else FEMALE
 
     def validate_voice(self, voice: VoiceProfile) -> None:

@@ -57,7 +57,11 @@ def test_batch_of_streams_is_one_model_call_with_single_results(whisper, shared_
         (fleurs("fleurs-en-001")[0][: 6 * SR], "en", None),
         (fleurs("fleurs-es-002")[0][: 6 * SR], "es", "El uso adecuado de los blogs."),
         (np.zeros(3 * SR, np.float32), "fr", "Bonjour."),
-        (fleurs("fleurs-de-003")[0][: 6 * SR], "de", "Ein sehr langer vorheriger Satz mit vielen Wörtern, der gekürzt wird."),
+        (
+            fleurs("fleurs-de-003")[0][: 6 * SR],
+            "de",
+            "Ein sehr langer vorheriger Satz mit vielen Wörtern, der gekürzt wird.",
+        ),
     ]
     before = whisper.model_calls
     singles = [whisper.transcribe(audio, language=lang, prompt=prompt) for audio, lang, prompt in requests]

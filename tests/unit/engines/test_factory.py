@@ -75,7 +75,12 @@ def test_deepl_is_chosen_by_key_and_wrapped_with_the_fallback():
     expected = "FallbackTranslator" if shutil.which("apertium") else "DeepLTranslator"
     assert type(translator).__name__ == expected
     alone = build_translator(
-        settings(mt_engine="deepl", deepl_auth_key=SecretStr("k:fx"), deepl_server_url="http://127.0.0.1:9", mt_fallback=False)
+        settings(
+            mt_engine="deepl",
+            deepl_auth_key=SecretStr("k:fx"),
+            deepl_server_url="http://127.0.0.1:9",
+            mt_fallback=False,
+        )
     )
     assert type(alone).__name__ == "DeepLTranslator"
 

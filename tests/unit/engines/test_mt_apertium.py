@@ -79,7 +79,12 @@ def test_discovery_skips_variants_and_routes_through_pivots(tmp_path: Path):
         (tmp_path / f"{name}.mode").write_text("")
     direct = mt_apertium.discover_modes(tmp_path) if shutil.which("apertium") else {}
     if direct:
-        assert direct == {("en", "es"): "eng-spa", ("es", "en"): "spa-eng", ("es", "fr"): "es-fr", ("ca", "en"): "cat-eng"}
+        assert direct == {
+            ("en", "es"): "eng-spa",
+            ("es", "en"): "spa-eng",
+            ("es", "fr"): "es-fr",
+            ("ca", "en"): "cat-eng",
+        }
     routes = plan_routes({("en", "es"): "eng-spa", ("es", "fr"): "es-fr", ("ca", "en"): "cat-eng"})
     assert routes[("en", "fr")] == ("eng-spa", "es-fr")
     assert routes[("ca", "es")] == ("cat-eng", "eng-spa")  # through English when Spanish is the target
