@@ -6,17 +6,26 @@ from memory, so nothing is downloaded or written. Production: any size by name (
 e.g. a mounted volume) or a directory (``ASR_MODEL_PATH``), on CPU (int8) or CUDA (float16).
 
 Live-fragment choices: Silero VAD (inside faster-whisper) finds speech first, so a silent fragment
-costs ~10 ms and never reaches the model (no "Thank you." hallucinations on silence); the previous
-fragment's transcript is the prompt (``<|startofprev|>``, what ``initial_prompt`` does) but nothing
-is conditioned on the model's own earlier output; the language is fixed to the stream's source
+costs ~10 ms and never reaches the model (no "Thank you." hallucinations on silence); nothing is
+conditioned on the model's own earlier output; the language is fixed to the stream's source
 language (no detection cost, no wrong-language output), so ``language_probability`` is 1.0.
+
+The previous fragment's transcript as prompt (``<|startofprev|>``, what ``initial_prompt`` does) is
+OFF by default, because it measured worse here. Whisper base, greedy, each of 20 FLEURS clips
+(en/es/fr/de) cut into 6 s fragments and transcribed in order, pooled WER: no prompt 25.8 %;
+previous transcript as prompt 54 % (a mid-sentence cut makes base loop — "los alumnos, los
+alumnos, …" — or answer "..."); with the guards below (prompt tail without a trailing "..." or
+"-", re-decode without prompt when the output loops or has no words) 32.6 %, still worse.
+``prompt_previous=True`` turns it on, guards included, for larger models where context may pay.
 
 One decoding path for one fragment and for many. A fragment (≤ 30 s of speech after VAD cropping)
 is one Whisper window, so ``transcribe_many`` stacks the windows of every request — different
-streams, languages and prompts — into ONE ``encode`` + ``generate`` call: CTranslate2 takes a
-prompt per batch item, so nothing needs grouping. ``transcribe`` is the same path with a batch of
-one, which is why batched and single results agree. Requests the window path cannot serve (speech
-longer than 30 s, or word timestamps asked for) go through ``WhisperModel.transcribe`` one by one.
+streams and languages — into ONE ``encode`` + ``generate`` call (CTranslate2 takes a prompt per
+batch item). ``transcribe`` is the same path with a batch of one, which is why batched and single
+results are identical. With prompts on, CTranslate2 only batches prompts whose
+``<|startoftranscript|>`` sits at the same position, so prompted requests share one fixed-size
+context slot and unprompted ones decode in a second call. Requests the window path cannot serve
+(speech longer than 30 s, or word timestamps asked for) go through ``WhisperModel.transcribe``.
 ``model_calls`` counts calls into the model (a batch counts once).
 """
 
@@ -24,7 +33,9 @@ from __future__ import annotations
 
 import importlib.resources
 import logging
+import re
 import threading
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,12 +58,13 @@ VAD = VadOptions(min_speech_duration_ms=250, min_silence_duration_ms=500, speech
 WINDOW_S = 30.0
 #: Whisper's decoder context is 448 tokens; the prompt may take half (as faster-whisper does).
 MAX_LENGTH = 448
-#: Context slot for the previous transcript, in tokens (~10 words, the tail is what matters).
-#: Measured on 12 FLEURS clips (en/es/fr/de), WER: no prompt 17.4 %; a space-padded slot of 16
-#: tokens holding nothing 17.6 %, holding the previous sentence 17.6 %; 32 tokens 19.1 % / 15.6 %;
-#: 48 tokens 20.0 % / 17.6 %. Spaces were the harmless filler (end-of-text 34.7 %, "." 100 %).
+#: Context slot for the previous transcript when prompts are on, in tokens (~10 words: the tail is
+#: what matters). Shorter contexts are left-padded with spaces, the one filler that measured harmless
+#: (12 FLEURS clips: 16 spaces 17.6 % WER vs no prompt 17.4 %; end-of-text 34.7 %, "." 100 %).
 PROMPT_TOKENS = 16
 _SPACE_TOKEN = 220  # " " in Whisper's multilingual and English byte-level BPE vocabularies
+#: gzip compression ratio above which a transcript is a repetition loop (openai/whisper's 2.4).
+COMPRESSION_RATIO_MAX = 2.4
 #: Whisper's own "this window is silence" rule (openai/whisper transcribe.py defaults).
 NO_SPEECH_THRESHOLD = 0.6
 LOGPROB_THRESHOLD = -1.0
@@ -96,6 +108,7 @@ class WhisperRecognizer(SpeechRecognizer):
         cpu_threads: int = 2,
         word_timestamps: bool = False,
         max_batch: int = 16,
+        prompt_previous: bool = False,
     ) -> None:
         device = _resolve_device(device)
         compute = compute_type or ("float16" if device == "cuda" else "int8")
@@ -130,6 +143,8 @@ class WhisperRecognizer(SpeechRecognizer):
         self.compute_type = compute
         self.beam_size = beam_size
         self.word_timestamps = word_timestamps
+        #: Use the previous fragment's transcript as prompt (off: it measured worse, see above).
+        self.prompt_previous = prompt_previous
         self.max_batch = max_batch
         self._multilingual = bool(self.model.model.is_multilingual)
         self._languages = frozenset(_LANGUAGE_CODES) if self._multilingual else frozenset({"en"})
@@ -175,7 +190,27 @@ class WhisperRecognizer(SpeechRecognizer):
         features = np.stack([pad_or_trim(extractor(w.audio)[:, :-1], extractor.nb_max_frames) for w in windows]).astype(
             np.float32
         )
-        prompts = [self._prompt(w.language, w.prompt) for w in windows]
+        prompts = [self._prompt(w.language, w.prompt if self.prompt_previous else None) for w in windows]
+        texts = [""] * len(windows)
+        # Prompt length decides the group: without prompts every request is in one group.
+        groups: dict[int, list[int]] = {}
+        for position, prompt in enumerate(prompts):
+            groups.setdefault(len(prompt), []).append(position)
+        for positions in groups.values():
+            decoded = self._generate(features[positions], [prompts[i] for i in positions], windows, positions)
+            for position, text in zip(positions, decoded, strict=True):
+                texts[position] = text
+        # Guard for prompted requests: a loop or a word-less answer is decoded again without the prompt.
+        retry = [i for i, w in enumerate(windows) if len(prompts[i]) > 4 and _looks_broken(texts[i])]
+        if retry:
+            plain = [self._prompt(windows[i].language, None) for i in retry]
+            for position, text in zip(retry, self._generate(features[retry], plain, windows, retry), strict=True):
+                texts[position] = "" if _looks_broken(text) and not _has_words(text) else text
+        return texts
+
+    def _generate(
+        self, features: np.ndarray, prompts: list[list[int]], windows: list[_Window], positions: list[int]
+    ) -> list[str]:
         self._count()
         try:
             encoded = self.model.encode(features)
@@ -192,8 +227,8 @@ class WhisperRecognizer(SpeechRecognizer):
         except Exception as exc:  # CUDA OOM, a CTranslate2 failure: the fragment may be retried
             raise EngineError(ErrorCode.SERVICE_UNAVAILABLE, f"Whisper failed: {exc}", retryable=True) from exc
         texts = []
-        for window, output in zip(windows, outputs, strict=True):
-            tokenizer = self._tokenizer(window.language)
+        for position, output in zip(positions, outputs, strict=True):
+            tokenizer = self._tokenizer(windows[position].language)
             tokens = [t for t in output.sequences_ids[0] if t < tokenizer.eot]
             # CTranslate2's score is the length-normalised log-probability with length_penalty 1.
             avg_logprob = output.scores[0] if output.scores else 0.0
@@ -202,19 +237,19 @@ class WhisperRecognizer(SpeechRecognizer):
         return texts
 
     def _prompt(self, language: str, previous: str | None) -> list[int]:
-        """``<|startofprev|>`` + exactly :data:`PROMPT_TOKENS` of context + the task tokens.
+        """The task tokens, preceded (when there is a previous transcript) by a fixed-size context slot.
 
-        CTranslate2 batches only prompts whose ``<|startoftranscript|>`` sits at the same position,
-        so every request gets the same-size context slot: the tail of the previous transcript,
-        left-padded with spaces. An item's prompt therefore never depends on its batch companions,
-        and a batched result equals the single one.
+        ``<|startofprev|>`` + exactly :data:`PROMPT_TOKENS` tokens: the tail of the previous
+        transcript without a trailing "..." or "-" (they invite "..." answers), left-padded with
+        spaces. The slot never depends on batch companions, so batched results equal single ones.
         """
         tokenizer = self._tokenizer(language)
-        context = tokenizer.encode(" " + previous.strip())[-PROMPT_TOKENS:] if previous and previous.strip() else []
-        prompt = [tokenizer.sot_prev, *([_SPACE_TOKEN] * (PROMPT_TOKENS - len(context))), *context]
-        prompt.extend(tokenizer.sot_sequence)
-        prompt.append(tokenizer.no_timestamps)
-        return prompt
+        tail = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+        previous = _TRAILING_CUT.sub("", previous or "")
+        if not previous:
+            return tail
+        context = tokenizer.encode(" " + previous)[-PROMPT_TOKENS:]
+        return [tokenizer.sot_prev, *([_SPACE_TOKEN] * (PROMPT_TOKENS - len(context))), *context, *tail]
 
     def _tokenizer(self, language: str) -> Tokenizer:
         tokenizer = self._tokenizers.get(language)
@@ -246,7 +281,7 @@ class WhisperRecognizer(SpeechRecognizer):
                 vad_filter=True,
                 vad_parameters=VAD,
                 condition_on_previous_text=False,
-                initial_prompt=prompt or None,
+                initial_prompt=(prompt or None) if self.prompt_previous else None,
                 word_timestamps=self.word_timestamps,
             )
             segments = list(segments)  # the generator does the work
@@ -268,6 +303,21 @@ class WhisperRecognizer(SpeechRecognizer):
     def _count(self) -> None:
         with self._lock:
             self.model_calls += 1
+
+
+_TRAILING_CUT = re.compile(r"[\s.\u2026\u2013\u2014-]+$")  # spaces, dots, ellipsis, dashes
+
+
+def _has_words(text: str) -> bool:
+    return re.search(r"\w", text) is not None
+
+
+def _looks_broken(text: str) -> bool:
+    """No words at all, or a repetition loop (compresses too well)."""
+    if not _has_words(text):
+        return True
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) > COMPRESSION_RATIO_MAX
 
 
 def _mono_float32(audio: Samples) -> Samples:

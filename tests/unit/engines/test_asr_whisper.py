@@ -8,7 +8,7 @@ import jiwer
 import numpy as np
 import pytest
 
-from livedub.runtime.engines.asr_whisper import PROMPT_TOKENS, embedded_model_files
+from livedub.runtime.engines.asr_whisper import PROMPT_TOKENS, _looks_broken, embedded_model_files
 from livedub.runtime.errors import EngineError, ErrorCode
 from support.data import fleurs, fleurs_text
 
@@ -52,7 +52,7 @@ def test_silence_never_reaches_the_model(whisper):
 
 
 def test_batch_of_streams_is_one_model_call_with_single_results(whisper, shared_data):
-    """Different languages and prompts (different lengths) in one batch, plus a silent fragment."""
+    """Different languages and prompts in one batch, plus a silent fragment."""
     requests = [
         (fleurs("fleurs-en-001")[0][: 6 * SR], "en", None),
         (fleurs("fleurs-es-002")[0][: 6 * SR], "es", "El uso adecuado de los blogs."),
@@ -76,11 +76,29 @@ def test_batch_of_streams_is_one_model_call_with_single_results(whisper, shared_
 
 def test_prompt_slot_has_one_size_whatever_the_previous_text(whisper):
     short = whisper._prompt("en", "Hi.")
-    none = whisper._prompt("en", None)
     long = whisper._prompt("es", "palabra " * 200)
-    assert len(short) == len(none) == len(long)
-    tokenizer = whisper._tokenizer("en")
-    assert short.index(tokenizer.sot) == 1 + PROMPT_TOKENS
+    assert len(short) == len(long) == 1 + PROMPT_TOKENS + 4
+    assert short.index(whisper._tokenizer("en").sot) == 1 + PROMPT_TOKENS
+    assert whisper._prompt("en", None) == whisper._prompt("en", " ... ")  # nothing worth prompting
+    assert len(whisper._prompt("en", None)) == 4
+
+
+def test_prompts_when_enabled_batch_equal_singles_and_guard_loops(whisper, shared_data):
+    audio, _ = fleurs("fleurs-en-000")
+    first, second = audio[: 6 * SR], audio[6 * SR :]
+    whisper.prompt_previous = True
+    try:
+        previous = whisper.transcribe(first, language="en").text
+        single = whisper.transcribe(second, language="en", prompt=previous).text
+        before = whisper.model_calls
+        batched = whisper.transcribe_many([(second, "en", previous), (first, "en", None)])
+        assert whisper.model_calls - before == 2  # prompted and unprompted decode separately
+        assert batched[0].text == single and "lag behind" in single
+        looping = "los alumnos, " * 40
+        assert whisper.transcribe(second, language="en", prompt=looping).text  # guard keeps words
+    finally:
+        whisper.prompt_previous = False
+    assert _looks_broken("los alumnos, " * 30) and _looks_broken("...") and not _looks_broken("Hola a todos.")
 
 
 def test_speech_longer_than_a_window_is_transcribed_whole(whisper, shared_data):
