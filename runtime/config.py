@@ -62,6 +62,11 @@ class Settings(BaseSettings):
         description="Batch fragments from concurrent streams into one ASR call, waiting at most this long "
         "for companions. 0 disables batching (best on CPU; use ~30-50 ms on a GPU).",
     )
+    asr_prompt_previous: bool = Field(
+        False,
+        description="Prompt Whisper with the previous fragment's transcript. Off: with Whisper base it measured "
+        "worse on mid-sentence cuts (docs/engines.md); try it with larger models. Translation always gets it as context.",
+    )
     asr_max_batch: int = Field(8, ge=1, le=64, description="Most fragments in one batched ASR call.")
     asr_timeout_ms: int = Field(15000, ge=100, description="ASR stage timeout.")
 

@@ -61,6 +61,8 @@ def build_asr(settings: Settings) -> SpeechRecognizer:
         compute_type=settings.asr_compute_type,
         beam_size=settings.asr_beam_size,
         cpu_threads=settings.asr_cpu_threads,
+        max_batch=settings.asr_max_batch,
+        prompt_previous=settings.asr_prompt_previous,
     )
 
 
