@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from abc import abstractmethod
 
 import numpy as np
 
@@ -60,7 +61,22 @@ def _check(audio: Samples, rate: float) -> Samples:
     return samples
 
 
-class RubberBandStretcher(TimeStretcher):
+class _LengthFittedStretcher(TimeStretcher):
+    """Runs the backend, then settles the last few samples so the output length is exact."""
+
+    def stretch(self, audio: Samples, sample_rate: int, rate: float) -> Samples:
+        samples = _check(audio, rate)
+        length = target_length(len(samples), rate)
+        if rate == 1.0 or len(samples) == 0:
+            return fit_length(samples.copy(), length)
+        return fit_length(self.raw_stretch(samples, sample_rate, rate), length)
+
+    @abstractmethod
+    def raw_stretch(self, samples: Samples, sample_rate: int, rate: float) -> Samples:
+        """The backend's own output, length not fitted (for the benchmark)."""
+
+
+class RubberBandStretcher(_LengthFittedStretcher):
     """Rubber Band through ``pyrubberband`` and Debian's ``rubberband-cli``: R3 (``--fine``) or R2."""
 
     def __init__(self, fine: bool = True, timeout_s: float = 10.0) -> None:
@@ -73,13 +89,6 @@ class RubberBandStretcher(TimeStretcher):
         self.fine = fine
         self.timeout_s = timeout_s
         self.name = "rubberband-r3" if fine else "rubberband-r2"
-
-    def stretch(self, audio: Samples, sample_rate: int, rate: float) -> Samples:
-        samples = _check(audio, rate)
-        length = target_length(len(samples), rate)
-        if rate == 1.0 or len(samples) == 0:
-            return fit_length(samples.copy(), length)
-        return fit_length(self.raw_stretch(samples, sample_rate, rate), length)
 
     def raw_stretch(self, samples: Samples, sample_rate: int, rate: float) -> Samples:
         """The backend's own output, length not fitted (for the benchmark)."""
@@ -96,7 +105,7 @@ class RubberBandStretcher(TimeStretcher):
         return np.asarray(out, dtype=np.float32).reshape(-1)
 
 
-class SignalsmithStretcher(TimeStretcher):
+class SignalsmithStretcher(_LengthFittedStretcher):
     """Signalsmith Stretch (``python-stretch``, MIT): in-process, fast, exact length."""
 
     name = "signalsmith"
@@ -110,13 +119,6 @@ class SignalsmithStretcher(TimeStretcher):
         self.cheaper = cheaper
         if cheaper:
             self.name = "signalsmith-cheaper"
-
-    def stretch(self, audio: Samples, sample_rate: int, rate: float) -> Samples:
-        samples = _check(audio, rate)
-        length = target_length(len(samples), rate)
-        if rate == 1.0 or len(samples) == 0:
-            return fit_length(samples.copy(), length)
-        return fit_length(self.raw_stretch(samples, sample_rate, rate), length)
 
     def raw_stretch(self, samples: Samples, sample_rate: int, rate: float) -> Samples:
         """The backend's own output, length not fitted (for the benchmark)."""

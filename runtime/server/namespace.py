@@ -9,6 +9,7 @@ client would wait forever.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import socketio
@@ -92,33 +93,34 @@ class DubbingNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         ack = await self.service.fragment(sid, fragment)
         return ack.wire()
 
-    async def _control(self, sid: str, event: str, data: Any, paused: bool) -> dict[str, Any]:
+    async def _control(
+        self, sid: str, event: str, data: Any, action: Callable[[ev.StreamControl], Awaitable[Any]]
+    ) -> dict[str, Any]:
+        """Parse a ``stream:*`` control payload, run ``action``, emit its reply under ``reply_event``."""
         try:
             control = ev.StreamControl.model_validate(data if isinstance(data, dict) else {})
-            state = self.service.set_paused(sid, control.stream_id, paused)
+            reply_event, reply = await action(control)
         except ValidationError as exc:
             return await self._fail(sid, event, ev.invalid_payload(event, exc))
         except DubbingError as exc:
             return await self._fail(sid, event, exc)
-        await self.emit("stream:state", state.wire(), to=sid)
-        return state.wire()
+        await self.emit(reply_event, reply.wire(), to=sid)
+        return dict(reply.wire())
+
+    async def _set_paused(self, sid: str, control: ev.StreamControl, paused: bool) -> tuple[str, ev.StreamState]:
+        return "stream:state", self.service.set_paused(sid, control.stream_id, paused)
 
     async def on_stream_pause(self, sid: str, data: Any = None, *_: Any) -> dict[str, Any]:
-        return await self._control(sid, "stream:pause", data, paused=True)
+        return await self._control(sid, "stream:pause", data, lambda c: self._set_paused(sid, c, True))
 
     async def on_stream_resume(self, sid: str, data: Any = None, *_: Any) -> dict[str, Any]:
-        return await self._control(sid, "stream:resume", data, paused=False)
+        return await self._control(sid, "stream:resume", data, lambda c: self._set_paused(sid, c, False))
 
     async def on_stream_end(self, sid: str, data: Any = None, *_: Any) -> dict[str, Any]:
-        try:
-            control = ev.StreamControl.model_validate(data if isinstance(data, dict) else {})
-            complete = await self.service.stream_end(sid, control.stream_id)
-        except ValidationError as exc:
-            return await self._fail(sid, "stream:end", ev.invalid_payload("stream:end", exc))
-        except DubbingError as exc:
-            return await self._fail(sid, "stream:end", exc)
-        await self.emit("stream:complete", complete.wire(), to=sid)
-        return complete.wire()
+        async def end(control: ev.StreamControl) -> tuple[str, ev.StreamComplete]:
+            return "stream:complete", await self.service.stream_end(sid, control.stream_id)
+
+        return await self._control(sid, "stream:end", data, end)
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
         """Map the protocol's ``a:b`` event names onto ``on_a_b`` methods; answer unknown events."""
