@@ -8,8 +8,8 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 
 def latency_over_time(rows: list[dict[str, Any]], path: Path) -> None:
@@ -50,7 +50,12 @@ def latency_cdf(rows: list[dict[str, Any]], path: Path) -> None:
 def streams_vs_p95(levels: dict[str, list[dict[str, Any]]], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     for key, rows in levels.items():
-        ax.plot([r["streams"] for r in rows], [r["processing_p95_ms"] / 1000 for r in rows], "o-", label=key.replace("_", " "))
+        ax.plot(
+            [r["streams"] for r in rows],
+            [r["processing_p95_ms"] / 1000 for r in rows],
+            "o-",
+            label=key.replace("_", " "),
+        )
     ax.axhline(6.0, color="red", linestyle="--", label="fragment duration")
     ax.set_xlabel("concurrent real-time streams")
     ax.set_ylabel("p95 processing (s)")
@@ -65,7 +70,7 @@ def variance_histogram(variance: list[float], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.hist(np.array(variance) * 100, bins=20)
     ax.axvline(2.0, color="orange", linestyle="--", label="±2 % target")
-    ax.set_xlabel("|dubbed − original| / original (%)")
+    ax.set_xlabel("|dubbed - original| / original (%)")
     ax.set_ylabel("fragments with speech")
     ax.set_title("Duration fidelity")
     ax.legend()

@@ -1,7 +1,7 @@
 """``make bench``: latency, throughput, memory, quality; JSON + PNG in bench/results, table in README.
 
-    python -m bench.run            # full run (~15 min on 2 cores)
-    python -m bench.run --quick    # fewer fragments and levels (~5 min)
+python -m bench.run            # full run (~15 min on 2 cores)
+python -m bench.run --quick    # fewer fragments and levels (~5 min)
 """
 
 from __future__ import annotations
@@ -25,13 +25,27 @@ BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 
 def machine() -> dict[str, Any]:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+    ).stdout.strip()
     import os
 
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "date": dt.date.today().isoformat(), "commit": commit, "gpu": "none (CPU only)"}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "date": dt.date.today().isoformat(),
+        "commit": commit,
+        "gpu": "none (CPU only)",
+    }
 
 
 def _fmt(value: Any, digits: int = 2) -> str:
@@ -50,7 +64,7 @@ def table(results: dict[str, Any]) -> str:
         f"| p50 processing / fragment duration, 1 stream | ≤ 0.40 | {_fmt(ratio['p50'])} |",
         f"| p95 processing / fragment duration, 1 stream | ≤ 0.60 | {_fmt(ratio['p95'])} |",
         f"| p95 end to end (sent → dubbed received) | — | {lat['end_to_end_ms']['p95'] / 1000:.2f} s |",
-        f"| server overhead (processing − stages) / processing | ≤ 2 % | {lat['server_overhead_fraction'] * 100:.1f} % |",
+        f"| server overhead (processing - stages) / processing | ≤ 2 % | {lat['server_overhead_fraction'] * 100:.1f} % |",
         f"| fragments with speech within ±2 % duration | ≥ 95 % | {lat['within_2_percent'] * 100:.0f} % |",
         f"| lost / out-of-order fragments | 0 / 0 | {lat['lost']} / {lat['order_violations']} |",
         f"| resident memory after start / after run | ≤ 1.5 GiB | {lat['rss_mb_after_start']:.0f} / {lat['rss_mb_after_run']:.0f} MiB |",
@@ -61,15 +75,21 @@ def table(results: dict[str, Any]) -> str:
             lines.append(f"| real-time streams sustained ({key.replace('_', ' ')}) | ≥ 2 | {n} |")
     if "soak" in results:
         s = results["soak"]
-        lines.append(f"| memory growth over {s['minutes']:.0f}-min soak (after warm-up) | flat | {s['rss_growth_after_warmup_mb']:+.0f} MiB |")
+        lines.append(
+            f"| memory growth over {s['minutes']:.0f}-min soak (after warm-up) | flat | {s['rss_growth_after_warmup_mb']:+.0f} MiB |"
+        )
     q = results.get("quality", {})
     if q:
         lines.append(f"| ASR WER, FLEURS en ({q['asr']['engine']}) | — | {q['asr']['wer'] * 100:.1f} % |")
         for mt in q["mt"]:
-            lines.append(f"| MT BLEU / chrF, Tatoeba en→es ({mt['engine']}) | — | {mt['bleu']:.1f} / {mt['chrf']:.1f} |")
+            lines.append(
+                f"| MT BLEU / chrF, Tatoeba en→es ({mt['engine']}) | — | {mt['bleu']:.1f} / {mt['chrf']:.1f} |"
+            )
         if q["intelligibility"]["wer"] is not None:
-            lines.append(f"| TTS intelligibility: es ASR WER on the dub ({q['intelligibility']['engine']}) | — | "
-                         f"{q['intelligibility']['wer'] * 100:.1f} % |")
+            lines.append(
+                f"| TTS intelligibility: es ASR WER on the dub ({q['intelligibility']['engine']}) | — | "
+                f"{q['intelligibility']['wer'] * 100:.1f} % |"
+            )
     lines.append(f"| status success / partial / failed | — | {lat['statuses']} |")
     return "\n".join(lines)
 
@@ -99,19 +119,26 @@ def main(argv: list[str] | None = None) -> int:
     results["latency"] = lat
     plots.latency_over_time(rows, RESULTS / "latency_per_fragment.png")
     plots.latency_cdf(rows, RESULTS / "latency_cdf.png")
-    plots.variance_histogram([r["metadata"]["duration_variance_percent"] / 100 for r in rows
-                              if r.get("transcript") and r.get("metadata")], RESULTS / "duration_variance.png")
+    plots.variance_histogram(
+        [r["metadata"]["duration_variance_percent"] / 100 for r in rows if r.get("transcript") and r.get("metadata")],
+        RESULTS / "duration_variance.png",
+    )
 
     print(">> quality", file=sys.stderr)
     engines = quality.build_engines()
     results["engines"] = engines.describe()
-    results["quality"] = {"asr": quality.asr_wer(engines), "mt": quality.mt_scores(engines),
-                          "intelligibility": quality.intelligibility(engines, rows)}
+    results["quality"] = {
+        "asr": quality.asr_wer(engines),
+        "mt": quality.mt_scores(engines),
+        "intelligibility": quality.intelligibility(engines, rows),
+    }
 
     if not args.skip_throughput:
         print(">> throughput: concurrent real-time streams, ASR batching off and on", file=sys.stderr)
         results["throughput"] = scenarios.throughput(
-            RESULTS, levels=[1, 2, 3] if args.quick else [1, 2, 3, 4], fragments=4 if args.quick else 6,
+            RESULTS,
+            levels=[1, 2, 3] if args.quick else [1, 2, 3, 4],
+            fragments=4 if args.quick else 6,
             windows_ms=[0, 50],
         )
         plots.streams_vs_p95(results["throughput"]["levels"], RESULTS / "streams_vs_p95.png")
@@ -123,8 +150,9 @@ def main(argv: list[str] | None = None) -> int:
         plots.rss_over_time(results["soak"]["rss_mb"], RESULTS / "soak_memory.png")
 
     (RESULTS / "summary.json").write_text(json.dumps(results, indent=2, default=str))
-    (RESULTS / "latency_fragments.json").write_text(json.dumps(
-        [{k: v for k, v in r.items() if k != "_audio"} for r in rows], indent=2, default=str))
+    (RESULTS / "latency_fragments.json").write_text(
+        json.dumps([{k: v for k, v in r.items() if k != "_audio"} for r in rows], indent=2, default=str)
+    )
     summary = table(results)
     update_readme(summary)
     print(summary)

@@ -8,6 +8,7 @@ reported next to the fragment duration it must beat.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import time
 from pathlib import Path
@@ -34,8 +35,13 @@ def english_fragments() -> list[np.ndarray]:
 
 
 def _stats(values: list[float]) -> dict[str, float]:
-    return {"p50": percentile(values, 50), "p95": percentile(values, 95), "p99": percentile(values, 99),
-            "mean": statistics.fmean(values) if values else float("nan"), "n": len(values)}
+    return {
+        "p50": percentile(values, 50),
+        "p95": percentile(values, 95),
+        "p99": percentile(values, 99),
+        "mean": statistics.fmean(values) if values else float("nan"),
+        "n": len(values),
+    }
 
 
 def latency(out: Path, fragments: int) -> dict[str, Any]:
@@ -50,16 +56,23 @@ def latency(out: Path, fragments: int) -> dict[str, Any]:
     speech = [r for r in rows if r.get("transcript")]
     durations = [r["metadata"]["original_duration_ms"] for r in rows if r.get("metadata")]
     ratio = [r["processing_time_ms"] / d for r, d in zip(rows, durations, strict=False) if d]
-    overhead = [r["processing_time_ms"] - sum(r["stage_timings"].get(k, 0) for k in STAGES) for r in rows if r.get("stage_timings")]
+    overhead = [
+        r["processing_time_ms"] - sum(r["stage_timings"].get(k, 0) for k in STAGES)
+        for r in rows
+        if r.get("stage_timings")
+    ]
     variance = [r["metadata"]["duration_variance_percent"] / 100 for r in speech if r.get("metadata")]
     return {
         "fragments": len(rows),
         "processing_ms": _stats([float(r["processing_time_ms"]) for r in rows]),
         "processing_over_duration": _stats(ratio),
         "end_to_end_ms": _stats([float(r["latency_ms"]) for r in rows]),
-        "stages_ms": {k: _stats([float(r["stage_timings"].get(k, 0)) for r in speech if r.get("stage_timings")]) for k in STAGES},
+        "stages_ms": {
+            k: _stats([float(r["stage_timings"].get(k, 0)) for r in speech if r.get("stage_timings")]) for k in STAGES
+        },
         "server_overhead_ms": _stats(overhead),
-        "server_overhead_fraction": statistics.fmean(overhead) / max(1.0, statistics.fmean([r["processing_time_ms"] for r in rows])),
+        "server_overhead_fraction": statistics.fmean(overhead)
+        / max(1.0, statistics.fmean([r["processing_time_ms"] for r in rows])),
         "duration_variance": _stats(variance),
         "within_2_percent": sum(v <= 0.02 for v in variance) / max(1, len(variance)),
         "speed_ratio": _stats([r["metadata"]["speed_ratio"] for r in speech if r.get("metadata")]),
@@ -80,18 +93,30 @@ def throughput(out: Path, levels: list[int], fragments: int, windows_ms: list[in
     steps = [(w, n) for w in windows_ms for n in levels]
     for window, streams in tqdm(steps, desc="throughput", unit="level"):
         clips = [[pool[(s * 5 + i) % len(pool)] for i in range(fragments)] for s in range(streams)]
-        env = {"ASR_BATCH_WINDOW_MS": str(window), "PIPELINE_CONCURRENCY": str(max(2, streams)),
-               "BACKPRESSURE_THRESHOLD_CRITICAL": "50", "MAX_INFLIGHT": "8"}
+        env = {
+            "ASR_BATCH_WINDOW_MS": str(window),
+            "PIPELINE_CONCURRENCY": str(max(2, streams)),
+            "BACKPRESSURE_THRESHOLD_CRITICAL": "50",
+            "MAX_INFLIGHT": "8",
+        }
         with serve(out / f"throughput-{window}-{streams}.log", **env) as server:
-            report = asyncio.run(run_load(server.url, clips, realtime=True, fragment_s=FRAGMENT_S,
-                                          stagger_s=FRAGMENT_S / streams))
+            report = asyncio.run(
+                run_load(server.url, clips, realtime=True, fragment_s=FRAGMENT_S, stagger_s=FRAGMENT_S / streams)
+            )
             calls = server.metric("sts_asr_model_calls_total") or 0.0
-        results.setdefault(f"window_{window}ms", []).append({
-            "streams": streams, "processing_p95_ms": report.processing_ms_p95, "processing_p50_ms": report.processing_ms_p50,
-            "end_to_end_p95_ms": report.latency_ms_p95, "lost": report.sent - report.processed,
-            "order_violations": report.order_violations, "asr_model_calls": calls, "fragments": report.sent,
-            "keeps_up": report.processing_ms_p95 <= FRAGMENT_S * 1000,
-        })
+        results.setdefault(f"window_{window}ms", []).append(
+            {
+                "streams": streams,
+                "processing_p95_ms": report.processing_ms_p95,
+                "processing_p50_ms": report.processing_ms_p50,
+                "end_to_end_p95_ms": report.latency_ms_p95,
+                "lost": report.sent - report.processed,
+                "order_violations": report.order_violations,
+                "asr_model_calls": calls,
+                "fragments": report.sent,
+                "keeps_up": report.processing_ms_p95 <= FRAGMENT_S * 1000,
+            }
+        )
     sustained = {key: max((r["streams"] for r in rows if r["keeps_up"]), default=0) for key, rows in results.items()}
     return {"levels": results, "sustained_streams": sustained}
 
@@ -103,14 +128,13 @@ def soak(out: Path, minutes: float) -> dict[str, Any]:
     clips = [[pool[i % len(pool)] for i in range(count)]]
     samples: list[tuple[float, float]] = []
     with serve(out / "soak-server.log") as server:
+
         async def sample(stop: asyncio.Event) -> None:
             start = time.perf_counter()
             while not stop.is_set():
                 samples.append((time.perf_counter() - start, await asyncio.to_thread(server.rss_mb)))
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 15)
-                except TimeoutError:
-                    pass
 
         async def run() -> Any:
             stop = asyncio.Event()
@@ -123,6 +147,12 @@ def soak(out: Path, minutes: float) -> dict[str, Any]:
         report = asyncio.run(run())
     rss = [mb for _, mb in samples]
     warm = rss[len(rss) // 4 :] or rss
-    return {"minutes": minutes, "fragments": report.sent, "lost": report.sent - report.processed,
-            "rss_mb": samples, "rss_first_mb": rss[0] if rss else None, "rss_max_mb": max(rss) if rss else None,
-            "rss_growth_after_warmup_mb": (warm[-1] - warm[0]) if warm else None}
+    return {
+        "minutes": minutes,
+        "fragments": report.sent,
+        "lost": report.sent - report.processed,
+        "rss_mb": samples,
+        "rss_first_mb": rss[0] if rss else None,
+        "rss_max_mb": max(rss) if rss else None,
+        "rss_growth_after_warmup_mb": (warm[-1] - warm[0]) if warm else None,
+    }

@@ -9,8 +9,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,8 +46,9 @@ def serve(log_path: Path, **env: str) -> Iterator[RunningServer]:
     environment = {**os.environ, "PORT": str(port), "LOG_LEVEL": "WARNING", **env}
     started = time.perf_counter()
     with log_path.open("wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "livedub.runtime.cli", "serve"], env=environment,
-                                   stdout=log, stderr=log)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "livedub.runtime.cli", "serve"], env=environment, stdout=log, stderr=log
+        )
         url = f"http://127.0.0.1:{port}"
         try:
             deadline = started + 180

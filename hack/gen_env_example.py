@@ -9,8 +9,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-from livedub.runtime.config import Settings
 from pydantic import SecretStr
+
+from livedub.runtime.config import Settings
 
 HEADER = """\
 # livedub runtime configuration. Copy to .env and edit; every variable is optional.

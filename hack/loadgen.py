@@ -17,6 +17,7 @@ from pathlib import Path
 
 import aiohttp
 import numpy as np
+
 from livedub.runtime.client.dub import load_audio, split
 from livedub.runtime.client.load import run_load
 
@@ -58,13 +59,22 @@ async def main(argv: list[str] | None = None) -> int:
     clips = clips_for(args.streams, args.fragments, args.clips, args.fragment_seconds)
     rss_before = await _rss(args.url)
     report = await asyncio.wait_for(
-        run_load(args.url, clips, realtime=args.realtime, fragment_s=args.fragment_seconds, token=args.token,
-                 stagger_s=args.fragment_seconds / max(1, args.streams) if args.realtime else 0.0),
+        run_load(
+            args.url,
+            clips,
+            realtime=args.realtime,
+            fragment_s=args.fragment_seconds,
+            token=args.token,
+            stagger_s=args.fragment_seconds / max(1, args.streams) if args.realtime else 0.0,
+        ),
         args.max_seconds,
     )
     rss_after = await _rss(args.url)
-    summary = {**report.summary(), "rss_before_mb": rss_before and rss_before / 2**20,
-               "rss_after_mb": rss_after and rss_after / 2**20}
+    summary = {
+        **report.summary(),
+        "rss_before_mb": rss_before and rss_before / 2**20,
+        "rss_after_mb": rss_after and rss_after / 2**20,
+    }
     print(json.dumps(summary, indent=2))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Copy crds/*.yaml (the source of truth) into the chart, or check that the copies match.
 
-    python hack/sync-chart-crds.py           # write the copies
-    python hack/sync-chart-crds.py --check   # exit 1 and list the drift (CI, tests)
+python hack/sync-chart-crds.py           # write the copies
+python hack/sync-chart-crds.py --check   # exit 1 and list the drift (CI, tests)
 """
 
 import argparse

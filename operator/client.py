@@ -16,6 +16,7 @@ import kopf
 from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio.config.config_exception import ConfigException
+
 from livedub.operator.errors import KubernetesApiError
 
 MERGE_PATCH = "application/merge-patch+json"
@@ -88,13 +89,23 @@ class Client:
     def __init__(self, api: k8s.ApiClient) -> None:
         self._api = api
 
-    async def _call(self, method: str, path: str, *, body: Any = None, query: list[Any] | None = None,
-                    content_type: str = "application/json") -> Any:
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: list[Any] | None = None,
+        content_type: str = "application/json",
+    ) -> Any:
         try:
             return await self._api.call_api(
-                path, method, query_params=query or [],
+                path,
+                method,
+                query_params=query or [],
                 header_params={"Content-Type": content_type, "Accept": "application/json"},
-                body=body, auth_settings=["BearerToken"],
+                body=body,
+                auth_settings=["BearerToken"],
                 response_types_map={200: "object", 201: "object", 202: "object"},
                 _return_http_data_only=True,
             )
@@ -122,8 +133,9 @@ class Client:
         result: dict[str, Any] = await self._call("POST", kind.path(namespace), body=body)
         return result
 
-    async def patch(self, kind: Kind, namespace: str, name: str, body: dict[str, Any],
-                    subresource: str | None = None) -> dict[str, Any]:
+    async def patch(
+        self, kind: Kind, namespace: str, name: str, body: dict[str, Any], subresource: str | None = None
+    ) -> dict[str, Any]:
         path = kind.path(namespace, name, subresource)
         result: dict[str, Any] = await self._call("PATCH", path, body=body, content_type=MERGE_PATCH)
         return result

@@ -10,6 +10,7 @@ import random
 from typing import Any
 
 import kopf
+
 from livedub.operator import client as api
 from livedub.operator.constants import GROUP, POOL_PLURAL, VERSION, VOICE_PLURAL
 from livedub.operator.errors import KubernetesApiError

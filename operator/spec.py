@@ -9,9 +9,10 @@ bad spec that slipped past admission becomes a clear status message instead of a
 
 from typing import Any, Literal
 
-from livedub.operator.errors import InvalidSpecError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
+
+from livedub.operator.errors import InvalidSpecError
 
 
 class _Model(BaseModel):
@@ -129,9 +130,7 @@ class PoolSpec(_Model):
     @model_validator(mode="after")
     def _cross_field_rules(self) -> "PoolSpec":
         if self.min_replicas > self.max_replicas:
-            raise ValueError(
-                f"minReplicas ({self.min_replicas}) must be <= maxReplicas ({self.max_replicas})"
-            )
+            raise ValueError(f"minReplicas ({self.min_replicas}) must be <= maxReplicas ({self.max_replicas})")
         if self.replicas is not None and not self.min_replicas <= self.replicas <= self.max_replicas:
             raise ValueError("replicas must lie between minReplicas and maxReplicas")
         if self.mt.engine == "deepl" and self.mt.deepl_secret_ref is None:

@@ -52,7 +52,9 @@ class Settings(BaseSettings):
     )
     asr_model_path: Path | None = Field(None, description="Directory of a CTranslate2 Whisper model (overrides size).")
     asr_device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="Device for ASR.")
-    asr_compute_type: str | None = Field(None, description="CTranslate2 compute type; default int8 on CPU, float16 on CUDA.")
+    asr_compute_type: str | None = Field(
+        None, description="CTranslate2 compute type; default int8 on CPU, float16 on CUDA."
+    )
     asr_beam_size: int = Field(1, ge=1, le=10, description="Beam size; 1 (greedy) is the live-latency choice.")
     asr_cpu_threads: int = Field(2, ge=1, le=64, description="CPU threads per ASR call.")
     asr_batch_window_ms: int = Field(
@@ -64,8 +66,9 @@ class Settings(BaseSettings):
     )
     asr_prompt_previous: bool = Field(
         False,
-        description="Prompt Whisper with the previous fragment's transcript. Off: with Whisper base it measured "
-        "worse on mid-sentence cuts (docs/engines.md); try it with larger models. Translation always gets it as context.",
+        description="Prompt Whisper with the previous fragment's transcript. Off: with Whisper base it "
+        "measured worse on mid-sentence cuts (docs/engines.md); try it with larger models. Translation "
+        "always gets it as context.",
     )
     asr_max_batch: int = Field(8, ge=1, le=64, description="Most fragments in one batched ASR call.")
     asr_timeout_ms: int = Field(15000, ge=100, description="ASR stage timeout.")
@@ -84,7 +87,9 @@ class Settings(BaseSettings):
         "auto", description="auto = Kokoro where it speaks the language, espeak-ng elsewhere."
     )
     tts_device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="Device for TTS.")
-    tts_model_path: Path | None = Field(None, description="XTTS v2 model directory (config.json, model.pth, vocab.json).")
+    tts_model_path: Path | None = Field(
+        None, description="XTTS v2 model directory (config.json, model.pth, vocab.json)."
+    )
     tts_timeout_ms: int = Field(15000, ge=100, description="TTS stage timeout.")
     voices_file: Path = Field(Path("config/voices.json"), description="Voice profiles (the guide's voices.json).")
 
@@ -111,7 +116,8 @@ class Settings(BaseSettings):
 
     # --- security and limits -------------------------------------------------------------------
     auth_mode: Literal["auto", "required", "disabled"] = Field(
-        "auto", description="Worker tokens: auto = required unless HOST is loopback; disabled only for local development."
+        "auto",
+        description="Worker tokens: auto = required unless HOST is loopback; disabled only for local development.",
     )
     auth_tokens: SecretStr | None = Field(None, description="Comma-separated worker tokens.")
     auth_tokens_file: Path | None = Field(
@@ -120,7 +126,9 @@ class Settings(BaseSettings):
     max_streams_per_connection: int = Field(4, ge=1, le=64, description="Streams one Socket.IO connection may open.")
     max_connections_per_worker: int = Field(16, ge=1, description="Connections sharing one X-Worker-ID.")
     fragment_max_bytes: int = Field(
-        4 * 1024 * 1024, ge=1024, description="Largest fragment audio payload (decoded bytes); larger fragments get INVALID_AUDIO."
+        4 * 1024 * 1024,
+        ge=1024,
+        description="Largest fragment audio payload (decoded bytes); larger fragments get INVALID_AUDIO.",
     )
 
     # --- artifacts ------------------------------------------------------------------------------

@@ -27,14 +27,20 @@ class Metrics:
         r = self.registry
         # --- the guide's metrics ---
         self.fragment_seconds = Histogram(
-            "sts_fragment_processing_seconds", "Fragment processing time, receipt to result.",
-            buckets=_FRAGMENT_BUCKETS, registry=r,
+            "sts_fragment_processing_seconds",
+            "Fragment processing time, receipt to result.",
+            buckets=_FRAGMENT_BUCKETS,
+            registry=r,
         )
-        self.asr_seconds = Histogram("sts_asr_duration_seconds", "ASR stage latency.", buckets=_STAGE_BUCKETS, registry=r)
+        self.asr_seconds = Histogram(
+            "sts_asr_duration_seconds", "ASR stage latency.", buckets=_STAGE_BUCKETS, registry=r
+        )
         self.translation_seconds = Histogram(
             "sts_translation_duration_seconds", "Translation stage latency.", buckets=_STAGE_BUCKETS, registry=r
         )
-        self.tts_seconds = Histogram("sts_tts_duration_seconds", "TTS stage latency.", buckets=_STAGE_BUCKETS, registry=r)
+        self.tts_seconds = Histogram(
+            "sts_tts_duration_seconds", "TTS stage latency.", buckets=_STAGE_BUCKETS, registry=r
+        )
         self.inflight = Gauge("sts_fragments_in_flight", "Fragments being processed in this process.", registry=r)
         self.errors = Counter(
             "sts_fragment_errors_total", "Fragment errors by stage and code.", ["stage", "code"], registry=r
@@ -43,7 +49,10 @@ class Metrics:
         self.gpu_memory = Gauge("sts_gpu_memory_used_bytes", "GPU memory in use (0 without a GPU).", registry=r)
         # --- extensions ---
         self.duration_match_seconds = Histogram(
-            "sts_duration_match_duration_seconds", "Duration-matching stage latency.", buckets=_STAGE_BUCKETS, registry=r
+            "sts_duration_match_duration_seconds",
+            "Duration-matching stage latency.",
+            buckets=_STAGE_BUCKETS,
+            registry=r,
         )
         self.queue_depth = Gauge("sts_queue_depth", "Fragments admitted but waiting for an engine.", registry=r)
         self.streams = Gauge("sts_streams_active", "Initialised streams.", registry=r)
@@ -52,20 +61,30 @@ class Metrics:
         self.backpressure = Counter(
             "sts_backpressure_events_total", "Backpressure events sent, by severity.", ["severity"], registry=r
         )
-        self.rejected = Counter("sts_fragments_rejected_total", "Fragments refused before queueing.", ["code"], registry=r)
+        self.rejected = Counter(
+            "sts_fragments_rejected_total", "Fragments refused before queueing.", ["code"], registry=r
+        )
         self.variance = Histogram(
-            "sts_duration_variance_ratio", "|dubbed - original| / original per fragment with speech.",
-            buckets=(0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0), registry=r,
+            "sts_duration_variance_ratio",
+            "|dubbed - original| / original per fragment with speech.",
+            buckets=(0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0),
+            registry=r,
         )
         self.speed_ratio = Histogram(
-            "sts_speed_ratio", "Time-stretch tempo applied to synthesised speech.",
-            buckets=(0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5, 1.75, 2.0, 3.0), registry=r,
+            "sts_speed_ratio",
+            "Time-stretch tempo applied to synthesised speech.",
+            buckets=(0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5, 1.75, 2.0, 3.0),
+            registry=r,
         )
-        self.asr_model_calls = Counter("sts_asr_model_calls_total", "Calls into the ASR model (batched calls count once).", registry=r)
+        self.asr_model_calls = Counter(
+            "sts_asr_model_calls_total", "Calls into the ASR model (batched calls count once).", registry=r
+        )
         self.asr_batch_size = Histogram(
             "sts_asr_batch_size", "Fragments per ASR model call.", buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32), registry=r
         )
-        self.mt_fallbacks = Counter("sts_translation_fallback_total", "Translations served by the fallback engine.", registry=r)
+        self.mt_fallbacks = Counter(
+            "sts_translation_fallback_total", "Translations served by the fallback engine.", registry=r
+        )
         self.ready = Gauge("sts_ready", "1 when models are loaded and the process is not draining.", registry=r)
         self.model_load_seconds = Gauge("sts_model_load_seconds", "Time spent loading engines at start-up.", registry=r)
         self.info = Info("sts_build", "Version and engines.", registry=r)
@@ -81,7 +100,7 @@ class Metrics:
 
             pynvml.nvmlInit()
             self._nvml_handle = pynvml.nvmlDeviceGetHandleByIndex(0)
-        except Exception:  # noqa: BLE001 - any NVML failure simply means "no GPU figures"
+        except Exception:
             self._nvml_handle = None
 
     def refresh_gpu(self) -> None:

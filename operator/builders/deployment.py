@@ -114,9 +114,7 @@ def _probe(path: str, port: int, period: int, failures: int) -> dict[str, Any]:
     }
 
 
-def build_deployment(
-    pool: str, namespace: str, spec: PoolSpec, voices: list[Voice], replicas: int
-) -> dict[str, Any]:
+def build_deployment(pool: str, namespace: str, spec: PoolSpec, voices: list[Voice], replicas: int) -> dict[str, Any]:
     port = spec.runtime.port
     volumes, mounts = _volumes(pool, spec, voices)
     container: dict[str, Any] = {
@@ -152,9 +150,7 @@ def build_deployment(
         "containers": [container],
         "initContainers": fetch_init_containers(voices),
         "volumes": volumes,
-        "terminationGracePeriodSeconds": (
-            spec.runtime.drain_timeout_seconds + PRESTOP_SLEEP_S + GRACE_MARGIN_S
-        ),
+        "terminationGracePeriodSeconds": (spec.runtime.drain_timeout_seconds + PRESTOP_SLEEP_S + GRACE_MARGIN_S),
         "securityContext": {"fsGroup": RUNTIME_UID, "seccompProfile": {"type": "RuntimeDefault"}},
         "nodeSelector": dict(spec.node_selector),
         "tolerations": [dict(t) for t in spec.tolerations],

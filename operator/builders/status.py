@@ -45,24 +45,37 @@ def rollout_conditions(
     """Phase plus the Ready/Progressing/Degraded conditions for a pool whose spec is valid."""
     conds: list[dict[str, Any]] = [dict(cond) for cond in conditions or []]
     if desired == 0:
-        conds = set_condition(conds, "Ready", "False", "ScaledToZero", "no replicas wanted", now=now,
-                              generation=generation)
+        conds = set_condition(
+            conds, "Ready", "False", "ScaledToZero", "no replicas wanted", now=now, generation=generation
+        )
     elif ready > 0:
-        conds = set_condition(conds, "Ready", "True", "PodsReady", f"{ready}/{desired} pods ready", now=now,
-                              generation=generation)
+        conds = set_condition(
+            conds, "Ready", "True", "PodsReady", f"{ready}/{desired} pods ready", now=now, generation=generation
+        )
     else:
-        conds = set_condition(conds, "Ready", "False", "NoReadyPods", f"0/{desired} pods ready", now=now,
-                              generation=generation)
+        conds = set_condition(
+            conds, "Ready", "False", "NoReadyPods", f"0/{desired} pods ready", now=now, generation=generation
+        )
     progressing = ready < desired
     conds = set_condition(
-        conds, "Progressing", "True" if progressing else "False",
-        "RollingOut" if progressing else "Stable", f"{ready}/{desired} pods ready", now=now,
+        conds,
+        "Progressing",
+        "True" if progressing else "False",
+        "RollingOut" if progressing else "Stable",
+        f"{ready}/{desired} pods ready",
+        now=now,
         generation=generation,
     )
     if missing_voices:
-        conds = set_condition(conds, "Degraded", "True", "VoiceProfileMissing",
-                              "missing VoiceProfiles: " + ", ".join(missing_voices), now=now,
-                              generation=generation)
+        conds = set_condition(
+            conds,
+            "Degraded",
+            "True",
+            "VoiceProfileMissing",
+            "missing VoiceProfiles: " + ", ".join(missing_voices),
+            now=now,
+            generation=generation,
+        )
     else:
         conds = set_condition(conds, "Degraded", "False", "AsExpected", "", now=now, generation=generation)
     if missing_voices:

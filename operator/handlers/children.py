@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 import kopf
+
 from livedub.operator.client import Client, Kind
 from livedub.operator.errors import KubernetesApiError
 
@@ -19,7 +20,8 @@ Outcome = Literal["created", "updated", "unchanged"]
 
 _QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
 _FACTORS: dict[str | None, Decimal] = {
-    None: Decimal(1), "m": Decimal("0.001"),
+    None: Decimal(1),
+    "m": Decimal("0.001"),
     **{s: Decimal(10) ** (3 * (i + 1)) for i, s in enumerate(("k", "M", "G", "T", "P", "E"))},
     **{s: Decimal(2) ** (10 * (i + 1)) for i, s in enumerate(("Ki", "Mi", "Gi", "Ti", "Pi", "Ei"))},
 }

@@ -3,6 +3,7 @@
 import time
 
 import kopf
+
 from livedub.operator import client as api
 from livedub.operator.builders.common import deployment_name, label_selector_string
 from livedub.operator.client import Client, connect
@@ -20,32 +21,43 @@ from livedub.operator.spec import PoolSpec, parse_pool_spec
 def policy_of(spec: PoolSpec) -> Policy:
     a = spec.autoscaling
     return Policy(
-        min_replicas=spec.min_replicas, max_replicas=spec.max_replicas,
-        target_per_pod=a.target_in_flight_per_pod, tolerance=a.tolerance,
-        scale_up_cooldown_s=a.scale_up_cooldown_seconds, scale_down_cooldown_s=a.scale_down_cooldown_seconds,
+        min_replicas=spec.min_replicas,
+        max_replicas=spec.max_replicas,
+        target_per_pod=a.target_in_flight_per_pod,
+        tolerance=a.tolerance,
+        scale_up_cooldown_s=a.scale_up_cooldown_seconds,
+        scale_down_cooldown_s=a.scale_down_cooldown_seconds,
         scale_down_step=a.scale_down_step,
     )
 
 
 async def _autoscale(
-    client: Client, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo,
-    spec: PoolSpec, result: ReconcileResult, settings: OperatorSettings,
+    client: Client,
+    body: kopf.Body,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    spec: PoolSpec,
+    result: ReconcileResult,
+    settings: OperatorSettings,
 ) -> Decision:
     name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
     pods = await client.list(api.PODS, namespace, label_selector_string(name))
     targets = [t for pod in pods if (t := scrape_target(pod, spec.runtime.port)) is not None]
-    samples = await scrape_all(
-        targets, timeout_s=settings.scrape_timeout_s, concurrency=settings.scrape_concurrency
+    samples = await scrape_all(targets, timeout_s=settings.scrape_timeout_s, concurrency=settings.scrape_concurrency)
+    rnd = observe(
+        samples,
+        memo.get("backpressure", {}),
+        current_replicas=result.replicas,
+        min_severity=spec.autoscaling.backpressure_severity,
     )
-    rnd = observe(samples, memo.get("backpressure", {}), current_replicas=result.replicas,
-                  min_severity=spec.autoscaling.backpressure_severity)
     memo["backpressure"] = rnd.counters
     status = body.get("status") or {}
     history = History(parse_time(status.get("lastScaleUpTime")), parse_time(status.get("lastScaleDownTime")))
     decision = decide(rnd.observation, policy_of(spec), history, time.time())
     if decision.action != "hold":
-        await client.patch(api.DEPLOYMENTS, namespace, deployment_name(name),
-                           {"spec": {"replicas": decision.to_replicas}})
+        await client.patch(
+            api.DEPLOYMENTS, namespace, deployment_name(name), {"spec": {"replicas": decision.to_replicas}}
+        )
     record_decision(body, patch, decision, rnd.observation)
     previous = (status.get("lastScaling") or {}).get("code")
     # Every change is an Event; a hold only when its reason differs from the last decision's,
@@ -56,9 +68,7 @@ async def _autoscale(
     return decision
 
 
-async def tick(
-    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, settings: OperatorSettings
-) -> None:
+async def tick(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, settings: OperatorSettings) -> None:
     if body["metadata"].get("deletionTimestamp"):
         return  # being deleted: recreating children now would only orphan them
     if "observedGeneration" not in (body.get("status") or {}):

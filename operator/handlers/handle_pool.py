@@ -1,6 +1,7 @@
 """DubbingPool create/update/resume: validate the spec, reconcile children, report."""
 
 import kopf
+
 from livedub.operator.client import connect
 from livedub.operator.errors import InvalidSpecError
 from livedub.operator.handlers.pool_status import record_invalid, record_rollout

@@ -5,6 +5,7 @@ import logging
 from typing import Any
 
 import kopf
+
 from livedub.operator import client as api
 from livedub.operator.client import Client, connect
 from livedub.operator.errors import InvalidSpecError

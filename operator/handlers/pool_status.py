@@ -4,6 +4,7 @@ import datetime
 from typing import Any
 
 import kopf
+
 from livedub.operator.builders.common import label_selector_string
 from livedub.operator.builders.status import rollout_conditions, set_condition
 from livedub.operator.handlers.reconcile import ReconcileResult
@@ -30,8 +31,7 @@ def _conditions(body: kopf.Body, patch: kopf.Patch) -> list[dict[str, Any]]:
 
 def record_invalid(body: kopf.Body, patch: kopf.Patch, message: str) -> None:
     now, gen = now_iso(), body["metadata"].get("generation")
-    conds = set_condition(_conditions(body, patch), "Ready", "False", "InvalidSpec", message, now=now,
-                          generation=gen)
+    conds = set_condition(_conditions(body, patch), "Ready", "False", "InvalidSpec", message, now=now, generation=gen)
     conds = set_condition(conds, "Degraded", "True", "InvalidSpec", message, now=now, generation=gen)
     patch.status["phase"] = "Failed"
     patch.status["message"] = message
@@ -42,8 +42,12 @@ def record_invalid(body: kopf.Body, patch: kopf.Patch, message: str) -> None:
 def record_rollout(body: kopf.Body, patch: kopf.Patch, result: ReconcileResult) -> None:
     gen = body["metadata"].get("generation")
     phase, conds = rollout_conditions(
-        _conditions(body, patch), desired=result.replicas, ready=result.ready_replicas,
-        missing_voices=result.missing_voices, now=now_iso(), generation=gen,
+        _conditions(body, patch),
+        desired=result.replicas,
+        ready=result.ready_replicas,
+        missing_voices=result.missing_voices,
+        now=now_iso(),
+        generation=gen,
     )
     patch.status["phase"] = phase
     patch.status["message"] = next((c["message"] for c in conds if c["type"] == "Degraded"), "")
@@ -78,6 +82,11 @@ def record_decision(body: kopf.Body, patch: kopf.Patch, decision: Decision, obs:
         patch.status["lastScaleDownTime"] = now
     scaling = decision.action != "hold"
     patch.status["conditions"] = set_condition(
-        _conditions(body, patch), "Scaling", "True" if scaling else "False", decision.code,
-        decision.reason, now=now, generation=body["metadata"].get("generation"),
+        _conditions(body, patch),
+        "Scaling",
+        "True" if scaling else "False",
+        decision.code,
+        decision.reason,
+        now=now,
+        generation=body["metadata"].get("generation"),
     )

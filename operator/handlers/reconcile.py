@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
+
 from livedub.operator import client as api
 from livedub.operator.builders.deployment import build_deployment
 from livedub.operator.builders.service import build_pdb, build_service

@@ -54,9 +54,7 @@ def parse_metrics(text: str) -> PodMetrics:
     )
 
 
-def backpressure_events_since(
-    previous: dict[str, float] | None, current: dict[str, float], min_severity: str
-) -> int:
+def backpressure_events_since(previous: dict[str, float] | None, current: dict[str, float], min_severity: str) -> int:
     """Events at or above ``min_severity`` between two scrapes of one pod.
 
     A pod seen for the first time contributes nothing: its counters hold its whole history, not

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+
 from livedub.operator import constants as c
 from livedub.operator.scaling.metrics import MetricsParseError, PodMetrics, parse_metrics
 

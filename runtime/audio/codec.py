@@ -24,7 +24,11 @@ from livedub.runtime.protocol.events import AudioFormat
 
 _SOUNDFILE_FORMATS = {AudioFormat.WAV: "WAV", AudioFormat.FLAC: "FLAC", AudioFormat.OGG: "OGG", AudioFormat.OPUS: "OGG"}
 #: FFmpeg container and codec for the compressed formats libsndfile cannot write.
-_AV_OUTPUT = {AudioFormat.M4A: ("ipod", "aac"), AudioFormat.AAC: ("adts", "aac"), AudioFormat.MP3: ("mp3", "libmp3lame")}
+_AV_OUTPUT = {
+    AudioFormat.M4A: ("ipod", "aac"),
+    AudioFormat.AAC: ("adts", "aac"),
+    AudioFormat.MP3: ("mp3", "libmp3lame"),
+}
 #: Opus only runs at these rates; encode at the nearest one at or above the request.
 _OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
 
@@ -93,9 +97,7 @@ def _decode_with_ffmpeg(data: bytes, fmt: AudioFormat) -> DecodedAudio:
             # Resample to packed float mono as we decode: one pass, any input layout.
             resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
             chunks = [
-                out.to_ndarray().reshape(-1)
-                for frame in container.decode(stream)
-                for out in resampler.resample(frame)
+                out.to_ndarray().reshape(-1) for frame in container.decode(stream) for out in resampler.resample(frame)
             ]
             chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
     except DubbingError:

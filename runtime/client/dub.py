@@ -73,10 +73,14 @@ def load_audio(path: Path) -> np.ndarray:
 
 def split(samples: np.ndarray, fragment_s: float) -> list[np.ndarray]:
     size = int(fragment_s * WIRE_RATE)
-    return [samples[i : i + size] for i in range(0, len(samples), size) if len(samples[i : i + size]) >= WIRE_RATE // 10]
+    return [
+        samples[i : i + size] for i in range(0, len(samples), size) if len(samples[i : i + size]) >= WIRE_RATE // 10
+    ]
 
 
-async def dub_file(input_path: Path, output_path: Path, options: DubOptions, report_path: Path | None = None) -> dict[str, Any]:
+async def dub_file(
+    input_path: Path, output_path: Path, options: DubOptions, report_path: Path | None = None
+) -> dict[str, Any]:
     fragments = split(load_audio(input_path), options.fragment_s)
     stream_id = options.stream_id or f"dub-{uuid.uuid4().hex[:8]}"
     results = await dub_fragments(fragments, options, stream_id)

@@ -62,8 +62,13 @@ async def run_load(
 
     async def one(index: int, fragments: list[np.ndarray]) -> dict[str, Any]:
         options = DubOptions(
-            url=url, fragment_s=fragment_s, realtime=realtime, token=token, progress=False,
-            worker_id=f"load-{index}", start_delay_s=index * stagger_s,
+            url=url,
+            fragment_s=fragment_s,
+            realtime=realtime,
+            token=token,
+            progress=False,
+            worker_id=f"load-{index}",
+            start_delay_s=index * stagger_s,
         )
         return await dub_fragments(fragments, options, stream_id=f"load-{index:03d}")
 
@@ -88,10 +93,21 @@ async def run_load(
     acks = [float(r["ack_ms"]) for r in processed if r.get("ack_ms", -1) >= 0]
     sent = sum(len(c) for c in clips)
     return LoadReport(
-        streams=len(clips), fragments_per_stream=max((len(c) for c in clips), default=0), sent=sent,
-        acked=len(acks), processed=len(processed), order_violations=violations, backpressure_events=backpressure,
-        statuses=statuses, ack_ms_p99=percentile(acks, 99),
-        latency_ms_p50=percentile(latency, 50), latency_ms_p95=percentile(latency, 95), latency_ms_p99=percentile(latency, 99),
-        processing_ms_p50=percentile(processing, 50), processing_ms_p95=percentile(processing, 95),
-        processing_ms_p99=percentile(processing, 99), wall_s=time.perf_counter() - started, fragments=rows,
+        streams=len(clips),
+        fragments_per_stream=max((len(c) for c in clips), default=0),
+        sent=sent,
+        acked=len(acks),
+        processed=len(processed),
+        order_violations=violations,
+        backpressure_events=backpressure,
+        statuses=statuses,
+        ack_ms_p99=percentile(acks, 99),
+        latency_ms_p50=percentile(latency, 50),
+        latency_ms_p95=percentile(latency, 95),
+        latency_ms_p99=percentile(latency, 99),
+        processing_ms_p50=percentile(processing, 50),
+        processing_ms_p95=percentile(processing, 95),
+        processing_ms_p99=percentile(processing, 99),
+        wall_s=time.perf_counter() - started,
+        fragments=rows,
     )

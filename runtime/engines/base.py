@@ -93,9 +93,7 @@ class SpeechRecognizer(ABC):
     def transcribe(self, audio: Samples, *, language: str, prompt: str | None = None) -> Transcript:
         """Transcribe one fragment. ``prompt`` is the previous fragment's transcript (context)."""
 
-    def transcribe_many(
-        self, requests: list[tuple[Samples, str, str | None]]
-    ) -> list[Transcript]:
+    def transcribe_many(self, requests: list[tuple[Samples, str, str | None]]) -> list[Transcript]:
         """Transcribe several fragments (audio, language, prompt). Batched backends override."""
         return [self.transcribe(a, language=lang, prompt=p) for a, lang, p in requests]
 

@@ -69,9 +69,7 @@ _STATIC_TARGETS = frozenset(
         "TH", "TR", "UK", "VI", "ZH", "ZH-HANS", "ZH-HANT",
     }
 )  # fmt: skip
-_STATIC_FORMALITY_TARGETS = frozenset(
-    {"DE", "ES", "ES-419", "FR", "IT", "JA", "NL", "PL", "PT-BR", "PT-PT", "RU"}
-)
+_STATIC_FORMALITY_TARGETS = frozenset({"DE", "ES", "ES-419", "FR", "IT", "JA", "NL", "PL", "PT-BR", "PT-PT", "RU"})
 
 
 class _Secret(Protocol):
@@ -147,15 +145,11 @@ def map_deepl_error(exc: BaseException) -> EngineError:
             retryable=False,
         )
     if isinstance(exc, deepl.TooManyRequestsException):
-        return EngineError(
-            ErrorCode.RATE_LIMIT_EXCEEDED, f"DeepL rate limit (HTTP 429): {detail}", retryable=True
-        )
+        return EngineError(ErrorCode.RATE_LIMIT_EXCEEDED, f"DeepL rate limit (HTTP 429): {detail}", retryable=True)
     if isinstance(exc, deepl.ConnectionException):
         if isinstance(exc.__cause__, requests.Timeout):
             return EngineError(ErrorCode.TIMEOUT, f"DeepL did not answer in time: {detail}", retryable=True)
-        return EngineError(
-            ErrorCode.SERVICE_UNAVAILABLE, f"DeepL unreachable: {detail}", retryable=exc.should_retry
-        )
+        return EngineError(ErrorCode.SERVICE_UNAVAILABLE, f"DeepL unreachable: {detail}", retryable=exc.should_retry)
     if isinstance(exc, deepl.DeepLException):
         status = exc.http_status_code
         if status is None:
@@ -165,9 +159,7 @@ def map_deepl_error(exc: BaseException) -> EngineError:
         if status == 408:
             return EngineError(ErrorCode.TIMEOUT, f"DeepL request timeout: {detail}", retryable=True)
         if status in (400, 404, 413, 414, 422):
-            return EngineError(
-                ErrorCode.INVALID_PAYLOAD, f"DeepL refused the request: {detail}", retryable=False
-            )
+            return EngineError(ErrorCode.INVALID_PAYLOAD, f"DeepL refused the request: {detail}", retryable=False)
         return EngineError(ErrorCode.INTERNAL, f"unexpected DeepL answer: {detail}", retryable=False)
     if isinstance(exc, (ValueError, TypeError)):  # the client's own argument checks
         return EngineError(ErrorCode.INVALID_PAYLOAD, f"invalid DeepL request: {detail}", retryable=False)
@@ -257,9 +249,7 @@ class DeepLTranslator(Translator):
         self.languages_from_server = False
         if fetch_languages:
             self._load_languages()
-        self._pairs = frozenset(
-            (s, t) for s in self._sources for t in {_base(x) for x in self._targets} if s != t
-        )
+        self._pairs = frozenset((s, t) for s in self._sources for t in {_base(x) for x in self._targets} if s != t)
         log.info(
             "DeepL translator ready: endpoint %s, %d pairs (%s), timeout %.2fs x %d attempts, deadline %s",
             self._client.server_url,
@@ -290,9 +280,7 @@ class DeepLTranslator(Translator):
         if not text.strip():
             return text  # nothing to translate; DeepL would bill nothing and the client refuses ""
         if not self.supports(source, target):
-            raise EngineError(
-                ErrorCode.UNSUPPORTED_LANGUAGE, f"DeepL has no {source}->{target} pair", retryable=False
-            )
+            raise EngineError(ErrorCode.UNSUPPORTED_LANGUAGE, f"DeepL has no {source}->{target} pair", retryable=False)
         source_code = self.source_code(source)
         target_code = self.target_code(target)
         formality = self._formality(options.formality if options else None, target_code)
@@ -328,9 +316,7 @@ class DeepLTranslator(Translator):
 
     def stats(self) -> DeepLStats:
         with self._counter_lock:
-            return DeepLStats(
-                self.requests_total, self.retries_total, self.characters_billed_total, self.cache.stats()
-            )
+            return DeepLStats(self.requests_total, self.retries_total, self.characters_billed_total, self.cache.stats())
 
     def close(self) -> None:
         self._client.close()  # type: ignore[no-untyped-call]  # deepl's close() is unannotated
@@ -410,9 +396,7 @@ class DeepLTranslator(Translator):
         except EngineError as exc:
             if exc.code is ErrorCode.AUTH_FAILED:
                 raise ModelLoadError(exc.message) from exc
-            log.warning(
-                "could not read DeepL /v2/languages (%s); using the built-in language list", exc.message
-            )
+            log.warning("could not read DeepL /v2/languages (%s); using the built-in language list", exc.message)
             return
         if not sources or not targets:
             log.warning("DeepL /v2/languages returned an empty list; using the built-in language list")

@@ -134,15 +134,12 @@ class FallbackTranslator(Translator):
                 return use_fallback("circuit_open")
             raise EngineError(
                 ErrorCode.SERVICE_UNAVAILABLE,
-                f"{self.primary.name} is failing (circuit open) "
-                f"and {self.fallback.name} has no {source}->{target}",
+                f"{self.primary.name} is failing (circuit open) and {self.fallback.name} has no {source}->{target}",
                 retryable=True,
             )
 
         try:
-            result = self.primary.translate(
-                text, source=source, target=target, context=context, options=options
-            )
+            result = self.primary.translate(text, source=source, target=target, context=context, options=options)
         except EngineError as exc:
             self._on_primary_error(exc, probe)
             falls_back = exc.retryable or (exc.code is ErrorCode.QUOTA_EXCEEDED and self.fallback_on_quota)
@@ -203,10 +200,7 @@ class FallbackTranslator(Translator):
             should_open = (
                 quota
                 or probe
-                or (
-                    self._state is CircuitState.CLOSED
-                    and self._consecutive_failures >= self.failure_threshold
-                )
+                or (self._state is CircuitState.CLOSED and self._consecutive_failures >= self.failure_threshold)
             )
         if quota:
             log.error("%s: %s — using %s", self.primary.name, exc.message, self.fallback.name)
@@ -223,9 +217,7 @@ class FallbackTranslator(Translator):
             self._open_for = seconds
             if not was_open:
                 self.circuit_opened_total += 1
-        log.warning(
-            "%s: circuit open for %.0fs — translating with %s", self.primary.name, seconds, self.fallback.name
-        )
+        log.warning("%s: circuit open for %.0fs — translating with %s", self.primary.name, seconds, self.fallback.name)
 
     def _on_primary_success(self) -> None:
         with self._lock:
@@ -255,9 +247,7 @@ class FallbackTranslator(Translator):
                 log.exception("on_fallback hook failed")
         log.debug("translating with %s (%s)", self.fallback.name, reason)
         try:
-            return self.fallback.translate(
-                text, source=source, target=target, context=context, options=options
-            )
+            return self.fallback.translate(text, source=source, target=target, context=context, options=options)
         except EngineError as exc:
             with self._lock:
                 self.fallback_failures_total += 1

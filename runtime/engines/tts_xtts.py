@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 import soundfile as sf
+
 from livedub.runtime.engines.base import Samples, Speech, Synthesizer, VoiceProfile
 from livedub.runtime.engines.voices import SourceReference, invalid_voice, is_source_voice, reference_problem
 from livedub.runtime.errors import EngineError, ErrorCode, ModelLoadError, Stage
@@ -272,9 +273,7 @@ class XTTSSynthesizer(Synthesizer):
         manager = getattr(model, "speaker_manager", None)
         # Moved to the device once: a few hundred KB per speaker, reused by every request.
         self._speakers: dict[str, Conditioning] = {
-            name: Conditioning(
-                entry["gpt_cond_latent"].to(self.device), entry["speaker_embedding"].to(self.device)
-            )
+            name: Conditioning(entry["gpt_cond_latent"].to(self.device), entry["speaker_embedding"].to(self.device))
             for name, entry in (manager.speakers.items() if manager is not None else ())
         }
         self._languages = frozenset(
@@ -313,9 +312,7 @@ class XTTSSynthesizer(Synthesizer):
         if device == "auto":
             return "cuda" if cuda else "cpu"
         if device.startswith("cuda") and not cuda:
-            raise ModelLoadError(
-                f"TTS_DEVICE={device} but torch sees no CUDA device (torch {self._torch.__version__})"
-            )
+            raise ModelLoadError(f"TTS_DEVICE={device} but torch sees no CUDA device (torch {self._torch.__version__})")
         if device != "cpu" and not device.startswith("cuda"):
             raise ModelLoadError(f"TTS_DEVICE must be cpu, cuda or auto, not {device!r}")
         return device
@@ -339,8 +336,7 @@ class XTTSSynthesizer(Synthesizer):
             first = next(iter(self._speakers))
             return first, self._builtin(first)
         raise ModelLoadError(
-            f"XTTS has no default voice: {self.model_dir} has no {SPEAKERS_FILE}; mount it or pass "
-            "default_reference"
+            f"XTTS has no default voice: {self.model_dir} has no {SPEAKERS_FILE}; mount it or pass default_reference"
         )
 
     def _builtin(self, name: str) -> Conditioning:
@@ -397,9 +393,7 @@ class XTTSSynthesizer(Synthesizer):
                     f"at least {MIN_REFERENCE_S:.0f} s is needed"
                 )
         elif voice.speaker is not None and voice.speaker not in self._speakers:
-            raise invalid_voice(
-                f"voice profile '{voice.name}': XTTS has no built-in speaker {voice.speaker!r}"
-            )
+            raise invalid_voice(f"voice profile '{voice.name}': XTTS has no built-in speaker {voice.speaker!r}")
 
     # --- synthesis ---------------------------------------------------------------------------------
     def synthesize(
@@ -414,13 +408,9 @@ class XTTSSynthesizer(Synthesizer):
         """Speak ``text``; ``reference`` carries the speaker's recent audio for the ``source`` voice."""
         xtts_lang = xtts_language(language)
         if _iso_language(xtts_lang) not in self._languages:
-            raise EngineError(
-                ErrorCode.UNSUPPORTED_LANGUAGE, f"XTTS cannot speak '{language}'", stage=Stage.TTS
-            )
+            raise EngineError(ErrorCode.UNSUPPORTED_LANGUAGE, f"XTTS cannot speak '{language}'", stage=Stage.TTS)
         if not np.isfinite(speed) or speed <= 0:
-            raise EngineError(
-                ErrorCode.INVALID_PAYLOAD, f"speed must be positive, got {speed}", stage=Stage.TTS
-            )
+            raise EngineError(ErrorCode.INVALID_PAYLOAD, f"speed must be positive, got {speed}", stage=Stage.TTS)
         speed = float(min(max(speed, SPEED_MIN), SPEED_MAX))
         limit = self._model.tokenizer.char_limits.get(xtts_lang.split("-")[0], 250)
         pieces = split_text(text, limit)
@@ -434,13 +424,9 @@ class XTTSSynthesizer(Synthesizer):
             except EngineError:
                 raise
             except torch.cuda.OutOfMemoryError as exc:
-                raise EngineError(
-                    ErrorCode.INTERNAL, f"XTTS ran out of memory: {exc}", retryable=True
-                ) from exc
+                raise EngineError(ErrorCode.INTERNAL, f"XTTS ran out of memory: {exc}", retryable=True) from exc
             except Exception as exc:
-                raise EngineError(
-                    ErrorCode.INTERNAL, f"XTTS synthesis failed: {type(exc).__name__}: {exc}"
-                ) from exc
+                raise EngineError(ErrorCode.INTERNAL, f"XTTS synthesis failed: {type(exc).__name__}: {exc}") from exc
         audio = np.concatenate(wavs) if len(wavs) > 1 else wavs[0]
         audio = np.clip(np.nan_to_num(audio, nan=0.0, posinf=0.0, neginf=0.0), -1.0, 1.0).astype(np.float32)
         return Speech(audio, self.sample_rate)
@@ -473,9 +459,7 @@ class XTTSSynthesizer(Synthesizer):
             raise
 
     # --- conditioning (call with self._lock held) --------------------------------------------------
-    def _conditioning_for(
-        self, voice: VoiceProfile | None, reference: SourceReference | None
-    ) -> Conditioning:
+    def _conditioning_for(self, voice: VoiceProfile | None, reference: SourceReference | None) -> Conditioning:
         if voice is None:
             return self._default
         if is_source_voice(voice):
@@ -484,9 +468,7 @@ class XTTSSynthesizer(Synthesizer):
             return self._profile_conditioning(voice)
         if voice.speaker is not None:
             if voice.speaker not in self._speakers:
-                raise invalid_voice(
-                    f"voice profile '{voice.name}': XTTS has no built-in speaker {voice.speaker!r}"
-                )
+                raise invalid_voice(f"voice profile '{voice.name}': XTTS has no built-in speaker {voice.speaker!r}")
             return self._builtin(voice.speaker)
         return self._default  # a profile without reference audio (e.g. for embedded engines only)
 
@@ -496,9 +478,7 @@ class XTTSSynthesizer(Synthesizer):
         try:
             st = path.stat()
         except OSError as exc:
-            raise invalid_voice(
-                f"voice profile '{voice.name}': reference audio {path} is gone: {exc}"
-            ) from exc
+            raise invalid_voice(f"voice profile '{voice.name}': reference audio {path} is gone: {exc}") from exc
         key = (voice.name, str(path), st.st_mtime_ns, st.st_size)
         cached = self._cache.get(key)
         if cached is not None:
@@ -560,9 +540,7 @@ class XTTSSynthesizer(Synthesizer):
                     import torchaudio
 
                     wav = torchaudio.functional.resample(wav, rate, CONDITIONING_SAMPLE_RATE)
-                wav = (
-                    wav[:, : CONDITIONING_SAMPLE_RATE * int(cfg.max_ref_len)].clamp(-1.0, 1.0).to(self.device)
-                )
+                wav = wav[:, : CONDITIONING_SAMPLE_RATE * int(cfg.max_ref_len)].clamp(-1.0, 1.0).to(self.device)
                 if cfg.sound_norm_refs:
                     wav = wav / wav.abs().max().clamp(min=1e-8) * 0.75
                 speaker_embedding = self._model.get_speaker_embedding(wav, CONDITIONING_SAMPLE_RATE)

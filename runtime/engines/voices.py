@@ -42,9 +42,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
 from livedub.runtime.engines.base import Samples, VoiceProfile
 from livedub.runtime.errors import EngineError, ErrorCode, ModelLoadError, Stage
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 log = logging.getLogger(__name__)
 

@@ -113,13 +113,18 @@ class DubbingPipeline:
         except DubbingError as exc:
             raise exc.at(stage) from None
         except MemoryError as exc:
-            raise DubbingError(ErrorCode.INTERNAL, f"{stage.value} ran out of memory", stage=stage, retryable=True) from exc
+            raise DubbingError(
+                ErrorCode.INTERNAL, f"{stage.value} ran out of memory", stage=stage, retryable=True
+            ) from exc
         except Exception as exc:
             # CUDA OOM arrives as a RuntimeError; it is load, not a bad fragment: retryable.
             oom = "out of memory" in str(exc).lower()
             log.exception("engine failure", extra={"stage": stage.value})
             raise DubbingError(
-                ErrorCode.INTERNAL, f"{stage.value} failed: {type(exc).__name__}: {exc}"[:300], stage=stage, retryable=oom
+                ErrorCode.INTERNAL,
+                f"{stage.value} failed: {type(exc).__name__}: {exc}"[:300],
+                stage=stage,
+                retryable=oom,
             ) from exc
         finally:
             timings[key] = int((time.perf_counter() - started) * 1000)
@@ -191,7 +196,9 @@ class DubbingPipeline:
         fitted, rate = await self._stage(
             Stage.DURATION_MATCH,
             self.timeouts.duration_match_s,
-            self._run(lambda: self._match(speech.audio, speech.sample_rate, audio.sample_rate, target_samples, speech_start)),
+            self._run(
+                lambda: self._match(speech.audio, speech.sample_rate, audio.sample_rate, target_samples, speech_start)
+            ),
             timings,
             "duration_match_ms",
         )

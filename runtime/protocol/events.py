@@ -226,7 +226,11 @@ class ErrorEvent(_Outbound):
 
     @classmethod
     def from_error(
-        cls, error: DubbingError, *, event: str | None = None, stream_id: str | None = None,
+        cls,
+        error: DubbingError,
+        *,
+        event: str | None = None,
+        stream_id: str | None = None,
         fragment_id: str | None = None,
     ) -> ErrorEvent:
         return cls(
@@ -263,7 +267,8 @@ class StreamState(_Outbound):
 def invalid_payload(event: str, exc: ValidationError) -> DubbingError:
     """A pydantic ValidationError on an inbound event, as a wire error naming the bad fields."""
     problems = [
-        f"{'.'.join(str(p) for p in err['loc']) or 'payload'}: {err['msg']}" for err in exc.errors(include_url=False)[:5]
+        f"{'.'.join(str(p) for p in err['loc']) or 'payload'}: {err['msg']}"
+        for err in exc.errors(include_url=False)[:5]
     ]
     return DubbingError(
         ErrorCode.INVALID_PAYLOAD, f"invalid {event} payload: {'; '.join(problems)}"[:500], stage=Stage.PROTOCOL

@@ -34,7 +34,11 @@ def _is_loopback(host: str) -> bool:
 
 class TokenAuthenticator:
     def __init__(self, settings: Settings) -> None:
-        self._static = [t.strip() for t in (settings.auth_tokens.get_secret_value() if settings.auth_tokens else "").split(",") if t.strip()]
+        self._static = [
+            t.strip()
+            for t in (settings.auth_tokens.get_secret_value() if settings.auth_tokens else "").split(",")
+            if t.strip()
+        ]
         self._file = settings.auth_tokens_file
         self._file_stamp: tuple[float, int] | None = None
         self._file_tokens: list[str] = []
@@ -42,8 +46,8 @@ class TokenAuthenticator:
         self.required = mode == "required" or (mode == "auto" and not _is_loopback(settings.host))
         if self.required and not self._tokens():
             raise ValueError(
-                "worker authentication is required (AUTH_MODE=%s, HOST=%s) but no token is configured: set "
-                "AUTH_TOKENS or AUTH_TOKENS_FILE, or AUTH_MODE=disabled for local development" % (mode, settings.host)
+                f"worker authentication is required (AUTH_MODE={mode}, HOST={settings.host}) but no token is "
+                "configured: set AUTH_TOKENS or AUTH_TOKENS_FILE, or AUTH_MODE=disabled for local development"
             )
 
     def _tokens(self) -> list[str]:

@@ -84,7 +84,10 @@ class DubbingService:
             engines,
             self.executor,
             timeouts=StageTimeouts(
-                s.asr_timeout_ms / 1000, s.translation_timeout_ms / 1000, s.tts_timeout_ms / 1000, s.stretch_timeout_ms / 1000
+                s.asr_timeout_ms / 1000,
+                s.translation_timeout_ms / 1000,
+                s.tts_timeout_ms / 1000,
+                s.stretch_timeout_ms / 1000,
             ),
             policy=DurationPolicy(
                 s.speed_ratio_min, s.speed_ratio_max, s.duration_variance_success_max, s.duration_variance_partial_max
@@ -144,9 +147,13 @@ class DubbingService:
 
     def _require_ready(self) -> None:
         if self.draining:
-            raise DubbingError(ErrorCode.SHUTTING_DOWN, "server is draining; reconnect to another replica", stage=Stage.SESSION)
+            raise DubbingError(
+                ErrorCode.SHUTTING_DOWN, "server is draining; reconnect to another replica", stage=Stage.SESSION
+            )
         if self.pipeline is None:
-            raise DubbingError(ErrorCode.SERVICE_UNAVAILABLE, "models are still loading; retry shortly", stage=Stage.SESSION)
+            raise DubbingError(
+                ErrorCode.SERVICE_UNAVAILABLE, "models are still loading; retry shortly", stage=Stage.SESSION
+            )
 
     def _check_languages(self, init: ev.StreamInit) -> None:
         assert self.engines is not None
@@ -166,7 +173,8 @@ class DubbingService:
             return None
         if self.voices is None:
             raise DubbingError(
-                ErrorCode.INVALID_VOICE_PROFILE, f"voice profile '{init.voice_profile}' not found: no voices file loaded",
+                ErrorCode.INVALID_VOICE_PROFILE,
+                f"voice profile '{init.voice_profile}' not found: no voices file loaded",
                 stage=Stage.SESSION,
             )
         voice = self.voices.get(init.voice_profile)
@@ -197,7 +205,9 @@ class DubbingService:
         existing = conn.streams.get(stream_id)
         if existing is not None and existing.inflight:
             raise DubbingError(
-                ErrorCode.INVALID_PAYLOAD, f"stream '{stream_id}' is already active; send stream:end first", stage=Stage.SESSION
+                ErrorCode.INVALID_PAYLOAD,
+                f"stream '{stream_id}' is already active; send stream:end first",
+                stage=Stage.SESSION,
             )
         if existing is None and len(conn.streams) >= self.settings.max_streams_per_connection:
             raise DubbingError(
@@ -229,8 +239,15 @@ class DubbingService:
         if not (init.stream_id or conn.header_stream_id):
             conn.anonymous_stream = stream_id
         assert self.engines is not None
-        log.info("stream ready", extra={"stream_id": stream_id, "session_id": session.session_id,
-                                        "source": init.source_language, "target": init.target_language})
+        log.info(
+            "stream ready",
+            extra={
+                "stream_id": stream_id,
+                "session_id": session.session_id,
+                "source": init.source_language,
+                "target": init.target_language,
+            },
+        )
         return ev.StreamReady(
             session_id=session.session_id,
             max_inflight=self.settings.max_inflight,
@@ -254,7 +271,8 @@ class DubbingService:
             return conn.streams[conn.header_stream_id]
         wanted = f"stream '{stream_id}'" if stream_id else "no stream"
         raise DubbingError(
-            ErrorCode.STREAM_NOT_INITIALIZED, f"{wanted} is initialised on this connection; send stream:init first",
+            ErrorCode.STREAM_NOT_INITIALIZED,
+            f"{wanted} is initialised on this connection; send stream:init first",
             stage=Stage.SESSION,
         )
 
@@ -280,8 +298,13 @@ class DubbingService:
             self.metrics.streams.dec()
         stats = session.stats
         return ev.StreamComplete(
-            stream_id=session.stream_id, session_id=session.session_id, fragments_received=stats.received,
-            fragments_delivered=stats.delivered, success=stats.success, partial=stats.partial, failed=stats.failed,
+            stream_id=session.stream_id,
+            session_id=session.session_id,
+            fragments_received=stats.received,
+            fragments_delivered=stats.delivered,
+            success=stats.success,
+            partial=stats.partial,
+            failed=stats.failed,
         )
 
     # --- fragments --------------------------------------------------------------------------------
@@ -296,13 +319,16 @@ class DubbingService:
             self._check_size(fragment)
             if self.inflight_total >= self.settings.max_pod_inflight:
                 raise DubbingError(
-                    ErrorCode.BACKPRESSURE_EXCEEDED, f"server at capacity ({self.inflight_total} fragments in flight)",
+                    ErrorCode.BACKPRESSURE_EXCEEDED,
+                    f"server at capacity ({self.inflight_total} fragments in flight)",
                     stage=Stage.SESSION,
                 )
             admission = session.admit(fragment.fragment_id, fragment.sequence_number)
         except DubbingError as error:
             await self.reject(sid, fragment, error, session)
-            return ev.FragmentAck(fragment_id=fragment.fragment_id, status="rejected", error=ev.ErrorInfo.from_error(error))
+            return ev.FragmentAck(
+                fragment_id=fragment.fragment_id, status="rejected", error=ev.ErrorInfo.from_error(error)
+            )
 
         ack = ev.FragmentAck(
             fragment_id=fragment.fragment_id,
@@ -321,23 +347,40 @@ class DubbingService:
         return ack
 
     async def reject(
-        self, sid: str, fragment: ev.FragmentData | None, error: DubbingError, session: StreamSession | None,
-        *, fragment_id: str | None = None, event: str = "fragment:data",
+        self,
+        sid: str,
+        fragment: ev.FragmentData | None,
+        error: DubbingError,
+        session: StreamSession | None,
+        *,
+        fragment_id: str | None = None,
+        event: str = "fragment:data",
     ) -> None:
         """Refuse a fragment before it is queued: ack ``rejected``, then its failed result, then ``error``."""
         fragment_id = fragment.fragment_id if fragment else fragment_id
         self.metrics.rejected.labels(code=str(error.code)).inc()
         self.metrics.errors.labels(stage=str(error.stage or Stage.PROTOCOL), code=str(error.code)).inc()
-        log.info("fragment rejected", extra={"code": str(error.code), "fragment_id": fragment_id, "reason": error.message})
+        log.info(
+            "fragment rejected", extra={"code": str(error.code), "fragment_id": fragment_id, "reason": error.message}
+        )
         stream_id = session.stream_id if session else None
         if fragment_id is not None:
             info = ev.ErrorInfo.from_error(error)
-            ack = ev.FragmentAck(fragment_id=fragment_id, status="rejected", stream_id=stream_id, error=info,
-                                 sequence_number=fragment.sequence_number if fragment else None)
+            ack = ev.FragmentAck(
+                fragment_id=fragment_id,
+                status="rejected",
+                stream_id=stream_id,
+                error=info,
+                sequence_number=fragment.sequence_number if fragment else None,
+            )
             await self.emit("fragment:ack", ack.wire(), sid)
             result = ev.FragmentProcessed(
-                fragment_id=fragment_id, status="failed", error=info, stream_id=stream_id,
-                sequence_number=fragment.sequence_number if fragment else None, processing_time_ms=0,
+                fragment_id=fragment_id,
+                status="failed",
+                error=info,
+                stream_id=stream_id,
+                sequence_number=fragment.sequence_number if fragment else None,
+                processing_time_ms=0,
             )
             # Keep stream order when the rejected fragment has a free sequence slot.
             if session is not None and fragment is not None and fragment.sequence_number not in session.order:
@@ -349,7 +392,9 @@ class DubbingService:
             else:
                 await self.emit("fragment:processed", result.wire(), sid)
         await self.emit(
-            "error", ev.ErrorEvent.from_error(error, event=event, stream_id=stream_id, fragment_id=fragment_id).wire(), sid
+            "error",
+            ev.ErrorEvent.from_error(error, event=event, stream_id=stream_id, fragment_id=fragment_id).wire(),
+            sid,
         )
 
     def _check_size(self, fragment: ev.FragmentData) -> None:
@@ -435,7 +480,8 @@ class DubbingService:
         limit_s = self.settings.fragment_max_duration_ms / 1000
         if audio.duration_s > limit_s:
             raise DubbingError(
-                ErrorCode.INVALID_AUDIO, f"fragment lasts {audio.duration_s:.1f}s, over the {limit_s:.0f}s limit",
+                ErrorCode.INVALID_AUDIO,
+                f"fragment lasts {audio.duration_s:.1f}s, over the {limit_s:.0f}s limit",
                 stage=Stage.DECODE,
             )
         return audio
@@ -457,18 +503,27 @@ class DubbingService:
         )
 
     async def _result(
-        self, session: StreamSession, fragment: ev.FragmentData, decoded: Any, outcome: FragmentOutcome | None,
-        error: DubbingError | None, started: float, queue_ms: int,
+        self,
+        session: StreamSession,
+        fragment: ev.FragmentData,
+        decoded: Any,
+        outcome: FragmentOutcome | None,
+        error: DubbingError | None,
+        started: float,
+        queue_ms: int,
     ) -> ev.FragmentProcessed:
-        common: dict[str, Any] = {"fragment_id": fragment.fragment_id, "stream_id": session.stream_id,
-                                  "sequence_number": fragment.sequence_number}
+        common: dict[str, Any] = {
+            "fragment_id": fragment.fragment_id,
+            "stream_id": session.stream_id,
+            "sequence_number": fragment.sequence_number,
+        }
         if outcome is not None:
             session.remember_context(outcome.transcript, outcome.translation)
             try:
                 payload = await asyncio.get_running_loop().run_in_executor(
                     self.executor, self._encode, session, fragment, decoded, outcome
                 )
-            except Exception as exc:  # noqa: BLE001 - an encoder failure is this fragment's failure
+            except Exception as exc:
                 error = DubbingError(ErrorCode.INTERNAL, f"cannot encode dubbed audio: {exc}", stage=Stage.ENCODE)
                 payload = None
         elapsed = time.perf_counter() - started
@@ -484,16 +539,24 @@ class DubbingService:
         if error is not None:
             self.metrics.errors.labels(stage=str(error.stage or Stage.SESSION), code=str(error.code)).inc()
             self.metrics.fragments.labels(status="failed").inc()
-            log.info("fragment failed", extra={"code": str(error.code), "stage": str(error.stage), "reason": error.message})
+            log.info(
+                "fragment failed", extra={"code": str(error.code), "stage": str(error.stage), "reason": error.message}
+            )
             texts = {"transcript": outcome.transcript, "translated_text": outcome.translation} if outcome else {}
             return ev.FragmentProcessed(
-                **common, status="failed", error=ev.ErrorInfo.from_error(error, Stage.SESSION),
-                processing_time_ms=int(elapsed * 1000), metadata=self._metadata(outcome), **texts,
+                **common,
+                status="failed",
+                error=ev.ErrorInfo.from_error(error, Stage.SESSION),
+                processing_time_ms=int(elapsed * 1000),
+                metadata=self._metadata(outcome),
+                **texts,
             )
         assert outcome is not None and payload is not None
         self.metrics.fragments.labels(status=outcome.status).inc()
         audio_bytes, fmt, rate, channels = payload
-        wire_audio: str | bytes = audio_bytes if isinstance(fragment.audio, bytes) else base64.b64encode(audio_bytes).decode()
+        wire_audio: str | bytes = (
+            audio_bytes if isinstance(fragment.audio, bytes) else base64.b64encode(audio_bytes).decode()
+        )
         t = outcome.timings_ms
         result = ev.FragmentProcessed(
             **common,
@@ -504,13 +567,24 @@ class DubbingService:
             metadata=self._metadata(outcome),
             processing_time_ms=int(elapsed * 1000),
             stage_timings=ev.StageTimings(
-                asr_ms=t.get("asr_ms", 0), translation_ms=t.get("translation_ms", 0), tts_ms=t.get("tts_ms", 0),
-                duration_match_ms=t.get("duration_match_ms", 0), queue_ms=queue_ms,
+                asr_ms=t.get("asr_ms", 0),
+                translation_ms=t.get("translation_ms", 0),
+                tts_ms=t.get("tts_ms", 0),
+                duration_match_ms=t.get("duration_match_ms", 0),
+                queue_ms=queue_ms,
             ),
-            format=fmt, sample_rate=rate, channels=channels,
+            format=fmt,
+            sample_rate=rate,
+            channels=channels,
         )
-        log.info("fragment processed", extra={"status": outcome.status, "processing_ms": result.processing_time_ms,
-                                              "variance": round(outcome.variance, 4)})
+        log.info(
+            "fragment processed",
+            extra={
+                "status": outcome.status,
+                "processing_ms": result.processing_time_ms,
+                "variance": round(outcome.variance, 4),
+            },
+        )
         if self.artifacts is not None and decoded is not None:
             await self._write_artifacts(session, fragment, decoded, outcome, result)
         return result
@@ -537,7 +611,11 @@ class DubbingService:
         return encode(samples, fmt, sample_rate=rate, channels=decoded.channels), fmt.value, rate, decoded.channels
 
     async def _write_artifacts(
-        self, session: StreamSession, fragment: ev.FragmentData, decoded: Any, outcome: FragmentOutcome,
+        self,
+        session: StreamSession,
+        fragment: ev.FragmentData,
+        decoded: Any,
+        outcome: FragmentOutcome,
         result: ev.FragmentProcessed,
     ) -> None:
         assert self.artifacts is not None
@@ -548,8 +626,12 @@ class DubbingService:
             await asyncio.get_running_loop().run_in_executor(
                 self.executor,
                 lambda: self.artifacts.write(  # type: ignore[union-attr]
-                    stream_id=session.stream_id, sequence=fragment.sequence_number, fragment_id=fragment.fragment_id,
-                    input_audio=decoded.samples, dubbed_audio=outcome.audio, sample_rate=decoded.sample_rate,
+                    stream_id=session.stream_id,
+                    sequence=fragment.sequence_number,
+                    fragment_id=fragment.fragment_id,
+                    input_audio=decoded.samples,
+                    dubbed_audio=outcome.audio,
+                    sample_rate=decoded.sample_rate,
                     record=record,
                 ),
             )

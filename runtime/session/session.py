@@ -106,9 +106,13 @@ class StreamSession:
     def admit(self, fragment_id: str, sequence: int) -> Admission:
         """Decide whether a fragment enters the pipeline. Raises DubbingError to reject it."""
         if self.state is StreamState.PAUSED:
-            raise DubbingError(ErrorCode.STREAM_PAUSED, "stream is paused; send stream:resume first", stage=Stage.SESSION)
+            raise DubbingError(
+                ErrorCode.STREAM_PAUSED, "stream is paused; send stream:resume first", stage=Stage.SESSION
+            )
         if self.state in (StreamState.ENDING, StreamState.ENDED):
-            raise DubbingError(ErrorCode.STREAM_ENDED, "stream has ended; send stream:init to start again", stage=Stage.SESSION)
+            raise DubbingError(
+                ErrorCode.STREAM_ENDED, "stream has ended; send stream:init to start again", stage=Stage.SESSION
+            )
         if fragment_id in self.inflight_ids:
             return Admission.DUPLICATE
         previous = self._delivered_ids.get(fragment_id)

@@ -14,6 +14,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 import pytest
+
 from livedub.operator import client as api
 from livedub.operator.client import Client
 
@@ -44,35 +45,61 @@ async def k8s() -> AsyncIterator[Client]:
 
 async def test_pool_lifecycle_on_a_real_cluster(k8s: Client) -> None:
     name = f"e2e-{uuid.uuid4().hex[:6]}"
-    tokens = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
-              "stringData": {"tokens": "e2e-token\n"}}
+    tokens = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": {"tokens": "e2e-token\n"}}
     await k8s.create(api.Kind("/api/v1", "secrets"), NAMESPACE, tokens)
-    await k8s.create(api.VOICES, NAMESPACE, {
-        "apiVersion": "dubbing.livedub.io/v1alpha1", "kind": "VoiceProfile", "metadata": {"name": name},
-        "spec": {"language": "es", "gender": "female"}})
-    pool = await k8s.create(api.POOLS, NAMESPACE, {
-        "apiVersion": "dubbing.livedub.io/v1alpha1", "kind": "DubbingPool", "metadata": {"name": name},
-        "spec": {"image": IMAGE, "imagePullPolicy": "Never", "minReplicas": 1, "maxReplicas": 2,
-                 "asr": {"device": "cpu", "modelSize": "tiny", "computeType": "int8"},
-                 "tts": {"device": "cpu", "engine": "espeak"}, "mt": {"engine": "apertium"},
-                 "resources": {"gpu": 0, "cpu": "500m", "memory": "2Gi"},
-                 "authTokensSecretRef": {"name": name}, "voiceProfiles": [name]}})
+    await k8s.create(
+        api.VOICES,
+        NAMESPACE,
+        {
+            "apiVersion": "dubbing.livedub.io/v1alpha1",
+            "kind": "VoiceProfile",
+            "metadata": {"name": name},
+            "spec": {"language": "es", "gender": "female"},
+        },
+    )
+    pool = await k8s.create(
+        api.POOLS,
+        NAMESPACE,
+        {
+            "apiVersion": "dubbing.livedub.io/v1alpha1",
+            "kind": "DubbingPool",
+            "metadata": {"name": name},
+            "spec": {
+                "image": IMAGE,
+                "imagePullPolicy": "Never",
+                "minReplicas": 1,
+                "maxReplicas": 2,
+                "asr": {"device": "cpu", "modelSize": "tiny", "computeType": "int8"},
+                "tts": {"device": "cpu", "engine": "espeak"},
+                "mt": {"engine": "apertium"},
+                "resources": {"gpu": 0, "cpu": "500m", "memory": "2Gi"},
+                "authTokensSecretRef": {"name": name},
+                "voiceProfiles": [name],
+            },
+        },
+    )
     try:
         uid = pool["metadata"]["uid"]
-        for kind, child in [(api.DEPLOYMENTS, name), (api.SERVICES, name),
-                            (api.CONFIGMAPS, f"{name}-voices"), (api.PDBS, name)]:
+        for kind, child in [
+            (api.DEPLOYMENTS, name),
+            (api.SERVICES, name),
+            (api.CONFIGMAPS, f"{name}-voices"),
+            (api.PDBS, name),
+        ]:
             obj = await eventually(partial(k8s.get, kind, NAMESPACE, child), 60, child)
             assert any(ref["uid"] == uid for ref in obj["metadata"]["ownerReferences"])
 
-        status = await eventually(
-            lambda: _status(k8s, name, lambda s: "observedGeneration" in s), 60, "pool status")
+        status = await eventually(lambda: _status(k8s, name, lambda s: "observedGeneration" in s), 60, "pool status")
         assert status["selector"]
         if WAIT_READY:
             status = await eventually(
-                lambda: _status(k8s, name, lambda s: s.get("readyReplicas", 0) >= 1), 600, "a ready pod")
+                lambda: _status(k8s, name, lambda s: s.get("readyReplicas", 0) >= 1), 600, "a ready pod"
+            )
             status = await eventually(
                 lambda: _status(k8s, name, lambda s: s.get("lastScaling", {}).get("podsScraped", 0) >= 1),
-                60, "a scrape of the real /metrics")
+                60,
+                "a scrape of the real /metrics",
+            )
             assert status["lastScaling"]["podsUnreachable"] == 0
     finally:
         await k8s.delete(api.POOLS, NAMESPACE, name)
@@ -88,5 +115,7 @@ async def _status(k8s: Client, name: str, ok: Callable[[dict[str, Any]], bool]) 
 
 
 async def _gone(k8s: Client, name: str) -> bool:
-    return await k8s.get(api.DEPLOYMENTS, NAMESPACE, name) is None and \
-        await k8s.get(api.CONFIGMAPS, NAMESPACE, f"{name}-voices") is None
+    return (
+        await k8s.get(api.DEPLOYMENTS, NAMESPACE, name) is None
+        and await k8s.get(api.CONFIGMAPS, NAMESPACE, f"{name}-voices") is None
+    )

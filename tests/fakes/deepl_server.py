@@ -353,10 +353,7 @@ class FakeDeepL:
             return web.json_response([{"language": c, "name": n} for c, n in SOURCE_LANGUAGES.items()])
         if kind == "target":
             return web.json_response(
-                [
-                    {"language": c, "name": n, "supports_formality": f}
-                    for c, (n, f) in TARGET_LANGUAGES.items()
-                ]
+                [{"language": c, "name": n, "supports_formality": f} for c, (n, f) in TARGET_LANGUAGES.items()]
             )
         raise _error(400, "Value for 'type' not supported.")
 

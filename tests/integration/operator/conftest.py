@@ -10,6 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from kopf_harness import Background, Cluster, MetricsPod
+
 from livedub.operator import client as operator_client
 
 
@@ -25,7 +26,9 @@ def cluster(background: Background, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     cluster = Cluster(background)
     background.run(cluster.start())
     kubeconfig = {
-        "apiVersion": "v1", "kind": "Config", "current-context": "kmock",
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "kmock",
         "clusters": [{"name": "kmock", "cluster": {"server": cluster.url}}],
         "users": [{"name": "kmock", "user": {"token": "test"}}],
         "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "kmock"}}],

@@ -88,7 +88,9 @@ class Cluster:
         await self.server.__aenter__()
         for key, (kind, subresources) in RESOURCES.items():
             self.api.resources[key] = kmock.ResourceInfo(
-                kind=kind, namespaced=key not in CLUSTER_SCOPED, subresources=subresources,
+                kind=kind,
+                namespaced=key not in CLUSTER_SCOPED,
+                subresources=subresources,
                 verbs={"list", "watch", "get", "create", "patch", "update", "delete"},
             )
         self.session = aiohttp.ClientSession(str(self.server.url))
@@ -102,9 +104,7 @@ class Cluster:
     def url(self) -> str:
         return str(self.server.url).rstrip("/")
 
-    async def _request(
-        self, method: str, path: str, body: Any = None, ctype: str = "application/json"
-    ) -> Any:
+    async def _request(self, method: str, path: str, body: Any = None, ctype: str = "application/json") -> Any:
         data = None if body is None else json.dumps(body)
         async with self.session.request(method, path, data=data, headers={"Content-Type": ctype}) as resp:
             payload = await resp.json(content_type=None)
@@ -154,8 +154,10 @@ class MetricsPod:
         if not self.alive:
             raise web.HTTPServiceUnavailable()
         lines = [
-            "# TYPE sts_fragments_in_flight gauge", f"sts_fragments_in_flight {self.in_flight}",
-            "# TYPE sts_queue_depth gauge", f"sts_queue_depth {self.queue_depth}",
+            "# TYPE sts_fragments_in_flight gauge",
+            f"sts_fragments_in_flight {self.in_flight}",
+            "# TYPE sts_queue_depth gauge",
+            f"sts_queue_depth {self.queue_depth}",
             "# TYPE sts_backpressure_events_total counter",
         ] + [f'sts_backpressure_events_total{{severity="{s}"}} {v}' for s, v in self.backpressure.items()]
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
@@ -186,5 +188,3 @@ def wait_for(check: Callable[[], T | None], timeout: float = 15.0, what: str = "
             return last  # type: ignore[no-any-return]
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}; last seen: {last!r}")
-
-

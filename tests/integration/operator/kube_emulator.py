@@ -171,7 +171,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
         while True:
             live = {o.raw["metadata"].get("uid") for o in self._objects.values() if not o.deleted}
             orphans = [
-                (key, obj) for key, obj in self._objects.items()
+                (key, obj)
+                for key, obj in self._objects.items()
                 if not obj.deleted
                 and (refs := obj.raw["metadata"].get("ownerReferences"))
                 and all(ref.get("uid") not in live for ref in refs)
@@ -188,7 +189,9 @@ class KubeEmulator(kmock.KubernetesEmulator):
     async def _handle(self, request: rendering.Request) -> Any:
         status = None
         if request.resource is not None and request.action in (
-            enums.action.CREATE, enums.action.UPDATE, enums.action.DELETE
+            enums.action.CREATE,
+            enums.action.UPDATE,
+            enums.action.DELETE,
         ):
             async with self._lock:
                 if request.action == enums.action.CREATE:
@@ -211,7 +214,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
         return [
             copy.deepcopy(obj.raw)
             for (resource, namespace, _), obj in self._objects.items()
-            if resource == request.resource and not obj.deleted
+            if resource == request.resource
+            and not obj.deleted
             and (request.namespace is None or namespace == request.namespace)
             and _selector_matches(selector, obj.raw)
         ]

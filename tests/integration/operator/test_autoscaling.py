@@ -15,11 +15,19 @@ SELECTOR = "app.kubernetes.io/instance=news,app.kubernetes.io/name=livedub-runti
 
 
 def scaling_pool(**autoscaling: Any) -> dict[str, Any]:
-    policy = {"targetInFlightPerPod": 2, "scaleUpCooldownSeconds": 0, "scaleDownCooldownSeconds": 1,
-              "tolerance": 0.1, **autoscaling}
-    return {"apiVersion": API, "kind": "DubbingPool", "metadata": {"name": "news"},
-            "spec": {"minReplicas": 1, "maxReplicas": 4, "autoscaling": policy,
-                     "authTokensSecretRef": {"name": "workers"}}}
+    policy = {
+        "targetInFlightPerPod": 2,
+        "scaleUpCooldownSeconds": 0,
+        "scaleDownCooldownSeconds": 1,
+        "tolerance": 0.1,
+        **autoscaling,
+    }
+    return {
+        "apiVersion": API,
+        "kind": "DubbingPool",
+        "metadata": {"name": "news"},
+        "spec": {"minReplicas": 1, "maxReplicas": 4, "autoscaling": policy, "authTokensSecretRef": {"name": "workers"}},
+    }
 
 
 class FakeDeploymentController:
@@ -36,24 +44,38 @@ class FakeDeploymentController:
         while len(self.pods) < want:
             name = f"news-{len(self.pods)}"
             metrics = self.start_metrics()
-            self.cluster.create("pods", {
-                "apiVersion": "v1", "kind": "Pod",
-                "metadata": {"name": name, "labels": {
-                    "app.kubernetes.io/name": "livedub-runtime", "app.kubernetes.io/instance": "news"},
-                    "annotations": {"prometheus.io/port": str(metrics.port)}},
-                "spec": {"containers": [{"name": "runtime", "image": "x"}]},
-            })
-            self.cluster.patch("pods", name, {"status": {
-                "phase": "Running", "podIP": "127.0.0.1",
-                "conditions": [{"type": "Ready", "status": "True"}]}}, sub="status")
+            self.cluster.create(
+                "pods",
+                {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {
+                        "name": name,
+                        "labels": {"app.kubernetes.io/name": "livedub-runtime", "app.kubernetes.io/instance": "news"},
+                        "annotations": {"prometheus.io/port": str(metrics.port)},
+                    },
+                    "spec": {"containers": [{"name": "runtime", "image": "x"}]},
+                },
+            )
+            self.cluster.patch(
+                "pods",
+                name,
+                {
+                    "status": {
+                        "phase": "Running",
+                        "podIP": "127.0.0.1",
+                        "conditions": [{"type": "Ready", "status": "True"}],
+                    }
+                },
+                sub="status",
+            )
             self.pods[name] = metrics
         while len(self.pods) > want:
             name = sorted(self.pods)[-1]
             self.cluster.delete("pods", name)
             self.pods.pop(name)
         ready = len(self.pods)
-        self.cluster.patch("deployments", "news", {"status": {"replicas": ready, "readyReplicas": ready}},
-                           sub="status")
+        self.cluster.patch("deployments", "news", {"status": {"replicas": ready, "readyReplicas": ready}}, sub="status")
         return list(self.pods.values())
 
 
@@ -80,8 +102,7 @@ def test_load_scales_up_then_idle_scales_down_after_cooldown(
     assert decision["action"] == "up" and decision["fromReplicas"] == 1 and decision["toReplicas"] == 4
     assert decision["inFlight"] == 5 and decision["queueDepth"] == 2 and decision["podsScraped"] == 1
     pods = controller.sync()
-    wait_for(lambda: cluster.require("pools", "news")["status"]["readyReplicas"] == 4,
-             what="status shows 4 ready")
+    wait_for(lambda: cluster.require("pools", "news")["status"]["readyReplicas"] == 4, what="status shows 4 ready")
 
     for pod in pods:
         pod.in_flight, pod.queue_depth = 0, 0
@@ -129,9 +150,7 @@ def test_unreachable_pod_blocks_scale_down_and_backpressure_scales_up(
     wait_for(lambda: replicas(cluster) == 2, what="scale-down once every pod answers")
 
 
-def test_external_mode_follows_spec_replicas_from_the_scale_subresource(
-    cluster: Cluster, operator: Any
-) -> None:
+def test_external_mode_follows_spec_replicas_from_the_scale_subresource(cluster: Cluster, operator: Any) -> None:
     spec = scaling_pool(mode="external")
     spec["spec"]["replicas"] = 2
     cluster.create("pools", spec)

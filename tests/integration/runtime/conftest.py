@@ -22,7 +22,15 @@ from livedub.runtime.config import Settings
 from livedub.runtime.engines.base import Engines
 from livedub.runtime.server.app import create_app
 
-EVENTS = ("stream:ready", "fragment:ack", "fragment:processed", "backpressure", "error", "stream:complete", "stream:state")
+EVENTS = (
+    "stream:ready",
+    "fragment:ack",
+    "fragment:processed",
+    "backpressure",
+    "error",
+    "stream:complete",
+    "stream:state",
+)
 
 
 @pytest.fixture(scope="session")
@@ -62,15 +70,32 @@ class Recorder:
         await self.wait_for(answered, 30)
         return next((n, d) for n, d in self.events[start:] if n in ("stream:ready", "error"))
 
-    async def send(self, fragment_id: str, sequence: int, audio: np.ndarray, *, binary: bool = False,
-                   rate: int = 16000, **extra: Any) -> None:
+    async def send(
+        self,
+        fragment_id: str,
+        sequence: int,
+        audio: np.ndarray,
+        *,
+        binary: bool = False,
+        rate: int = 16000,
+        **extra: Any,
+    ) -> None:
         pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
-        await self.client.emit("fragment:data", {
-            "fragment_id": fragment_id, "stream_id": extra.pop("stream_id", None) or "stream-1",
-            "sequence_number": sequence, "timestamp": sequence * 6000,
-            "audio": pcm if binary else base64.b64encode(pcm).decode(), "sample_rate": rate, "channels": 1,
-            "format": "pcm_s16le", "duration_ms": int(len(audio) * 1000 / rate), **extra,
-        })
+        await self.client.emit(
+            "fragment:data",
+            {
+                "fragment_id": fragment_id,
+                "stream_id": extra.pop("stream_id", None) or "stream-1",
+                "sequence_number": sequence,
+                "timestamp": sequence * 6000,
+                "audio": pcm if binary else base64.b64encode(pcm).decode(),
+                "sample_rate": rate,
+                "channels": 1,
+                "format": "pcm_s16le",
+                "duration_ms": int(len(audio) * 1000 / rate),
+                **extra,
+            },
+        )
 
 
 @dataclass
@@ -105,10 +130,12 @@ async def make_server(engines: Engines) -> AsyncIterator[Callable[..., Any]]:
             client = socketio.AsyncClient(reconnection=False)
             recorder = Recorder(client)
             for name in EVENTS:
+
                 async def handler(data: Any, _name: str = name) -> None:
                     async with recorder.changed:
                         recorder.events.append((_name, data))
                         recorder.changed.notify_all()
+
                 client.on(name, handler)
             refusal: list[Any] = []
             client.on("connect_error", lambda data: refusal.append(data))

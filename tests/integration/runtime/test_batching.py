@@ -27,7 +27,9 @@ async def test_four_streams_at_once_use_fewer_asr_calls_than_fragments(make_serv
     for client in clients:
         await client.init()
     for round_ in range(2):
-        await asyncio.gather(*(c.send(f"r{round_}", round_, clips[i], stream_id=f"s{i}") for i, c in enumerate(clients)))
+        await asyncio.gather(
+            *(c.send(f"r{round_}", round_, clips[i], stream_id=f"s{i}") for i, c in enumerate(clients))
+        )
         await asyncio.gather(*(c.processed(round_ + 1, timeout=180) for c in clients))
     results = [r for c in clients for r in c.of("fragment:processed")]
     assert len(results) == 8 and all(r["status"] in ("success", "partial") for r in results)

@@ -11,13 +11,13 @@ import dataclasses
 
 import numpy as np
 import pytest
-from fakes.deepl_server import DEFAULT_KEY, FakeDeepL
-from support.data import fleurs
 
+from fakes.deepl_server import DEFAULT_KEY, FakeDeepL
 from livedub.runtime.engines.base import ASR_SAMPLE_RATE
 from livedub.runtime.engines.mt_deepl import DeepLTranslator
 from livedub.runtime.engines.mt_fallback import FallbackTranslator
 from livedub.runtime.server.keys import SERVICE_KEY
+from support.data import fleurs
 
 pytestmark = pytest.mark.slow
 

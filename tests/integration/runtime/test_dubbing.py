@@ -100,10 +100,18 @@ async def test_wav_and_m4a_fragments_come_back_in_their_own_format(make_server, 
     clip = audio[: 5 * 16000]
     for seq, fmt in enumerate((AudioFormat.WAV, AudioFormat.M4A)):
         data = encode(clip, fmt, sample_rate=16000)
-        await client.client.emit("fragment:data", {
-            "fragment_id": f"f-{fmt.value}", "stream_id": "stream-1", "sequence_number": seq,
-            "audio": base64.b64encode(data).decode(), "format": fmt.value, "sample_rate": 16000, "channels": 1,
-        })
+        await client.client.emit(
+            "fragment:data",
+            {
+                "fragment_id": f"f-{fmt.value}",
+                "stream_id": "stream-1",
+                "sequence_number": seq,
+                "audio": base64.b64encode(data).decode(),
+                "format": fmt.value,
+                "sample_rate": 16000,
+                "channels": 1,
+            },
+        )
     results = await client.processed(2)
     for result, fmt in zip(results, (AudioFormat.WAV, AudioFormat.M4A), strict=True):
         assert result["status"] in ("success", "partial"), result.get("error")

@@ -12,7 +12,6 @@ import time
 
 import numpy as np
 import pytest
-from support.data import fleurs
 
 from livedub.runtime.engines.base import (
     ASR_SAMPLE_RATE,
@@ -25,6 +24,7 @@ from livedub.runtime.engines.base import (
     Translator,
 )
 from livedub.runtime.server.keys import SERVICE_KEY
+from support.data import fleurs
 
 pytestmark = pytest.mark.slow
 

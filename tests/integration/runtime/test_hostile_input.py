@@ -28,12 +28,26 @@ from livedub.runtime.server.keys import SERVICE_KEY
 
 pytestmark = pytest.mark.slow
 
-ERROR_CODES = {"INVALID_PAYLOAD", "INVALID_AUDIO", "STREAM_NOT_INITIALIZED", "UNSUPPORTED_LANGUAGE",
-               "INVALID_VOICE_PROFILE", "LIMIT_EXCEEDED", "STREAM_PAUSED", "STREAM_ENDED"}
+ERROR_CODES = {
+    "INVALID_PAYLOAD",
+    "INVALID_AUDIO",
+    "STREAM_NOT_INITIALIZED",
+    "UNSUPPORTED_LANGUAGE",
+    "INVALID_VOICE_PROFILE",
+    "LIMIT_EXCEEDED",
+    "STREAM_PAUSED",
+    "STREAM_ENDED",
+}
 
 junk = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70), st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=40), st.binary(max_size=64), st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=40),
+    st.binary(max_size=64),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
 )
 audio_values = st.one_of(
     junk,
@@ -46,10 +60,16 @@ ids = st.one_of(st.text(min_size=0, max_size=140), junk)
 fragment_payloads = st.fixed_dictionaries(
     {},
     optional={
-        "fragment_id": ids, "stream_id": ids, "sequence_number": st.one_of(st.integers(-5, 2**60), junk),
-        "timestamp": junk, "audio": audio_values, "sample_rate": st.one_of(st.sampled_from([8000, 16000, 0, -1, 10**9]), junk),
-        "channels": st.one_of(st.integers(-1, 10), junk), "format": st.one_of(st.sampled_from(["pcm_s16le", "wav", "m4a", "xyz"]), junk),
-        "duration_ms": junk, "unknown_field": junk,
+        "fragment_id": ids,
+        "stream_id": ids,
+        "sequence_number": st.one_of(st.integers(-5, 2**60), junk),
+        "timestamp": junk,
+        "audio": audio_values,
+        "sample_rate": st.one_of(st.sampled_from([8000, 16000, 0, -1, 10**9]), junk),
+        "channels": st.one_of(st.integers(-1, 10), junk),
+        "format": st.one_of(st.sampled_from(["pcm_s16le", "wav", "m4a", "xyz"]), junk),
+        "duration_ms": junk,
+        "unknown_field": junk,
     },
 )
 init_payloads = st.one_of(
@@ -59,15 +79,23 @@ init_payloads = st.one_of(
         optional={
             "source_language": st.one_of(st.sampled_from(["en", "es", "zz", "EN", ""]), junk),
             "target_language": st.one_of(st.sampled_from(["es", "fr", "xx"]), junk),
-            "voice_profile": st.one_of(st.text(max_size=20), junk), "sample_rate_hz": junk, "channels": junk,
-            "format": junk, "chunk_duration_ms": junk, "stream_id": ids, "extra": junk,
+            "voice_profile": st.one_of(st.text(max_size=20), junk),
+            "sample_rate_hz": junk,
+            "channels": junk,
+            "format": junk,
+            "chunk_duration_ms": junk,
+            "stream_id": ids,
+            "extra": junk,
         },
     ),
 )
 events = st.one_of(
     st.tuples(st.just("fragment:data"), st.one_of(fragment_payloads, junk)),
     st.tuples(st.just("stream:init"), init_payloads),
-    st.tuples(st.sampled_from(["stream:pause", "stream:resume", "stream:end"]), st.one_of(junk, st.fixed_dictionaries({"stream_id": ids}))),
+    st.tuples(
+        st.sampled_from(["stream:pause", "stream:resume", "stream:end"]),
+        st.one_of(junk, st.fixed_dictionaries({"stream_id": ids})),
+    ),
     st.tuples(st.text(min_size=1, max_size=20).filter(lambda e: e not in ("connect", "disconnect", "message")), junk),
 )
 
@@ -94,7 +122,15 @@ class Harness:
         await site.start()
         self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
         self.client = socketio.AsyncClient(reconnection=False)
-        for name in ("fragment:ack", "fragment:processed", "error", "stream:ready", "stream:complete", "stream:state", "backpressure"):
+        for name in (
+            "fragment:ack",
+            "fragment:processed",
+            "error",
+            "stream:ready",
+            "stream:complete",
+            "stream:state",
+            "backpressure",
+        ):
             self.client.on(name, lambda data, _n=name: self.received.append((_n, data)))
         await self.client.connect(self.url, headers={"X-Stream-ID": "fuzz"}, transports=["websocket"])
 
@@ -136,7 +172,9 @@ def _settle(h: Harness) -> None:
     h.run(wait())
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(event=events)
 def test_any_event_gets_an_answer_and_the_server_survives(harness: Harness, event: tuple[str, Any]) -> None:
     name, payload = event

@@ -17,9 +17,22 @@ async def test_loadgen_three_streams_everything_comes_back_in_order(make_server,
     server = await make_server(pipeline_concurrency=3)
     out = tmp_path / "load.json"
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(LOADGEN), "--url", server.url, "--streams", "3", "--fragments", "3",
-        "--fragment-seconds", "3", "--max-seconds", "240", "--out", str(out),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        str(LOADGEN),
+        "--url",
+        server.url,
+        "--streams",
+        "3",
+        "--fragments",
+        "3",
+        "--fragment-seconds",
+        "3",
+        "--max-seconds",
+        "240",
+        "--out",
+        str(out),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     stdout, stderr = await asyncio.wait_for(proc.communicate(), 300)
     assert proc.returncode == 0, stderr.decode()[-2000:]

@@ -9,10 +9,10 @@ import json
 import aiohttp
 import numpy as np
 import pytest
-from support.data import fleurs
 
 from livedub.runtime.engines.base import ASR_SAMPLE_RATE
 from livedub.runtime.server.keys import SERVICE_KEY
+from support.data import fleurs
 
 SPEECH_S = 4
 
@@ -87,8 +87,16 @@ async def test_bad_fragments_fail_alone_and_the_stream_goes_on(make_server, payl
     client = await server.connect()
     await client.init()
     good = (silence() * 32767).astype("<i2").tobytes()
-    fragment = {"fragment_id": "bad", "stream_id": "stream-1", "sequence_number": 0, "sample_rate": 16000,
-                "channels": 1, "format": "pcm_s16le", "audio": base64.b64encode(good).decode(), **payload}
+    fragment = {
+        "fragment_id": "bad",
+        "stream_id": "stream-1",
+        "sequence_number": 0,
+        "sample_rate": 16000,
+        "channels": 1,
+        "format": "pcm_s16le",
+        "audio": base64.b64encode(good).decode(),
+        **payload,
+    }
     await client.client.emit("fragment:data", fragment)
     await client.send("good", 1, silence())
     results = await client.processed(2)
@@ -156,8 +164,11 @@ async def test_two_streams_at_once_do_not_mix(make_server, speech):
 
 async def test_backpressure_events_and_rejection_past_critical(make_server, speech):
     server = await make_server(
-        backpressure_threshold_low=1, backpressure_threshold_medium=2, backpressure_threshold_high=3,
-        backpressure_threshold_critical=4, pipeline_concurrency=1,
+        backpressure_threshold_low=1,
+        backpressure_threshold_medium=2,
+        backpressure_threshold_high=3,
+        backpressure_threshold_critical=4,
+        pipeline_concurrency=1,
     )
     client = await server.connect()
     await client.init()
@@ -187,14 +198,19 @@ async def test_stage_timeout_fails_the_fragment_as_retryable(make_server, speech
     [result] = await client.processed(1)
     assert result["status"] == "failed"
     assert result["error"] == {
-        "stage": "asr", "code": "TIMEOUT", "message": "asr processing exceeded timeout of 100ms", "retryable": True,
+        "stage": "asr",
+        "code": "TIMEOUT",
+        "message": "asr processing exceeded timeout of 100ms",
+        "retryable": True,
     }
 
 
 async def test_duration_mismatch_exceeded(make_server, speech):
     # Forbid any speed-up and any overrun: the Spanish is longer than the English, so it fails.
     server = await make_server(
-        speed_ratio_max=1.0, duration_variance_success_max=0.0, duration_variance_partial_max=0.0,
+        speed_ratio_max=1.0,
+        duration_variance_success_max=0.0,
+        duration_variance_partial_max=0.0,
     )
     client = await server.connect()
     await client.init()
@@ -235,9 +251,16 @@ async def test_http_health_ready_and_every_guide_metric(make_server, speech):
         async with http.get(f"{server.url}/metrics") as response:
             text = await response.text()
     for name in (
-        "sts_fragment_processing_seconds", "sts_asr_duration_seconds", "sts_translation_duration_seconds",
-        "sts_tts_duration_seconds", "sts_fragments_in_flight", "sts_fragment_errors_total",
-        "sts_gpu_utilization_percent", "sts_gpu_memory_used_bytes", "sts_queue_depth", "sts_backpressure_events_total",
+        "sts_fragment_processing_seconds",
+        "sts_asr_duration_seconds",
+        "sts_translation_duration_seconds",
+        "sts_tts_duration_seconds",
+        "sts_fragments_in_flight",
+        "sts_fragment_errors_total",
+        "sts_gpu_utilization_percent",
+        "sts_gpu_memory_used_bytes",
+        "sts_queue_depth",
+        "sts_backpressure_events_total",
     ):
         assert f"\n{name}" in text or text.startswith(name) or f"# TYPE {name}" in text, name
     assert 'sts_fragments_total{status="success"} 1.0' in text or 'sts_fragments_total{status="partial"} 1.0' in text
@@ -265,10 +288,14 @@ async def test_voices_json_profile_with_the_embedded_tts(make_server, tmp_path, 
 
     reference, rate = fleurs("fleurs-es-000")
     sf.write(tmp_path / "ref.wav", reference, rate)
-    (tmp_path / "voices.json").write_text(json.dumps({
-        "spanish_male_1": {"language": "es", "gender": "male", "reference_audio": "ref.wav"},
-        "french_female_1": {"language": "fr", "gender": "female", "reference_audio": "ref.wav"},
-    }))
+    (tmp_path / "voices.json").write_text(
+        json.dumps(
+            {
+                "spanish_male_1": {"language": "es", "gender": "male", "reference_audio": "ref.wav"},
+                "french_female_1": {"language": "fr", "gender": "female", "reference_audio": "ref.wav"},
+            }
+        )
+    )
     server = await make_server(voices=VoiceRegistry(tmp_path / "voices.json"))
     client = await server.connect()
     kind, ready = await client.init(voice_profile="spanish_male_1")

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import socketio
 import soundfile as sf
+
 from support.data import FLEURS, fleurs
 
 pytestmark = pytest.mark.slow
@@ -44,8 +45,14 @@ async def _wait_ready(url: str, timeout: float = 120) -> None:
 @pytest.fixture
 async def served(tmp_path):
     port = _free_port()
-    env = {**os.environ, "PORT": str(port), "LOG_FORMAT": "json", "ARTIFACTS_ENABLED": "true",
-           "ARTIFACTS_DIR": str(tmp_path / "artifacts"), "DRAIN_TIMEOUT_S": "60"}
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "LOG_FORMAT": "json",
+        "ARTIFACTS_ENABLED": "true",
+        "ARTIFACTS_DIR": str(tmp_path / "artifacts"),
+        "DRAIN_TIMEOUT_S": "60",
+    }
     log = (tmp_path / "serve.log").open("wb")
     proc = await asyncio.create_subprocess_exec(*LIVEDUB, "serve", env=env, stdout=log, stderr=log, cwd=tmp_path)
     url = f"http://127.0.0.1:{port}"
@@ -63,8 +70,18 @@ async def test_livedub_dub_cli_returns_spanish_speech_of_the_same_length(served,
     _, url, tmp_path = served
     out = tmp_path / "dubbed.wav"
     dub = await asyncio.create_subprocess_exec(
-        *LIVEDUB, "dub", str(FLEURS / "fleurs-en-000.ogg"), "--to", "es", "-o", str(out), "--url", url, "-q",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        *LIVEDUB,
+        "dub",
+        str(FLEURS / "fleurs-en-000.ogg"),
+        "--to",
+        "es",
+        "-o",
+        str(out),
+        "--url",
+        url,
+        "-q",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     _, stderr = await asyncio.wait_for(dub.communicate(), 240)
     assert dub.returncode == 0, stderr.decode()[-2000:]
@@ -99,8 +116,18 @@ async def test_sigterm_drains_in_flight_fragments_then_exits(served, shared_data
     await client.connect(url, headers={"X-Stream-ID": "drain"}, transports=["websocket"])
     await client.call("stream:init", {"source_language": "en", "target_language": "es"}, timeout=30)
     pcm = (audio[: 6 * 16000] * 32767).astype("<i2").tobytes()
-    ack = await client.call("fragment:data", {"fragment_id": "d0", "sequence_number": 0, "audio": pcm,
-                                              "sample_rate": 16000, "channels": 1, "format": "pcm_s16le"}, timeout=30)
+    ack = await client.call(
+        "fragment:data",
+        {
+            "fragment_id": "d0",
+            "sequence_number": 0,
+            "audio": pcm,
+            "sample_rate": 16000,
+            "channels": 1,
+            "format": "pcm_s16le",
+        },
+        timeout=30,
+    )
     assert ack["status"] == "queued"
     proc.send_signal(signal.SIGTERM)
     # While draining: not ready, and new work is refused with a retryable SHUTTING_DOWN.
@@ -113,8 +140,11 @@ async def test_sigterm_drains_in_flight_fragments_then_exits(served, shared_data
             await asyncio.sleep(0.05)
         else:
             pytest.fail("/ready never turned 503 during drain")
-    refused = await client.call("fragment:data", {"fragment_id": "d1", "sequence_number": 1, "audio": pcm,
-                                                  "sample_rate": 16000, "channels": 1}, timeout=30)
+    refused = await client.call(
+        "fragment:data",
+        {"fragment_id": "d1", "sequence_number": 1, "audio": pcm, "sample_rate": 16000, "channels": 1},
+        timeout=30,
+    )
     assert refused["status"] == "rejected" and refused["error"]["code"] == "SHUTTING_DOWN"
     assert refused["error"]["retryable"] is True
     assert await asyncio.wait_for(proc.wait(), 90) == 0
@@ -127,8 +157,12 @@ def test_invalid_configuration_fails_fast_naming_the_variable(tmp_path):
     import subprocess
 
     result = subprocess.run(
-        [*LIVEDUB, "serve"], env={**os.environ, "BACKPRESSURE_THRESHOLD_LOW": "9", "BACKPRESSURE_THRESHOLD_MEDIUM": "2"},
-        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        [*LIVEDUB, "serve"],
+        env={**os.environ, "BACKPRESSURE_THRESHOLD_LOW": "9", "BACKPRESSURE_THRESHOLD_MEDIUM": "2"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
     )
     assert result.returncode == 2
     assert "BACKPRESSURE_THRESHOLD_LOW" in result.stderr

@@ -16,11 +16,12 @@ from typing import Any
 import deepl
 import pytest
 import requests
+from pydantic import SecretStr
+
 from fakes.deepl_server import DEFAULT_KEY, FakeDeepL
 from livedub.runtime.engines.base import TranslationOptions
 from livedub.runtime.engines.mt_deepl import DeepLTranslator, map_deepl_error
 from livedub.runtime.errors import EngineError, ErrorCode, ModelLoadError
-from pydantic import SecretStr
 
 MakeTranslator = Callable[..., DeepLTranslator]
 
@@ -148,18 +149,12 @@ def test_formality_on_target_without_formality_does_not_fail(make: MakeTranslato
     assert out == "hola [EN-US formality=prefer_more]"
 
 
-def test_invalid_formality_and_unknown_glossary_are_invalid_payload(
-    make: MakeTranslator, fake: FakeDeepL
-) -> None:
+def test_invalid_formality_and_unknown_glossary_are_invalid_payload(make: MakeTranslator, fake: FakeDeepL) -> None:
     mt = make()
-    err = _error(
-        lambda: mt.translate("hi", source="en", target="de", options=TranslationOptions(formality="rude"))
-    )
+    err = _error(lambda: mt.translate("hi", source="en", target="de", options=TranslationOptions(formality="rude")))
     assert err.code is ErrorCode.INVALID_PAYLOAD and not err.retryable
     assert fake.translate_requests() == []
-    err = _error(
-        lambda: mt.translate("hi", source="en", target="de", options=TranslationOptions(glossary_id="nope"))
-    )
+    err = _error(lambda: mt.translate("hi", source="en", target="de", options=TranslationOptions(glossary_id="nope")))
     assert err.code is ErrorCode.INVALID_PAYLOAD and not err.retryable
     assert "glossary" in err.message
 
@@ -375,9 +370,7 @@ def test_repeated_phrase_is_served_from_cache(make: MakeTranslator, fake: FakeDe
     # Anything that changes DeepL's output is part of the key.
     mt.translate("Thank you", source="en", target="es", context="Another sentence.")
     mt.translate("Thank you", source="en", target="de", context="Good evening.")
-    mt.translate(
-        "Thank you", source="en", target="es", context="Good evening.", options=TranslationOptions("more")
-    )
+    mt.translate("Thank you", source="en", target="es", context="Good evening.", options=TranslationOptions("more"))
     assert len(fake.translate_requests()) == 4
     stats = mt.stats().cache
     assert (stats.hits, stats.size) == (1, 4)
@@ -443,9 +436,7 @@ def test_fake_accepts_form_bodies_and_checks_auth(fake: FakeDeepL) -> None:
             f"{fake.url}/v2/translate", data={"text": "x", "target_lang": "DE"}, headers=headers, timeout=5
         )
         assert denied.status_code == 403 and "message" in denied.json()
-    usage = requests.post(
-        f"{fake.url}/v2/usage", headers={"Authorization": f"DeepL-Auth-Key {DEFAULT_KEY}"}, timeout=5
-    )
+    usage = requests.post(f"{fake.url}/v2/usage", headers={"Authorization": f"DeepL-Auth-Key {DEFAULT_KEY}"}, timeout=5)
     assert set(usage.json()) == {"character_count", "character_limit"}
     langs = requests.get(
         f"{fake.url}/v2/languages?type=target",

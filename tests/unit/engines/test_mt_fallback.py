@@ -9,6 +9,7 @@ from collections import deque
 from collections.abc import Iterator
 
 import pytest
+
 from fakes.deepl_server import DEFAULT_KEY, FakeDeepL
 from livedub.runtime.engines.base import TranslationOptions, Translator
 from livedub.runtime.engines.mt_deepl import DeepLTranslator
@@ -113,9 +114,7 @@ def embedded() -> EmbeddedTranslator:
 
 @pytest.fixture
 def mt(primary: ScriptedTranslator, embedded: EmbeddedTranslator, clock: Clock) -> FallbackTranslator:
-    return FallbackTranslator(
-        primary, embedded, failure_threshold=3, recovery_s=30, quota_recovery_s=600, clock=clock
-    )
+    return FallbackTranslator(primary, embedded, failure_threshold=3, recovery_s=30, quota_recovery_s=600, clock=clock)
 
 
 def tr(mt: Translator, text: str = "hi", source: str = "en", target: str = "es") -> str:
@@ -131,9 +130,7 @@ def test_primary_success(mt: FallbackTranslator, embedded: EmbeddedTranslator) -
     assert mt.name == "primary+embedded" and mt.active_engine == "primary"
 
 
-@pytest.mark.parametrize(
-    "code", [ErrorCode.TIMEOUT, ErrorCode.SERVICE_UNAVAILABLE, ErrorCode.RATE_LIMIT_EXCEEDED]
-)
+@pytest.mark.parametrize("code", [ErrorCode.TIMEOUT, ErrorCode.SERVICE_UNAVAILABLE, ErrorCode.RATE_LIMIT_EXCEEDED])
 def test_retryable_failure_falls_back(
     primary: ScriptedTranslator, embedded: EmbeddedTranslator, clock: Clock, code: ErrorCode
 ) -> None:
@@ -155,9 +152,7 @@ def test_auth_failure_is_raised_not_hidden(mt: FallbackTranslator, primary: Scri
     assert mt.fallback_total == 0 and mt.state is CircuitState.CLOSED
 
 
-def test_bad_input_is_raised_and_does_not_trip_the_breaker(
-    mt: FallbackTranslator, primary: ScriptedTranslator
-) -> None:
+def test_bad_input_is_raised_and_does_not_trip_the_breaker(mt: FallbackTranslator, primary: ScriptedTranslator) -> None:
     primary.script.extend([err(ErrorCode.INVALID_PAYLOAD)] * 4)
     for _ in range(4):
         with pytest.raises(EngineError, match="INVALID_PAYLOAD"):
@@ -212,9 +207,7 @@ def test_success_resets_the_failure_count(mt: FallbackTranslator, primary: Scrip
     assert mt.state is CircuitState.CLOSED and mt.primary_failures_total == 6
 
 
-def test_half_open_probe_success_closes(
-    mt: FallbackTranslator, primary: ScriptedTranslator, clock: Clock
-) -> None:
+def test_half_open_probe_success_closes(mt: FallbackTranslator, primary: ScriptedTranslator, clock: Clock) -> None:
     primary.script.extend([err(ErrorCode.SERVICE_UNAVAILABLE)] * 3)
     for _ in range(3):
         tr(mt)
@@ -226,9 +219,7 @@ def test_half_open_probe_success_closes(
     assert tr(mt) == "primary:hi" and primary.calls == 5
 
 
-def test_half_open_probe_failure_reopens(
-    mt: FallbackTranslator, primary: ScriptedTranslator, clock: Clock
-) -> None:
+def test_half_open_probe_failure_reopens(mt: FallbackTranslator, primary: ScriptedTranslator, clock: Clock) -> None:
     primary.script.extend([err(ErrorCode.TIMEOUT)] * 4)
     for _ in range(3):
         tr(mt)
@@ -370,12 +361,8 @@ def deepl_mt(fake: FakeDeepL) -> Iterator[DeepLTranslator]:
     translator.close()
 
 
-def test_deepl_outage_trips_breaker_and_recovers(
-    deepl_mt: DeepLTranslator, fake: FakeDeepL, clock: Clock
-) -> None:
-    mt = FallbackTranslator(
-        deepl_mt, EmbeddedTranslator(frozenset({("en", "es")})), recovery_s=10, clock=clock
-    )
+def test_deepl_outage_trips_breaker_and_recovers(deepl_mt: DeepLTranslator, fake: FakeDeepL, clock: Clock) -> None:
+    mt = FallbackTranslator(deepl_mt, EmbeddedTranslator(frozenset({("en", "es")})), recovery_s=10, clock=clock)
     assert tr(mt, "hello") == "hola [ES context]"
     fake.fail_next(503, count=1000)
     for _ in range(3):
@@ -395,9 +382,7 @@ def test_deepl_outage_trips_breaker_and_recovers(
     assert mt.stats().fallback_by_reason == {"service_unavailable": 4, "circuit_open": 20}
 
 
-def test_slow_deepl_costs_at_most_threshold_timeouts(
-    deepl_mt: DeepLTranslator, fake: FakeDeepL, clock: Clock
-) -> None:
+def test_slow_deepl_costs_at_most_threshold_timeouts(deepl_mt: DeepLTranslator, fake: FakeDeepL, clock: Clock) -> None:
     mt = FallbackTranslator(deepl_mt, EmbeddedTranslator(frozenset({("en", "es")})), clock=clock)
     fake.delay_s = 2.0
     started = time.monotonic()

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pytest
 import soundfile as sf
+
 from livedub.runtime.engines.base import VoiceProfile
 from livedub.runtime.engines.tts_xtts import (
     REQUIRED_FILES,
@@ -77,9 +78,7 @@ def test_find_model_dir_names_missing_files(tmp_path: Path) -> None:
         find_model_dir(tmp_path / "nope")
 
 
-def test_find_model_dir_without_path_looks_in_caches_only(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_find_model_dir_without_path_looks_in_caches_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TTS_HOME", str(tmp_path))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
@@ -371,6 +370,7 @@ def test_concurrent_calls_are_serialised(xtts: Any, reference_wav: Path) -> None
 
 def test_cuda_requested_without_cuda_is_a_load_error(tiny_model_dir: Path) -> None:
     import torch
+
     from livedub.runtime.engines.tts_xtts import XTTSSynthesizer
 
     if torch.cuda.is_available():
@@ -429,6 +429,7 @@ def test_original_checkpoint_on_a_read_only_mount_is_a_clear_load_error(
     import errno
 
     import torch
+
     from livedub.runtime.engines.tts_xtts import XTTSSynthesizer
 
     model_dir = _as_original_checkpoint(tiny_model_dir, tmp_path / "original")

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from livedub.runtime.engines.base import VoiceProfile
 from livedub.runtime.engines.voices import (
     SOURCE_VOICE,
@@ -45,9 +46,7 @@ def _invalid(registry: VoiceRegistry, name: str) -> EngineError:
     with pytest.raises(EngineError) as info:
         registry.get(name)
     err = info.value
-    assert (
-        err.code is ErrorCode.INVALID_VOICE_PROFILE and err.retryable is False and err.stage is Stage.SESSION
-    )
+    assert err.code is ErrorCode.INVALID_VOICE_PROFILE and err.retryable is False and err.stage is Stage.SESSION
     return err
 
 
@@ -130,8 +129,7 @@ def test_reference_that_is_a_directory_or_empty(tmp_path: Path) -> None:
 def test_duplicate_and_reserved_names(tmp_path: Path) -> None:
     path = _write(
         tmp_path / "voices.json",
-        '{"dup": {"language": "es"}, "dup": {"language": "fr"}, '
-        '"source": {"language": "es"}, "": {"language": "es"}}',
+        '{"dup": {"language": "es"}, "dup": {"language": "fr"}, "source": {"language": "es"}, "": {"language": "es"}}',
     )
     registry = VoiceRegistry(path)
     assert "more than once" in _invalid(registry, "dup").message
@@ -157,9 +155,7 @@ def test_relative_reference_resolves_against_the_files_directory_not_the_cwd(
 ) -> None:
     config = tmp_path / "config"
     ref = _wav(config / "refs" / "anchor.wav")
-    path = _write(
-        config / "voices.json", {"anchor": {"language": "es", "reference_audio": "refs/anchor.wav"}}
-    )
+    path = _write(config / "voices.json", {"anchor": {"language": "es", "reference_audio": "refs/anchor.wav"}})
     monkeypatch.chdir(tmp_path)
     registry = VoiceRegistry(Path("config/voices.json"))  # a relative VOICES_FILE, as in the default
     voice = registry.get("anchor")

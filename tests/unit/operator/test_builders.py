@@ -6,6 +6,7 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+
 from livedub.operator.builders.common import label_selector_string, selector_labels
 from livedub.operator.builders.deployment import build_deployment
 from livedub.operator.builders.service import build_pdb, build_service
@@ -27,28 +28,55 @@ def strict(manifest: dict[str, Any]) -> None:
 
 def voices() -> list[Voice]:
     return [
-        Voice("ana", parse_voice_spec({"language": "es", "gender": "female", "referenceAudio": {
-            "configMapKeyRef": {"name": "audio", "key": "ana.wav"}}})),
-        Voice("bob", parse_voice_spec({"language": "fr", "gender": "male", "referenceAudio": {
-            "url": "https://example.com/bob.wav"}})),
-        Voice("cy", parse_voice_spec({"language": "es", "gender": "neutral", "referenceAudio": {
-            "secretKeyRef": {"name": "private", "key": "cy"}}})),
+        Voice(
+            "ana",
+            parse_voice_spec(
+                {
+                    "language": "es",
+                    "gender": "female",
+                    "referenceAudio": {"configMapKeyRef": {"name": "audio", "key": "ana.wav"}},
+                }
+            ),
+        ),
+        Voice(
+            "bob",
+            parse_voice_spec(
+                {"language": "fr", "gender": "male", "referenceAudio": {"url": "https://example.com/bob.wav"}}
+            ),
+        ),
+        Voice(
+            "cy",
+            parse_voice_spec(
+                {
+                    "language": "es",
+                    "gender": "neutral",
+                    "referenceAudio": {"secretKeyRef": {"name": "private", "key": "cy"}},
+                }
+            ),
+        ),
         Voice("dee", parse_voice_spec({"language": "es", "gender": "female"})),
     ]
 
 
 TOKENS = {"authTokensSecretRef": {"name": "workers"}}
 MINIMAL = parse_pool_spec(TOKENS)
-FULL = parse_pool_spec({
-    "image": "registry.example/livedub:1", "mt": {"engine": "deepl", "deeplSecretRef": {"name": "deepl"}},
-    "resources": {"gpu": 2, "cpu": "8", "memory": "32Gi"}, "nodeSelector": {"gpu": "a100"},
-    "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
-    "priorityClassName": "live", "runtimeClassName": "nvidia", "imagePullSecrets": ["regcred"],
-    "authTokensSecretRef": {"name": "workers"}, "modelCache": {"claimName": "models"},
-    "runtime": {"maxInflight": 8, "drainTimeoutSeconds": 60, "logLevel": "DEBUG"},
-    "env": [{"name": "LOG_FORMAT", "value": "console"}, {"name": "EXTRA", "value": "1"}],
-    "service": {"type": "LoadBalancer", "annotations": {"a": "b"}},
-})
+FULL = parse_pool_spec(
+    {
+        "image": "registry.example/livedub:1",
+        "mt": {"engine": "deepl", "deeplSecretRef": {"name": "deepl"}},
+        "resources": {"gpu": 2, "cpu": "8", "memory": "32Gi"},
+        "nodeSelector": {"gpu": "a100"},
+        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        "priorityClassName": "live",
+        "runtimeClassName": "nvidia",
+        "imagePullSecrets": ["regcred"],
+        "authTokensSecretRef": {"name": "workers"},
+        "modelCache": {"claimName": "models"},
+        "runtime": {"maxInflight": 8, "drainTimeoutSeconds": 60, "logLevel": "DEBUG"},
+        "env": [{"name": "LOG_FORMAT", "value": "console"}, {"name": "EXTRA", "value": "1"}],
+        "service": {"type": "LoadBalancer", "annotations": {"a": "b"}},
+    }
+)
 
 
 def env_of(dep: dict[str, Any]) -> dict[str, Any]:

@@ -39,8 +39,12 @@ VARIANTS = {
     "everything": {
         "serviceMonitor": {"enabled": True, "labels": {"release": "prom"}},
         "operator": {"namespaces": ["news", "sports"], "logLevel": "debug", "peeringName": ""},
-        "crds": {"enabled": False}, "replicaCount": 2, "imagePullSecrets": [{"name": "regcred"}],
-        "nodeSelector": {"role": "system"}, "podAnnotations": {"a": "b"}, "priorityClassName": "high",
+        "crds": {"enabled": False},
+        "replicaCount": 2,
+        "imagePullSecrets": [{"name": "regcred"}],
+        "nodeSelector": {"role": "system"},
+        "podAnnotations": {"a": "b"},
+        "priorityClassName": "high",
         "serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": "arn"}},
     },
 }
@@ -59,8 +63,12 @@ def test_rendered_chart_is_strictly_valid(values: dict[str, Any] | None) -> None
 def test_defaults_install_crds_with_keep_policy() -> None:
     docs = render()
     crds = {d["metadata"]["name"]: d for d in by_kind(docs, "CustomResourceDefinition")}
-    assert set(crds) == {"dubbingpools.dubbing.livedub.io", "voiceprofiles.dubbing.livedub.io",
-                         "clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"}
+    assert set(crds) == {
+        "dubbingpools.dubbing.livedub.io",
+        "voiceprofiles.dubbing.livedub.io",
+        "clusterkopfpeerings.kopf.dev",
+        "kopfpeerings.kopf.dev",
+    }
     assert all(c["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep" for c in crds.values())
     assert by_kind(docs, "ServiceMonitor") == []
     (dep,) = by_kind(docs, "Deployment")
@@ -93,13 +101,16 @@ def test_rbac_is_least_privilege() -> None:
     assert not any("secrets" in rule["resources"] for rule in role["rules"])
 
 
-@pytest.mark.parametrize("bad", [
-    {"replicaCount": -1},
-    {"image": {"pullPolicy": "Sometimes", "repository": "x"}},
-    {"operator": {"autoscaleIntervalSeconds": 0}},
-    {"serviceMonitor": {"interval": "often"}},
-    {"typo": True},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"replicaCount": -1},
+        {"image": {"pullPolicy": "Sometimes", "repository": "x"}},
+        {"operator": {"autoscaleIntervalSeconds": 0}},
+        {"serviceMonitor": {"interval": "often"}},
+        {"typo": True},
+    ],
+)
 def test_values_schema_rejects_bad_values(bad: dict[str, Any]) -> None:
     chart = helm.Chart.load(str(CHART))
     chart.validate_schema(chart.merge_values({}))  # the defaults themselves pass

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 import yaml
 from crd_schema import ROOT, apply_defaults, load_crds, schema_of, validate
+
 from livedub.operator import constants as c
 from livedub.operator.spec import PoolSpec, VoiceSpec
 
@@ -40,8 +41,7 @@ TOKENS = {"authTokensSecretRef": {"name": "workers"}}
 
 
 def pool(**spec: Any) -> dict[str, Any]:
-    return {"apiVersion": c.API_VERSION, "kind": "DubbingPool", "metadata": {"name": "p"},
-            "spec": {**TOKENS, **spec}}
+    return {"apiVersion": c.API_VERSION, "kind": "DubbingPool", "metadata": {"name": "p"}, "spec": {**TOKENS, **spec}}
 
 
 def voice(**spec: Any) -> dict[str, Any]:
@@ -63,9 +63,14 @@ def voice(**spec: Any) -> dict[str, Any]:
         (pool(service={"type": "ExternalName"}), "is not one of"),
         (voice(language="es"), "'gender' is a required property"),
         (voice(language="es", gender="female", referenceAudio={}), "set exactly one of"),
-        (voice(language="es", gender="female",
-               referenceAudio={"url": "https://x/a.wav", "configMapKeyRef": {"name": "a", "key": "b"}}),
-         "set exactly one of"),
+        (
+            voice(
+                language="es",
+                gender="female",
+                referenceAudio={"url": "https://x/a.wav", "configMapKeyRef": {"name": "a", "key": "b"}},
+            ),
+            "set exactly one of",
+        ),
         (voice(language="es", gender="female", referenceAudio={"url": "ftp://x/a.wav"}), "does not match"),
     ],
 )
@@ -89,10 +94,13 @@ def _meaningful(value: Any) -> Any:
     return value
 
 
-@pytest.mark.parametrize(("kind", "model", "minimal"), [
-    ("DubbingPool", PoolSpec, TOKENS),
-    ("VoiceProfile", VoiceSpec, {"language": "es", "gender": "male"}),
-])
+@pytest.mark.parametrize(
+    ("kind", "model", "minimal"),
+    [
+        ("DubbingPool", PoolSpec, TOKENS),
+        ("VoiceProfile", VoiceSpec, {"language": "es", "gender": "male"}),
+    ],
+)
 def test_operator_defaults_match_crd_defaults(kind: str, model: Any, minimal: dict[str, Any]) -> None:
     # The operator re-applies defaults for servers that did not (kmock, old objects): they must agree.
     schema = schema_of(load_crds()[f"{c.GROUP}/{kind}"])["properties"]["spec"]
@@ -110,7 +118,10 @@ def test_constants_match_crds() -> None:
         assert [v["name"] for v in crd["spec"]["versions"]] == [c.VERSION]
         assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     scale = pool_crd["spec"]["versions"][0]["subresources"]["scale"]
-    assert scale == {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas",
-                     "labelSelectorPath": ".status.selector"}
+    assert scale == {
+        "specReplicasPath": ".spec.replicas",
+        "statusReplicasPath": ".status.replicas",
+        "labelSelectorPath": ".status.selector",
+    }
     columns = {col["name"] for col in pool_crd["spec"]["versions"][0]["additionalPrinterColumns"]}
     assert {"Desired", "Ready", "Phase", "Age"} <= columns

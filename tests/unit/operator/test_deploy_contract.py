@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 import yaml
 from crd_schema import ROOT
+
 from livedub.operator.builders.deployment import build_deployment
 from livedub.operator.spec import parse_pool_spec
 
@@ -16,12 +17,15 @@ RUNTIME_ENV = {name.upper() for name in settings_module.Settings.model_fields} |
 
 
 def test_operator_env_names_are_runtime_settings() -> None:
-    spec = parse_pool_spec({
-        "authTokensSecretRef": {"name": "t"}, "mt": {"engine": "deepl", "deeplSecretRef": {"name": "d"},
-                                                     "deeplServerUrl": "https://api.deepl.com"},
-        "asr": {"modelPath": "/models/asr"}, "tts": {"modelPath": "/models/tts"},
-        "runtime": {"maxInflight": 4, "artifactsEnabled": True},
-    })
+    spec = parse_pool_spec(
+        {
+            "authTokensSecretRef": {"name": "t"},
+            "mt": {"engine": "deepl", "deeplSecretRef": {"name": "d"}, "deeplServerUrl": "https://api.deepl.com"},
+            "asr": {"modelPath": "/models/asr"},
+            "tts": {"modelPath": "/models/tts"},
+            "runtime": {"maxInflight": 4, "artifactsEnabled": True},
+        }
+    )
     dep = build_deployment("p", "ns", spec, [], 1)
     names = {e["name"] for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert names - RUNTIME_ENV == set()

@@ -8,8 +8,14 @@ import pytest
 
 OPERATOR = Path(__file__).resolve().parents[3] / "operator"
 PURE = sorted([*OPERATOR.glob("builders/*.py"), *OPERATOR.glob("scaling/*.py"), OPERATOR / "spec.py"])
-FORBIDDEN = ("kopf", "kubernetes_asyncio", "livedub.operator.client", "livedub.operator.handlers",
-             "livedub.operator.main", "livedub.runtime")
+FORBIDDEN = (
+    "kopf",
+    "kubernetes_asyncio",
+    "livedub.operator.client",
+    "livedub.operator.handlers",
+    "livedub.operator.main",
+    "livedub.runtime",
+)
 
 
 def _imports(path: Path) -> set[str]:
@@ -24,8 +30,7 @@ def _imports(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("path", PURE, ids=lambda p: str(p.relative_to(OPERATOR)))
 def test_pure_modules_import_no_io_layer(path: Path) -> None:
-    bad = {name for name in _imports(path) for prefix in FORBIDDEN
-           if name == prefix or name.startswith(prefix + ".")}
+    bad = {name for name in _imports(path) for prefix in FORBIDDEN if name == prefix or name.startswith(prefix + ".")}
     assert not bad, f"{path.name} imports {bad}"
 
 

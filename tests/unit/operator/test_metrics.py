@@ -1,8 +1,9 @@
 """Parsing the runtime's /metrics: real exposition produced by prometheus_client itself."""
 
 import pytest
-from livedub.operator.scaling.metrics import MetricsParseError, backpressure_events_since, parse_metrics
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from livedub.operator.scaling.metrics import MetricsParseError, backpressure_events_since, parse_metrics
 
 
 def exposition(in_flight: float = 3, queue: float = 2, bp: dict[str, float] | None = None) -> str:

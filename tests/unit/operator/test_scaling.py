@@ -4,20 +4,34 @@ import math
 
 from hypothesis import given
 from hypothesis import strategies as st
+
 from livedub.operator.scaling.decide import Decision, History, Observation, Policy, decide
 from livedub.operator.scaling.metrics import PodMetrics
 from livedub.operator.scaling.observe import observe
 
-POLICY = Policy(min_replicas=1, max_replicas=10, target_per_pod=4, tolerance=0.1,
-                scale_up_cooldown_s=30, scale_down_cooldown_s=300, scale_down_step=1)
+POLICY = Policy(
+    min_replicas=1,
+    max_replicas=10,
+    target_per_pod=4,
+    tolerance=0.1,
+    scale_up_cooldown_s=30,
+    scale_down_cooldown_s=300,
+    scale_down_step=1,
+)
 NOW = 10_000.0
 
 
-def obs(current: int, in_flight: float, *, queue: float = 0, scraped: int | None = None,
-        unreachable: int = 0, bp: int = 0) -> Observation:
-    return Observation(current_replicas=current, pods_scraped=current if scraped is None else scraped,
-                       pods_unreachable=unreachable, in_flight=in_flight, queue_depth=queue,
-                       backpressure_events=bp)
+def obs(
+    current: int, in_flight: float, *, queue: float = 0, scraped: int | None = None, unreachable: int = 0, bp: int = 0
+) -> Observation:
+    return Observation(
+        current_replicas=current,
+        pods_scraped=current if scraped is None else scraped,
+        pods_unreachable=unreachable,
+        in_flight=in_flight,
+        queue_depth=queue,
+        backpressure_events=bp,
+    )
 
 
 def test_scales_up_to_cover_load_including_queue() -> None:
@@ -91,12 +105,17 @@ def test_bounds_are_enforced_first() -> None:
 
 
 @given(
-    current=st.integers(1, 10), in_flight=st.floats(0, 500), queue=st.floats(0, 500),
-    unreachable=st.integers(0, 3), bp=st.integers(0, 5),
-    since_up=st.floats(0, 1000), since_down=st.floats(0, 1000),
+    current=st.integers(1, 10),
+    in_flight=st.floats(0, 500),
+    queue=st.floats(0, 500),
+    unreachable=st.integers(0, 3),
+    bp=st.integers(0, 5),
+    since_up=st.floats(0, 1000),
+    since_down=st.floats(0, 1000),
 )
-def test_properties(current: int, in_flight: float, queue: float, unreachable: int, bp: int,
-                    since_up: float, since_down: float) -> None:
+def test_properties(
+    current: int, in_flight: float, queue: float, unreachable: int, bp: int, since_up: float, since_down: float
+) -> None:
     scraped = max(0, current - unreachable)
     o = obs(current, in_flight, queue=queue, scraped=scraped, unreachable=min(unreachable, current), bp=bp)
     d: Decision = decide(o, POLICY, History(NOW - since_up, NOW - since_down), NOW)
@@ -120,6 +139,7 @@ def test_observe_sums_pods_and_counts_backpressure_deltas() -> None:
         "c": None,
     }
     rnd = observe(samples, {"a": {"high": 2, "low": 1}}, current_replicas=3, min_severity="high")
-    assert rnd.observation == Observation(current_replicas=3, pods_scraped=2, pods_unreachable=1,
-                                          in_flight=5, queue_depth=1, backpressure_events=3)
+    assert rnd.observation == Observation(
+        current_replicas=3, pods_scraped=2, pods_unreachable=1, in_flight=5, queue_depth=1, backpressure_events=3
+    )
     assert rnd.counters == {"a": {"high": 5, "low": 9}, "b": {"critical": 1}}

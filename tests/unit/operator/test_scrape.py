@@ -3,6 +3,7 @@
 import asyncio
 
 from aiohttp import web
+
 from livedub.operator.scaling.scrape import ScrapeTarget, scrape_all
 
 
@@ -21,6 +22,7 @@ async def test_scrape_all_reports_unreachable_as_none() -> None:
     app.router.add_get("/good", good)
     app.router.add_get("/slow", slow)
     app.router.add_get("/junk", junk)
+
     async def fail(_: web.Request) -> web.Response:
         return web.Response(status=503)
 

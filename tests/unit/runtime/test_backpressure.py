@@ -6,7 +6,15 @@ T = Thresholds(low=3, medium=5, high=7, critical=10)
 
 def test_severity_bands():
     assert [T.severity(n) for n in (0, 2, 3, 4, 5, 7, 9, 10, 50)] == [
-        S.NONE, S.NONE, S.LOW, S.LOW, S.MEDIUM, S.HIGH, S.HIGH, S.CRITICAL, S.CRITICAL,
+        S.NONE,
+        S.NONE,
+        S.LOW,
+        S.LOW,
+        S.MEDIUM,
+        S.HIGH,
+        S.HIGH,
+        S.CRITICAL,
+        S.CRITICAL,
     ]
 
 

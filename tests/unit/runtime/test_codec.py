@@ -29,7 +29,9 @@ def test_round_trip_every_format(fmt, channels):
 
 def test_pcm_is_bit_exact():
     x = tone()
-    audio = decode(encode(x, AudioFormat.PCM_S16LE, sample_rate=16000), AudioFormat.PCM_S16LE, sample_rate=16000, channels=1)
+    audio = decode(
+        encode(x, AudioFormat.PCM_S16LE, sample_rate=16000), AudioFormat.PCM_S16LE, sample_rate=16000, channels=1
+    )
     assert np.max(np.abs(audio.samples - x)) < 1 / 16000
 
 
@@ -41,8 +43,14 @@ def test_real_fleurs_opus_decodes():
 
 @pytest.mark.parametrize(
     ("data", "fmt", "channels"),
-    [(b"", AudioFormat.PCM_S16LE, 1), (b"\x00\x01\x02", AudioFormat.PCM_S16LE, 1), (b"\x00" * 6, AudioFormat.PCM_S16LE, 4),
-     (b"not a wav file at all", AudioFormat.WAV, 1), (b"garbage" * 50, AudioFormat.M4A, 1), (b"OggS" + b"\x00" * 40, AudioFormat.OGG, 1)],
+    [
+        (b"", AudioFormat.PCM_S16LE, 1),
+        (b"\x00\x01\x02", AudioFormat.PCM_S16LE, 1),
+        (b"\x00" * 6, AudioFormat.PCM_S16LE, 4),
+        (b"not a wav file at all", AudioFormat.WAV, 1),
+        (b"garbage" * 50, AudioFormat.M4A, 1),
+        (b"OggS" + b"\x00" * 40, AudioFormat.OGG, 1),
+    ],
 )
 def test_broken_audio_is_invalid_audio_at_decode(data, fmt, channels):
     with pytest.raises(DubbingError) as info:

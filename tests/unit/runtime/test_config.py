@@ -29,7 +29,12 @@ def test_guide_variable_names_are_read_from_the_environment(monkeypatch):
 
 @pytest.mark.parametrize(
     "env",
-    [{"BACKPRESSURE_THRESHOLD_LOW": "8"}, {"DURATION_VARIANCE_SUCCESS_MAX": "0.5"}, {"PORT": "0"}, {"ASR_DEVICE": "tpu"}],
+    [
+        {"BACKPRESSURE_THRESHOLD_LOW": "8"},
+        {"DURATION_VARIANCE_SUCCESS_MAX": "0.5"},
+        {"PORT": "0"},
+        {"ASR_DEVICE": "tpu"},
+    ],
 )
 def test_bad_values_fail_fast(monkeypatch, env):
     for key, value in env.items():
