@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench import plots, quality, scenarios
+from bench import plots, quality, scenarios, stretch_compare
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -91,6 +91,19 @@ def table(results: dict[str, Any]) -> str:
                 f"{q['intelligibility']['wer'] * 100:.1f} % |"
             )
     lines.append(f"| status success / partial / failed | — | {lat['statuses']} |")
+    stretch = results.get("stretch")
+    if stretch:
+        lines += [
+            "",
+            f"Time-stretch backends side by side (6 s of FLEURS speech; Whisper WER unstretched {stretch['baseline_wer']:.1%}):",
+            "",
+            "| backend | tempo | ms | round-trip distortion (dB) | WER after stretch |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        lines += [
+            f"| {r['backend']} | x{r['rate']} | {r['ms']} | {r['roundtrip_lsd_db']} | {r['wer']:.1%} |"
+            for r in stretch["rows"]
+        ]
     return "\n".join(lines)
 
 
@@ -109,7 +122,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--soak-minutes", type=float, default=None, help="default 10 (2 with --quick); 0 skips")
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--table-only", action="store_true", help="rebuild the README table from saved JSON")
     args = parser.parse_args(argv)
+    if args.table_only:
+        saved = json.loads((RESULTS / "summary.json").read_text())
+        if stretch_compare.RESULTS.exists():
+            saved["stretch"] = json.loads(stretch_compare.RESULTS.read_text())
+        update_readme(table(saved))
+        return 0
     RESULTS.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"machine": machine()}
 
@@ -132,6 +152,10 @@ def main(argv: list[str] | None = None) -> int:
         "mt": quality.mt_scores(engines),
         "intelligibility": quality.intelligibility(engines, rows),
     }
+
+    print(">> time-stretch backends", file=sys.stderr)
+    stretch_compare.main()
+    results["stretch"] = json.loads(stretch_compare.RESULTS.read_text())
 
     if not args.skip_throughput:
         print(">> throughput: concurrent real-time streams, ASR batching off and on", file=sys.stderr)

@@ -306,3 +306,20 @@ async def test_voices_json_profile_with_the_embedded_tts(make_server, tmp_path, 
     assert kind == "error" and error["code"] == "INVALID_VOICE_PROFILE" and "TTS_ENGINE=xtts" in error["message"]
     await client.send("v", 0, silence())
     assert (await client.processed(1))[0]["status"] == "success"
+
+
+async def test_reconnect_with_the_same_stream_id_starts_clean_without_duplicates(make_server, speech):
+    server = await make_server()
+    first = await server.connect(stream_id="live-1")
+    await first.init()
+    await first.send("a", 0, speech, stream_id="live-1")
+    await first.client.disconnect()  # mid-fragment: its result has nowhere to go and is dropped
+    second = await server.connect(stream_id="live-1")
+    kind, _ = await second.init()
+    assert kind == "stream:ready"
+    await second.send("a", 0, silence(), stream_id="live-1")  # the worker resends what it lost
+    await second.send("b", 1, silence(), stream_id="live-1")
+    results = await second.processed(2)
+    await asyncio.sleep(0.5)  # nothing from the old connection may arrive late
+    assert [r["fragment_id"] for r in second.of("fragment:processed")] == ["a", "b"]
+    assert all(r["status"] == "success" for r in results)
