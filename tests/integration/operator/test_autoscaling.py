@@ -98,6 +98,8 @@ def test_load_scales_up_then_idle_scales_down_after_cooldown(
 
     first.in_flight, first.queue_depth = 5, 2  # 7 fragments for a target of 2 per pod -> 4 pods
     wait_for(lambda: replicas(cluster) == 4, what="scale-up to 4")
+    # The Deployment is patched inside the handler; kopf writes the pool's status just after it.
+    wait_for(lambda: last_scaling(cluster).get("toReplicas") == 4, what="scale-up recorded in status")
     decision = last_scaling(cluster)
     assert decision["action"] == "up" and decision["fromReplicas"] == 1 and decision["toReplicas"] == 4
     assert decision["inFlight"] == 5 and decision["queueDepth"] == 2 and decision["podsScraped"] == 1
@@ -139,6 +141,7 @@ def test_unreachable_pod_blocks_scale_down_and_backpressure_scales_up(
     wait_for(lambda: last_scaling(cluster).get("podsScraped") == 2, what="first scrape")
     a.backpressure = {"high": 3, "low": 10}
     wait_for(lambda: replicas(cluster) == 3, what="backpressure scale-up")
+    wait_for(lambda: last_scaling(cluster).get("toReplicas") == 3, what="scale-up recorded in status")
     assert "3 backpressure events" in last_scaling(cluster)["reason"]
     (_, _, c) = controller.sync()
 

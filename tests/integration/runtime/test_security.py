@@ -85,3 +85,22 @@ async def test_metrics_and_health_carry_no_secrets_or_content(make_server):
                 body = await response.text()
             for secret in ("super-secret-token", "private-stream", "private-fragment"):
                 assert secret not in body, (path, secret)
+
+
+async def test_pod_wide_inflight_limit_rejects_across_streams(make_server, shared_data):
+    from support.data import fleurs
+
+    speech = fleurs("fleurs-en-008")[0][: 3 * 16000]
+    server = await make_server(max_pod_inflight=1)
+    first = await server.connect(stream_id="a", worker_id="wa")
+    second = await server.connect(stream_id="b", worker_id="wb")
+    await first.init()
+    await second.init()
+    await first.send("busy", 0, speech, stream_id="a")
+    await first.wait_for(lambda r: bool(r.of("fragment:ack")))  # admitted before the other stream sends
+    await second.send("refused", 0, speech, stream_id="b")
+    [refused] = await second.processed(1)
+    assert refused["error"]["code"] == "BACKPRESSURE_EXCEEDED" and refused["error"]["retryable"] is True
+    assert "capacity" in refused["error"]["message"]
+    [done] = await first.processed(1)
+    assert done["status"] in ("success", "partial")
