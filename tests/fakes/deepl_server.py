@@ -157,6 +157,9 @@ class FakeDeepL:
             self.requests.clear()
             self.delay_s = 0.0
             self.character_count = 0
+            self.character_limit = 500_000
+            self.auth_keys = {DEFAULT_KEY}
+            self.glossaries = set()
 
     def translate_requests(self) -> list[RecordedRequest]:
         with self._lock:

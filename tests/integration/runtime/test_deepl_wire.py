@@ -7,6 +7,7 @@ embedded engine with recovery.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 import numpy as np
@@ -22,12 +23,6 @@ from support.data import fleurs
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def fake_deepl():
-    with FakeDeepL() as fake:
-        yield fake
-
-
 @pytest.fixture
 def speech(shared_data) -> list[np.ndarray]:
     audio, _ = fleurs("fleurs-en-007")
@@ -39,7 +34,6 @@ def deepl(fake: FakeDeepL) -> DeepLTranslator:
 
 
 async def test_rate_limit_reaches_the_client_as_retryable_and_context_flows(make_server, engines, fake_deepl, speech):
-    fake_deepl.reset()
     server = await make_server(engines_override=dataclasses.replace(engines, translator=deepl(fake_deepl)))
     client = await server.connect()
     kind, ready = await client.init()
@@ -60,7 +54,6 @@ async def test_rate_limit_reaches_the_client_as_retryable_and_context_flows(make
 
 
 async def test_deepl_outage_falls_back_to_embedded_mt_then_recovers(make_server, engines, fake_deepl, speech):
-    fake_deepl.reset()
     translator = FallbackTranslator(deepl(fake_deepl), engines.translator, failure_threshold=1, recovery_s=0.5)
     server = await make_server(engines_override=dataclasses.replace(engines, translator=translator))
     client = await server.connect()
@@ -72,9 +65,7 @@ async def test_deepl_outage_falls_back_to_embedded_mt_then_recovers(make_server,
     metrics = server.app[SERVICE_KEY].metrics.render().decode()
     assert "sts_translation_fallback_total 1.0" in metrics
 
-    fake_deepl.reset()
-    import asyncio
-
+    fake_deepl.reset()  # DeepL is back: the faults not yet consumed are dropped
     await asyncio.sleep(0.6)  # past recovery_s: the next call probes DeepL again
     await client.send("recovered", 1, speech[1])
     after = (await client.processed(2))[1]

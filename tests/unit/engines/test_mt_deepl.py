@@ -26,19 +26,9 @@ from livedub.runtime.errors import EngineError, ErrorCode, ModelLoadError
 MakeTranslator = Callable[..., DeepLTranslator]
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeDeepL]:
-    with FakeDeepL() as fake:
-        yield fake
-
-
 @pytest.fixture
-def fake(server: FakeDeepL) -> FakeDeepL:
-    server.reset()
-    server.auth_keys = {DEFAULT_KEY}
-    server.glossaries = set()
-    server.character_limit = 500_000
-    return server
+def fake(fake_deepl: FakeDeepL) -> FakeDeepL:
+    return fake_deepl  # shared, reset per test (tests/conftest.py)
 
 
 @pytest.fixture

@@ -19,16 +19,11 @@ from livedub.runtime.errors import EngineError, ErrorCode
 PAIRS = frozenset({("en", "es"), ("en", "de"), ("es", "en")})
 
 
-class ScriptedTranslator(Translator):
-    """A primary whose next calls fail as scripted (``None`` = succeed)."""
-
-    name = "primary"
+class _FixedPairs(Translator):
+    """A test translator that offers a fixed set of language pairs."""
 
     def __init__(self, pairs: frozenset[tuple[str, str]] = PAIRS) -> None:
         self._pairs = pairs
-        self.script: deque[EngineError | None] = deque()
-        self.calls = 0
-        self.gate: threading.Event | None = None  # when set, calls wait for it (to hold a probe open)
 
     @property
     def pairs(self) -> frozenset[tuple[str, str]]:
@@ -36,6 +31,18 @@ class ScriptedTranslator(Translator):
 
     def supports(self, source: str, target: str) -> bool:
         return (source, target) in self._pairs
+
+
+class ScriptedTranslator(_FixedPairs):
+    """A primary whose next calls fail as scripted (``None`` = succeed)."""
+
+    name = "primary"
+
+    def __init__(self, pairs: frozenset[tuple[str, str]] = PAIRS) -> None:
+        super().__init__(pairs)
+        self.script: deque[EngineError | None] = deque()
+        self.calls = 0
+        self.gate: threading.Event | None = None  # when set, calls wait for it (to hold a probe open)
 
     def translate(
         self,
@@ -55,20 +62,13 @@ class ScriptedTranslator(Translator):
         return f"primary:{text}"
 
 
-class EmbeddedTranslator(Translator):
+class EmbeddedTranslator(_FixedPairs):
     name = "embedded"
 
     def __init__(self, pairs: frozenset[tuple[str, str]] = PAIRS, fail: bool = False) -> None:
-        self._pairs = pairs
+        super().__init__(pairs)
         self.fail = fail
         self.calls = 0
-
-    @property
-    def pairs(self) -> frozenset[tuple[str, str]]:
-        return self._pairs
-
-    def supports(self, source: str, target: str) -> bool:
-        return (source, target) in self._pairs
 
     def translate(
         self,
@@ -340,16 +340,9 @@ def test_on_fallback_hook_errors_do_not_fail_fragments(primary: ScriptedTranslat
 # --- with the real DeepL engine and the local DeepL-compatible server -------------------------
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeDeepL]:
-    with FakeDeepL() as fake:
-        yield fake
-
-
 @pytest.fixture
-def fake(server: FakeDeepL) -> FakeDeepL:
-    server.reset()
-    return server
+def fake(fake_deepl: FakeDeepL) -> FakeDeepL:
+    return fake_deepl  # shared, reset per test (tests/conftest.py)
 
 
 @pytest.fixture

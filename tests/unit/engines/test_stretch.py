@@ -14,6 +14,7 @@ from livedub.runtime.engines.stretch import (
     fit_length,
 )
 from livedub.runtime.errors import EngineError, ErrorCode, ModelLoadError
+from support.audio import median_pitch_hz
 from support.data import fleurs
 
 SR = 16_000
@@ -26,19 +27,7 @@ BACKENDS = [
 
 
 def pitch_hz(audio: np.ndarray) -> float:
-    """Median autocorrelation pitch of the voiced 40 ms frames (60-400 Hz)."""
-    frame = int(0.04 * SR)
-    loud = np.percentile(np.abs(audio), 90) * 0.3
-    pitches = []
-    for start in range(0, len(audio) - frame, frame):
-        chunk = audio[start : start + frame] - audio[start : start + frame].mean()
-        if np.abs(chunk).max() < loud:
-            continue
-        corr = np.correlate(chunk, chunk, "full")[frame - 1 :]
-        lag = SR // 400 + int(np.argmax(corr[SR // 400 : SR // 60]))
-        if corr[lag] > 0.5 * corr[0]:
-            pitches.append(SR / lag)
-    return float(np.median(pitches))
+    return median_pitch_hz(audio, SR, voicing=0.5)
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from livedub.runtime.engines.factory import RoutingSynthesizer
 from livedub.runtime.engines.tts_espeak import EspeakSynthesizer
 from livedub.runtime.engines.tts_kokoro import KokoroSynthesizer, assemble_model
 from livedub.runtime.errors import EngineError, ErrorCode
+from support.audio import median_pitch_hz
 
 pytestmark = pytest.mark.slow
 _norm = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(), jiwer.Strip()])
@@ -27,21 +28,7 @@ def heard(whisper, speech: Speech, language: str) -> str:
 
 
 def mean_pitch_hz(speech: Speech) -> float:
-    """Median autocorrelation pitch over loud 40 ms frames (60-400 Hz)."""
-    rate, audio = speech.sample_rate, speech.audio
-    frame = int(0.04 * rate)
-    loud = np.percentile(np.abs(audio), 90) * 0.3
-    pitches = []
-    for start in range(0, len(audio) - frame, frame):
-        chunk = audio[start : start + frame] - audio[start : start + frame].mean()
-        if np.abs(chunk).max() < loud:
-            continue
-        corr = np.correlate(chunk, chunk, "full")[frame - 1 :]
-        low, high = rate // 400, rate // 60
-        lag = low + int(np.argmax(corr[low:high]))
-        if corr[lag] > 0.4 * corr[0]:
-            pitches.append(rate / lag)
-    return float(np.median(pitches))
+    return median_pitch_hz(speech.audio, speech.sample_rate, voicing=0.4)
 
 
 def assert_plausible(speech: Speech, text: str) -> None:
