@@ -40,6 +40,8 @@ class ErrorCode(StrEnum):
     STREAM_PAUSED = "STREAM_PAUSED"
     STREAM_ENDED = "STREAM_ENDED"
     UNSUPPORTED_LANGUAGE = "UNSUPPORTED_LANGUAGE"
+    #: The fragment's speech is confidently in another language than the stream's source (language check).
+    LANGUAGE_MISMATCH = "LANGUAGE_MISMATCH"
     BACKPRESSURE_EXCEEDED = "BACKPRESSURE_EXCEEDED"
     DUPLICATE_FRAGMENT = "DUPLICATE_FRAGMENT"
     AUTH_FAILED = "AUTH_FAILED"

@@ -82,6 +82,14 @@ class Metrics:
         self.asr_batch_size = Histogram(
             "sts_asr_batch_size", "Fragments per ASR model call.", buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32), registry=r
         )
+        # Labels are ISO codes: Whisper's ~100 languages bound them, never free text.
+        self.language_mismatches = Counter(
+            "sts_language_mismatch_total",
+            "Fragments whose detected language confidently differs from the stream's source language "
+            "(language check warn or refuse), by source and detected language.",
+            ["source", "detected"],
+            registry=r,
+        )
         self.mt_fallbacks = Counter(
             "sts_translation_fallback_total", "Translations served by the fallback engine.", registry=r
         )

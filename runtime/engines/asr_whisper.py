@@ -7,8 +7,17 @@ e.g. a mounted volume) or a directory (``ASR_MODEL_PATH``), on CPU (int8) or CUD
 
 Live-fragment choices: Silero VAD (inside faster-whisper) finds speech first, so a silent fragment
 costs ~10 ms and never reaches the model (no "Thank you." hallucinations on silence); nothing is
-conditioned on the model's own earlier output; the language is fixed to the stream's source
-language (no detection cost, no wrong-language output), so ``language_probability`` is 1.0.
+conditioned on the model's own earlier output; the text is always decoded in the stream's source
+language (no wrong-language output), so by default ``language_probability`` is 1.0.
+
+Language detection (``detect_language=True`` per request, for the stream's language check) reads
+Whisper's language-token distribution from the SAME encoder output the batch already computed
+(CTranslate2 ``detect_language`` accepts encoded features): one decoder step per batch, ~35 ms
+next to ~650 ms encode + ~170 ms generate for a 6 s window on 2 cores, never a second encode.
+Decoding stays forced to the source language even when detection disagrees, so switching the
+check on never changes a transcript: the pipeline decides what a mismatch means. The one-by-one
+path below cannot hand out faster-whisper's encoder output, so there detection costs one extra
+encode of the speech's first window, computed exactly as a window is (same features, same result).
 
 The previous fragment's transcript as prompt (``<|startofprev|>``, what ``initial_prompt`` does) is
 OFF by default, because it measured worse here. Whisper base, greedy, each of 20 FLEURS clips
@@ -36,6 +45,7 @@ import logging
 import re
 import threading
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,7 +56,14 @@ from faster_whisper.tokenizer import _LANGUAGE_CODES, Tokenizer
 from faster_whisper.transcribe import get_suppressed_tokens
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 
-from livedub.runtime.engines.base import ASR_SAMPLE_RATE, Samples, SpeechRecognizer, Transcript, Word
+from livedub.runtime.engines.base import (
+    ASR_SAMPLE_RATE,
+    AsrRequest,
+    Samples,
+    SpeechRecognizer,
+    Transcript,
+    Word,
+)
 from livedub.runtime.errors import EngineError, ErrorCode, ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -94,6 +111,11 @@ class _Window:
     language: str
     prompt: str | None
     speech_start: float
+    detect: bool
+
+
+#: A detection: (ISO code, probability of Whisper's top language token).
+Detection = tuple[str, float]
 
 
 class WhisperRecognizer(SpeechRecognizer):
@@ -158,62 +180,89 @@ class WhisperRecognizer(SpeechRecognizer):
     def languages(self) -> frozenset[str]:
         return self._languages
 
-    def transcribe(self, audio: Samples, *, language: str, prompt: str | None = None) -> Transcript:
-        return self.transcribe_many([(audio, language, prompt)])[0]
+    @property
+    def detects_language(self) -> bool:
+        # English-only checkpoints (tiny.en, …) have no language tokens to read.
+        return self._multilingual
 
-    def transcribe_many(self, requests: list[tuple[Samples, str, str | None]]) -> list[Transcript]:
+    def transcribe(
+        self, audio: Samples, *, language: str, prompt: str | None = None, detect_language: bool = False
+    ) -> Transcript:
+        return self.transcribe_many([AsrRequest(audio, language, prompt, detect_language)])[0]
+
+    def transcribe_many(self, requests: Sequence[AsrRequest | tuple[Samples, str, str | None]]) -> list[Transcript]:
         """Transcribe fragments from any streams; all windowed ones share one model call per ``max_batch``."""
         results: list[Transcript | None] = [None] * len(requests)
         windows: list[_Window] = []
-        for index, (audio, language, prompt) in enumerate(requests):
+        for index, request in enumerate(requests):
+            audio, language, prompt, detect = AsrRequest(*request)
             lang = self._check_language(language)
+            detect = detect and self._multilingual
             samples = _mono_float32(audio)
             speech = get_speech_timestamps(samples, VAD) if len(samples) else []
             if not speech:
-                results[index] = Transcript("", lang)
+                results[index] = Transcript("", lang)  # silence: nothing to detect, never a mismatch
                 continue
             start, end = speech[0]["start"], speech[-1]["end"]
             if self.word_timestamps or (end - start) > WINDOW_S * ASR_SAMPLE_RATE:
-                results[index] = self._transcribe_full(samples, lang, prompt)
+                results[index] = self._transcribe_full(samples, lang, prompt, samples[start:end] if detect else None)
                 continue
-            windows.append(_Window(index, samples[start:end], lang, prompt, start / ASR_SAMPLE_RATE))
+            windows.append(_Window(index, samples[start:end], lang, prompt, start / ASR_SAMPLE_RATE, detect))
         for first in range(0, len(windows), self.max_batch):
             chunk = windows[first : first + self.max_batch]
-            for window, text in zip(chunk, self._decode_windows(chunk), strict=True):
-                results[window.index] = Transcript(text, window.language, 1.0, (), speech_start=window.speech_start)
+            for window, (text, detected) in zip(chunk, self._decode_windows(chunk), strict=True):
+                language, probability = detected if detected is not None else (window.language, 1.0)
+                results[window.index] = Transcript(text, language, probability, (), speech_start=window.speech_start)
         return [r if r is not None else Transcript("", "") for r in results]
 
     # --- the batched window path -------------------------------------------------------------
 
-    def _decode_windows(self, windows: list[_Window]) -> list[str]:
+    def _features(self, audios: list[Samples]) -> np.ndarray:
+        """Log-mel windows (batch, mels, 3000) for audio of at most 30 s (longer is cut)."""
         extractor = self.model.feature_extractor
-        features = np.stack([pad_or_trim(extractor(w.audio)[:, :-1], extractor.nb_max_frames) for w in windows]).astype(
-            np.float32
-        )
+        return np.stack([pad_or_trim(extractor(a)[:, :-1], extractor.nb_max_frames) for a in audios]).astype(np.float32)
+
+    def _decode_windows(self, windows: list[_Window]) -> list[tuple[str, Detection | None]]:
+        features = self._features([w.audio for w in windows])
         prompts = [self._prompt(w.language, w.prompt if self.prompt_previous else None) for w in windows]
         texts = [""] * len(windows)
+        detections: list[Detection | None] = [None] * len(windows)
         # Prompt length decides the group: without prompts every request is in one group.
         groups: dict[int, list[int]] = {}
         for position, prompt in enumerate(prompts):
             groups.setdefault(len(prompt), []).append(position)
         for positions in groups.values():
-            decoded = self._generate(features[positions], [prompts[i] for i in positions], windows, positions)
-            for position, text in zip(positions, decoded, strict=True):
+            detect = any(windows[i].detect for i in positions)
+            decoded, detected = self._generate(
+                features[positions], [prompts[i] for i in positions], windows, positions, detect=detect
+            )
+            for slot, (position, text) in enumerate(zip(positions, decoded, strict=True)):
                 texts[position] = text
+                # Companions that did not ask get none, so a batched result equals a single one.
+                if detected is not None and windows[position].detect:
+                    detections[position] = detected[slot]
         # Guard for prompted requests: a loop or a word-less answer is decoded again without the prompt.
         retry = [i for i, w in enumerate(windows) if len(prompts[i]) > 4 and _looks_broken(texts[i])]
         if retry:
             plain = [self._prompt(windows[i].language, None) for i in retry]
-            for position, text in zip(retry, self._generate(features[retry], plain, windows, retry), strict=True):
+            again, _ = self._generate(features[retry], plain, windows, retry, detect=False)
+            for position, text in zip(retry, again, strict=True):
                 texts[position] = "" if _looks_broken(text) and not _has_words(text) else text
-        return texts
+        return list(zip(texts, detections, strict=True))
 
     def _generate(
-        self, features: np.ndarray, prompts: list[list[int]], windows: list[_Window], positions: list[int]
-    ) -> list[str]:
+        self,
+        features: np.ndarray,
+        prompts: list[list[int]],
+        windows: list[_Window],
+        positions: list[int],
+        *,
+        detect: bool,
+    ) -> tuple[list[str], list[Detection] | None]:
         self._count()
         try:
             encoded = self.model.encode(features)
+            detected = self._read_languages(encoded) if detect else None
             outputs = self.model.model.generate(
                 encoded,
                 prompts,
@@ -234,7 +283,12 @@ class WhisperRecognizer(SpeechRecognizer):
             avg_logprob = output.scores[0] if output.scores else 0.0
             silent = output.no_speech_prob > NO_SPEECH_THRESHOLD and avg_logprob < LOGPROB_THRESHOLD
             texts.append("" if silent else tokenizer.decode(tokens).strip())
-        return texts
+        return texts, detected
+
+    def _read_languages(self, encoded: object) -> list[Detection]:
+        """Top language of each encoded window: one decoder step over the whole batch."""
+        # Tokens come back as "<|es|>", best first.
+        return [(ranked[0][0][2:-2], float(ranked[0][1])) for ranked in self.model.model.detect_language(encoded)]
 
     def _prompt(self, language: str, previous: str | None) -> list[int]:
         """The task tokens, preceded (when there is a previous transcript) by a fixed-size context slot.
@@ -270,10 +324,22 @@ class WhisperRecognizer(SpeechRecognizer):
 
     # --- the one-by-one path (long speech, word timestamps) ----------------------------------
 
-    def _transcribe_full(self, audio: Samples, language: str, prompt: str | None) -> Transcript:
+    def _transcribe_full(
+        self, audio: Samples, language: str, prompt: str | None, detect_from: Samples | None
+    ) -> Transcript:
+        detected: Detection | None = None
+        if detect_from is not None:
+            # faster-whisper keeps its encoder output to itself, and letting it detect (language=None)
+            # would also decode in the detected language: encode the speech's first window as the
+            # window path does instead, so both paths detect alike and the text stays the same.
+            self._count()
+            try:
+                detected = self._read_languages(self.model.encode(self._features([detect_from])))[0]
+            except Exception as exc:
+                raise EngineError(ErrorCode.SERVICE_UNAVAILABLE, f"Whisper failed: {exc}", retryable=True) from exc
         self._count()
         try:
-            segments, info = self.model.transcribe(
+            segments, _info = self.model.transcribe(
                 audio,
                 language=language,
                 task="transcribe",
@@ -290,7 +356,8 @@ class WhisperRecognizer(SpeechRecognizer):
         text = " ".join(s.text.strip() for s in segments).strip()
         words = tuple(Word(w.word.strip(), w.start, w.end, w.probability) for s in segments for w in (s.words or ()))
         start = float(segments[0].start) if segments else None
-        return Transcript(text, info.language, info.language_probability, words, speech_start=start)
+        detected_language, probability = detected if detected is not None else (language, 1.0)
+        return Transcript(text, detected_language, probability, words, speech_start=start)
 
     def _check_language(self, language: str) -> str:
         lang = _base(language)

@@ -12,8 +12,10 @@ protocol layer converts at the edges.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -34,7 +36,12 @@ class Word:
 
 @dataclass(frozen=True, slots=True)
 class Transcript:
-    """What ASR heard in one fragment. ``text`` is empty when there was no speech."""
+    """What ASR heard in one fragment. ``text`` is empty when there was no speech.
+
+    ``text`` is always decoded in the language the engine was asked for (the stream's source
+    language). ``language``/``language_probability`` are what the engine *detected* when asked to
+    detect (``detect_language=True``) and could; otherwise the requested language with 1.0.
+    """
 
     text: str
     language: str
@@ -79,6 +86,16 @@ class Speech:
         return len(self.audio) / self.sample_rate if self.sample_rate else 0.0
 
 
+class AsrRequest(NamedTuple):
+    """One fragment for :meth:`SpeechRecognizer.transcribe_many`; a plain 3-tuple also works."""
+
+    audio: Samples
+    language: str
+    prompt: str | None = None
+    #: Also report the spoken language (the stream's language check asks for it per stream).
+    detect_language: bool = False
+
+
 class SpeechRecognizer(ABC):
     """ASR. ``audio`` is mono float32 at :data:`ASR_SAMPLE_RATE`."""
 
@@ -89,13 +106,23 @@ class SpeechRecognizer(ABC):
     def languages(self) -> frozenset[str]:
         """ISO 639-1 codes this engine can transcribe."""
 
+    @property
+    def detects_language(self) -> bool:
+        """Whether ``detect_language=True`` yields a real detection (else it is ignored)."""
+        return False
+
     @abstractmethod
-    def transcribe(self, audio: Samples, *, language: str, prompt: str | None = None) -> Transcript:
+    def transcribe(
+        self, audio: Samples, *, language: str, prompt: str | None = None, detect_language: bool = False
+    ) -> Transcript:
         """Transcribe one fragment. ``prompt`` is the previous fragment's transcript (context)."""
 
-    def transcribe_many(self, requests: list[tuple[Samples, str, str | None]]) -> list[Transcript]:
-        """Transcribe several fragments (audio, language, prompt). Batched backends override."""
-        return [self.transcribe(a, language=lang, prompt=p) for a, lang, p in requests]
+    def transcribe_many(self, requests: Sequence[AsrRequest | tuple[Samples, str, str | None]]) -> list[Transcript]:
+        """Transcribe several fragments. Batched backends override."""
+        return [
+            self.transcribe(r.audio, language=r.language, prompt=r.prompt, detect_language=r.detect_language)
+            for r in (AsrRequest(*request) for request in requests)
+        ]
 
 
 class Translator(ABC):

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
-from livedub.runtime.engines.base import Samples, SpeechRecognizer, Transcript
+from livedub.runtime.engines.base import AsrRequest, Samples, SpeechRecognizer, Transcript
 
 
 @dataclass(slots=True)
@@ -22,6 +22,7 @@ class _Request:
     audio: Samples
     language: str
     prompt: str | None
+    detect_language: bool
     future: asyncio.Future[Transcript]
 
 
@@ -43,14 +44,17 @@ class AsrBatcher:
         self._waiting: list[_Request] = []
         self._flush_handle: asyncio.TimerHandle | None = None
 
-    async def transcribe(self, audio: Samples, *, language: str, prompt: str | None) -> Transcript:
+    async def transcribe(
+        self, audio: Samples, *, language: str, prompt: str | None, detect_language: bool = False
+    ) -> Transcript:
         loop = asyncio.get_running_loop()
         if self._window_s <= 0:
             self._on_call(1)
             return await loop.run_in_executor(
-                self._executor, lambda: self._asr.transcribe(audio, language=language, prompt=prompt)
+                self._executor,
+                lambda: self._asr.transcribe(audio, language=language, prompt=prompt, detect_language=detect_language),
             )
-        request = _Request(audio, language, prompt, loop.create_future())
+        request = _Request(audio, language, prompt, detect_language, loop.create_future())
         self._waiting.append(request)
         if len(self._waiting) >= self._max_batch:
             self._flush()
@@ -68,7 +72,7 @@ class AsrBatcher:
         if not batch:
             return
         self._on_call(len(batch))
-        requests = [(r.audio, r.language, r.prompt) for r in batch]
+        requests = [AsrRequest(r.audio, r.language, r.prompt, r.detect_language) for r in batch]
         loop = asyncio.get_running_loop()
         task = loop.run_in_executor(self._executor, self._asr.transcribe_many, requests)
         task.add_done_callback(lambda done: self._resolve(batch, done))

@@ -25,6 +25,7 @@ from livedub.runtime.errors import DubbingError, ErrorCode, Stage
 from livedub.runtime.metrics import Metrics
 from livedub.runtime.pipeline.batcher import AsrBatcher
 from livedub.runtime.pipeline.duration import DurationPolicy, Status, fit, trim_silence, variance
+from livedub.runtime.pipeline.language import DEFAULT_MIN_PROBABILITY, LanguageCheck, find_mismatch
 from livedub.runtime.pipeline.prefit import SpeakingRate
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,8 @@ class FragmentJob:
     previous_transcript: str = ""
     #: Recent speech of this stream's speaker, for the ``source`` voice (cloning engines only).
     source_reference: object | None = None
+    #: The stream's language check (pipeline/language.py); "off" asks ASR for no detection.
+    language_check: LanguageCheck = "off"
 
 
 @dataclass(slots=True)
@@ -81,12 +84,14 @@ class DubbingPipeline:
         metrics: Metrics,
         asr_batch_window_s: float = 0.0,
         asr_max_batch: int = 8,
+        language_min_probability: float = DEFAULT_MIN_PROBABILITY,
     ) -> None:
         self.engines = engines
         self.executor = executor
         self.timeouts = timeouts
         self.policy = policy
         self.metrics = metrics
+        self.language_min_probability = language_min_probability
 
         def count_call(size: int) -> None:
             metrics.asr_model_calls.inc()
@@ -139,7 +144,12 @@ class DubbingPipeline:
         transcript: Transcript = await self._stage(
             Stage.ASR,
             self.timeouts.asr_s,
-            self.asr.transcribe(asr_input, language=job.source_language, prompt=job.previous_transcript or None),
+            self.asr.transcribe(
+                asr_input,
+                language=job.source_language,
+                prompt=job.previous_transcript or None,
+                detect_language=job.language_check != "off",
+            ),
             timings,
             "asr_ms",
         )
@@ -155,6 +165,8 @@ class DubbingPipeline:
                 dubbed_s=original_s,
                 timings_ms=timings,
             )
+        if job.language_check != "off":
+            self._check_language(job, transcript)
 
         engines = self.engines
         translation: str = await self._stage(
@@ -220,6 +232,24 @@ class DubbingPipeline:
             speed_ratio=rate * speed,  # total tempo change: native TTS speed times the stretch
             timings_ms=timings,
         )
+
+    def _check_language(self, job: FragmentJob, transcript: Transcript) -> None:
+        """Apply the stream's language check to a transcript with speech (raises to refuse)."""
+        mismatch = find_mismatch(job.source_language, transcript, self.language_min_probability)
+        if mismatch is None:
+            return
+        self.metrics.language_mismatches.labels(source=mismatch.source, detected=mismatch.detected).inc()
+        log.warning(
+            "language mismatch",
+            extra={
+                "source": mismatch.source,
+                "detected": mismatch.detected,
+                "probability": round(mismatch.probability, 3),
+                "action": job.language_check,
+            },
+        )
+        if job.language_check == "refuse":
+            raise mismatch.error()
 
     def _match(
         self, speech: Samples, speech_rate: int, out_rate: int, target_samples: int, speech_start_s: float

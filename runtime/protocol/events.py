@@ -68,6 +68,8 @@ class StreamInit(_Inbound):
     #: DeepL options (ignored by engines that lack them).
     formality: Literal["default", "more", "less", "prefer_more", "prefer_less"] | None = None
     glossary_id: str | None = Field(None, max_length=128)
+    #: This stream's language check (off / warn / refuse); default: the server's ASR_LANGUAGE_CHECK.
+    language_check: Literal["off", "warn", "refuse"] | None = None
 
     @field_validator("source_language", "target_language")
     @classmethod

@@ -30,6 +30,7 @@ from livedub.runtime.errors import DubbingError, ErrorCode, Stage
 from livedub.runtime.logs import fragment_id_var, stream_id_var
 from livedub.runtime.metrics import Metrics
 from livedub.runtime.pipeline.duration import DurationPolicy
+from livedub.runtime.pipeline.language import LanguageCheck
 from livedub.runtime.pipeline.pipeline import DubbingPipeline, FragmentJob, FragmentOutcome, StageTimeouts
 from livedub.runtime.protocol import events as ev
 from livedub.runtime.session.backpressure import ACTIONS, Thresholds
@@ -95,7 +96,10 @@ class DubbingService:
             metrics=self.metrics,
             asr_batch_window_s=s.asr_batch_window_ms / 1000,
             asr_max_batch=s.asr_max_batch,
+            language_min_probability=s.asr_language_min_probability,
         )
+        if s.asr_language_check != "off" and not engines.asr.detects_language:
+            log.warning("ASR_LANGUAGE_CHECK=%s has no effect: %s cannot detect", s.asr_language_check, engines.asr.name)
         self.metrics.info.info({"version": "0.1.0", **engines.describe()})
         if hasattr(engines.translator, "on_fallback"):  # FallbackTranslator: count what DeepL did not serve
             engines.translator.on_fallback = lambda reason: self.metrics.mt_fallbacks.inc()
@@ -197,6 +201,20 @@ class DubbingService:
         self.engines.tts.validate_voice(voice)
         return voice
 
+    def _language_check(self, init: ev.StreamInit) -> LanguageCheck:
+        """The stream's own choice, else the server's; a stream that asks for a check ASR cannot run is refused."""
+        if init.language_check is None:
+            return self.settings.asr_language_check
+        assert self.engines is not None
+        if init.language_check != "off" and not self.engines.asr.detects_language:
+            raise DubbingError(
+                ErrorCode.INVALID_PAYLOAD,
+                f"language_check '{init.language_check}' needs language detection, "
+                f"which ASR ({self.engines.asr.name}) cannot do",
+                stage=Stage.SESSION,
+            )
+        return init.language_check
+
     def stream_init(self, sid: str, init: ev.StreamInit) -> ev.StreamReady:
         conn = self.connections[sid]
         self._require_ready()
@@ -216,6 +234,7 @@ class DubbingService:
                 stage=Stage.SESSION,
             )
         voice = self._resolve_voice(init)
+        language_check = self._language_check(init)
         config = StreamConfig(
             stream_id=stream_id,
             source_language=init.source_language,
@@ -227,6 +246,7 @@ class DubbingService:
             input_format=init.format,
             output_format=init.output_format,
             output_sample_rate=init.output_sample_rate_hz,
+            language_check=language_check,
         )
         session = StreamSession(config, self.thresholds)
         if voice is not None and voice.name == "source":
@@ -500,6 +520,7 @@ class DubbingService:
             translation_options=c.translation,
             previous_transcript=session.previous_transcript,
             source_reference=reference,
+            language_check=c.language_check,
         )
 
     async def _result(

@@ -16,6 +16,7 @@ from typing import Any
 
 from livedub.runtime.engines.base import TranslationOptions, VoiceProfile
 from livedub.runtime.errors import DubbingError, ErrorCode, Stage
+from livedub.runtime.pipeline.language import LanguageCheck
 from livedub.runtime.protocol.events import AudioFormat, BackpressureSeverity
 from livedub.runtime.session.backpressure import BackpressureTracker, Thresholds
 from livedub.runtime.session.ordering import ReorderBuffer
@@ -49,6 +50,8 @@ class StreamConfig:
     input_format: AudioFormat
     output_format: AudioFormat | None
     output_sample_rate: int | None
+    #: off / warn / refuse (pipeline/language.py): stream:init's choice, else the server's setting.
+    language_check: LanguageCheck = "off"
 
 
 @dataclass(slots=True)

@@ -54,9 +54,9 @@ class FaultyASR(SpeechRecognizer):
     def languages(self) -> frozenset[str]:
         return self.inner.languages
 
-    def transcribe(self, audio, *, language, prompt=None) -> Transcript:
+    def transcribe(self, audio, *, language, prompt=None, detect_language=False) -> Transcript:
         self.fault.maybe_fail()
-        return self.inner.transcribe(audio, language=language, prompt=prompt)
+        return self.inner.transcribe(audio, language=language, prompt=prompt, detect_language=detect_language)
 
 
 class FaultyMT(Translator):
