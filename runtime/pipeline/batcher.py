@@ -5,6 +5,12 @@ than a single one. Requests arriving within ``window`` of the first are sent tog
 ``max_batch``); with ``window == 0`` every request goes alone, which is the right choice on a
 2-core CPU where a batch only queues work behind itself. The window is the only latency batching
 adds, and it is paid only by the first fragment of a batch.
+
+With batching on, one batched call is in flight at a time (a GPU runs them one after another
+anyway). Requests that arrive while it runs wait for it to finish and then go together, at once:
+under load the batch grows to what arrived during the previous call (up to ``max_batch``), with no
+timer, so the batch size follows the load instead of being fixed by the window. Calls queued
+behind each other in the executor would each pay the full wait and none would be larger.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ class AsrBatcher:
         self._on_call = on_call
         self._waiting: list[_Request] = []
         self._flush_handle: asyncio.TimerHandle | None = None
+        self._busy = False
 
     async def transcribe(
         self, audio: Samples, *, language: str, prompt: str | None, detect_language: bool = False
@@ -56,26 +63,40 @@ class AsrBatcher:
             )
         request = _Request(audio, language, prompt, detect_language, loop.create_future())
         self._waiting.append(request)
-        if len(self._waiting) >= self._max_batch:
+        if self._busy:
+            pass  # goes with the next call, started as soon as the running one returns
+        elif len(self._waiting) >= self._max_batch:
             self._flush()
         elif self._flush_handle is None:
             self._flush_handle = loop.call_later(self._window_s, self._flush)
         return await request.future
+
+    @property
+    def waiting(self) -> int:
+        """Requests not yet handed to the model (the queue a busy GPU builds up)."""
+        return len(self._waiting)
 
     def _flush(self) -> None:
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
         # A caller that timed out has cancelled its future: do not spend the model on it.
-        batch = [r for r in self._waiting if not r.future.done()]
-        self._waiting = []
+        self._waiting = [r for r in self._waiting if not r.future.done()]
+        batch, self._waiting = self._waiting[: self._max_batch], self._waiting[self._max_batch :]
         if not batch:
             return
+        self._busy = True
         self._on_call(len(batch))
         requests = [AsrRequest(r.audio, r.language, r.prompt, r.detect_language) for r in batch]
         loop = asyncio.get_running_loop()
         task = loop.run_in_executor(self._executor, self._asr.transcribe_many, requests)
-        task.add_done_callback(lambda done: self._resolve(batch, done))
+        task.add_done_callback(lambda done: self._finished(batch, done))
+
+    def _finished(self, batch: list[_Request], done: asyncio.Future[list[Transcript]]) -> None:
+        self._busy = False
+        self._resolve(batch, done)
+        if self._waiting:
+            self._flush()  # they waited for the model already; no window on top
 
     @staticmethod
     def _resolve(batch: list[_Request], done: asyncio.Future[list[Transcript]]) -> None:
