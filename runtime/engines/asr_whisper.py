@@ -42,12 +42,15 @@ from __future__ import annotations
 
 import importlib.resources
 import logging
+import os
 import re
 import threading
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from faster_whisper import WhisperModel
@@ -67,6 +70,7 @@ from livedub.runtime.engines.base import (
 from livedub.runtime.errors import EngineError, ErrorCode, ModelLoadError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Silero VAD for short live fragments: 250 ms of speech counts, pauses under 0.5 s are bridged,
 #: 200 ms of padding keeps word onsets (faster-whisper's defaults are tuned for long files).
@@ -130,6 +134,7 @@ class WhisperRecognizer(SpeechRecognizer):
         cpu_threads: int = 2,
         word_timestamps: bool = False,
         max_batch: int = 16,
+        prep_threads: int | None = None,
         prompt_previous: bool = False,
     ) -> None:
         device = _resolve_device(device)
@@ -168,6 +173,9 @@ class WhisperRecognizer(SpeechRecognizer):
         #: Use the previous fragment's transcript as prompt (off: it measured worse, see above).
         self.prompt_previous = prompt_previous
         self.max_batch = max_batch
+        #: Threads for a batch's CPU work (VAD, log-mel): created with the first batch of two or more.
+        self._prep_threads = prep_threads or min(8, os.cpu_count() or 1)
+        self._prep: ThreadPoolExecutor | None = None
         self._multilingual = bool(self.model.model.is_multilingual)
         self._languages = frozenset(_LANGUAGE_CODES) if self._multilingual else frozenset({"en"})
         self._tokenizers: dict[str, Tokenizer] = {}
@@ -194,12 +202,11 @@ class WhisperRecognizer(SpeechRecognizer):
         """Transcribe fragments from any streams; all windowed ones share one model call per ``max_batch``."""
         results: list[Transcript | None] = [None] * len(requests)
         windows: list[_Window] = []
-        for index, request in enumerate(requests):
-            audio, language, prompt, detect = AsrRequest(*request)
+        prepared = self._map(_speech, [AsrRequest(*r).audio for r in requests])
+        for index, (request, (samples, speech)) in enumerate(zip(requests, prepared, strict=True)):
+            _, language, prompt, detect = AsrRequest(*request)
             lang = self._check_language(language)
             detect = detect and self._multilingual
-            samples = _mono_float32(audio)
-            speech = get_speech_timestamps(samples, VAD) if len(samples) else []
             if not speech:
                 results[index] = Transcript("", lang)  # silence: nothing to detect, never a mismatch
                 continue
@@ -220,7 +227,22 @@ class WhisperRecognizer(SpeechRecognizer):
     def _features(self, audios: list[Samples]) -> np.ndarray:
         """Log-mel windows (batch, mels, 3000) for audio of at most 30 s (longer is cut)."""
         extractor = self.model.feature_extractor
-        return np.stack([pad_or_trim(extractor(a)[:, :-1], extractor.nb_max_frames) for a in audios]).astype(np.float32)
+        return np.stack(self._map(lambda a: pad_or_trim(extractor(a)[:, :-1], extractor.nb_max_frames), audios)).astype(
+            np.float32
+        )
+
+    def _map(self, fn: Callable[[Samples], T], items: list[Samples]) -> list[T]:
+        """``fn`` over a batch's fragments, on parallel threads when there are several.
+
+        VAD (ONNX Runtime) and the log-mel transform (NumPy FFT) release the GIL. Done one after
+        another they were the ceiling of batched GPU throughput: on an H200, 64 fragments took
+        1.48 s, of which VAD alone was ~0.74 s (11.5 ms each), the model a fraction of the rest.
+        """
+        if len(items) < 2 or self._prep_threads < 2:
+            return [fn(item) for item in items]
+        if self._prep is None:
+            self._prep = ThreadPoolExecutor(self._prep_threads, thread_name_prefix="asr-prep")
+        return list(self._prep.map(fn, items))
 
     def _decode_windows(self, windows: list[_Window]) -> list[tuple[str, Detection | None]]:
         features = self._features([w.audio for w in windows])
@@ -385,6 +407,12 @@ def _looks_broken(text: str) -> bool:
         return True
     data = text.encode("utf-8")
     return len(data) / len(zlib.compress(data)) > COMPRESSION_RATIO_MAX
+
+
+def _speech(audio: Samples) -> tuple[Samples, list[dict[str, int]]]:
+    """The fragment as mono float32 and its speech regions (Silero VAD), in samples."""
+    samples = _mono_float32(audio)
+    return samples, (get_speech_timestamps(samples, VAD) if len(samples) else [])
 
 
 def _mono_float32(audio: Samples) -> Samples:

@@ -87,26 +87,39 @@ class AsrBatcher:
             return
         self._busy = True
         self._on_call(len(batch))
-        requests = [AsrRequest(r.audio, r.language, r.prompt, r.detect_language) for r in batch]
         loop = asyncio.get_running_loop()
-        task = loop.run_in_executor(self._executor, self._asr.transcribe_many, requests)
+        task = loop.run_in_executor(self._executor, self._transcribe_batch, batch)
         task.add_done_callback(lambda done: self._finished(batch, done))
 
-    def _finished(self, batch: list[_Request], done: asyncio.Future[list[Transcript]]) -> None:
-        self._busy = False
-        self._resolve(batch, done)
-        if self._waiting:
-            self._flush()  # they waited for the model already; no window on top
+    def _transcribe_batch(self, batch: list[_Request]) -> list[Transcript | BaseException]:
+        """One model call; if it fails, each request again alone, so that one stream's bad fragment
+        (or a batch too large for the GPU's memory) fails only itself, never its companions."""
+        requests = [AsrRequest(r.audio, r.language, r.prompt, r.detect_language) for r in batch]
+        try:
+            return list(self._asr.transcribe_many(requests))
+        except Exception as error:
+            if len(requests) == 1:
+                return [error]
+        results: list[Transcript | BaseException] = []
+        for request in requests:
+            self._on_call(1)
+            try:
+                results.append(self._asr.transcribe_many([request])[0])
+            except Exception as error:
+                results.append(error)
+        return results
 
-    @staticmethod
-    def _resolve(batch: list[_Request], done: asyncio.Future[list[Transcript]]) -> None:
-        error = done.exception()
-        results = None if error else done.result()
-        for index, request in enumerate(batch):
+    def _finished(self, batch: list[_Request], done: asyncio.Future[list[Transcript | BaseException]]) -> None:
+        self._busy = False
+        results: list[Transcript | BaseException] = (
+            [done.exception()] * len(batch) if done.exception() is not None else done.result()  # type: ignore[list-item]
+        )
+        for request, result in zip(batch, results, strict=True):
             if request.future.done():
                 continue
-            if error is not None:
-                request.future.set_exception(error)
+            if isinstance(result, BaseException):
+                request.future.set_exception(result)
             else:
-                assert results is not None
-                request.future.set_result(results[index])
+                request.future.set_result(result)
+        if self._waiting:
+            self._flush()  # they waited for the model already; no window on top

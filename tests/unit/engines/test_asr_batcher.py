@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pytest
 
 from livedub.runtime.pipeline.batcher import AsrBatcher
@@ -55,3 +56,20 @@ async def test_without_a_window_every_request_goes_alone(whisper, clips):
         batcher = AsrBatcher(whisper, executor, window_s=0, max_batch=8, on_call=sizes.append)
         await asyncio.gather(*(batcher.transcribe(c, language="en", prompt=None) for c in clips[:3]))
     assert sizes == [1, 1, 1]
+
+
+async def test_one_bad_fragment_fails_alone_and_its_batch_companions_are_transcribed(whisper, clips):
+    from livedub.runtime.errors import EngineError, ErrorCode
+
+    broken = clips[1].copy()
+    broken[100] = np.nan
+    sizes: list[int] = []
+    with ThreadPoolExecutor(1) as executor:
+        batcher = AsrBatcher(whisper, executor, window_s=0.05, max_batch=8, on_call=sizes.append)
+        results = await asyncio.gather(
+            *(batcher.transcribe(c, language="en", prompt=None) for c in (clips[0], broken, clips[2])),
+            return_exceptions=True,
+        )
+    assert isinstance(results[1], EngineError) and results[1].code == ErrorCode.INVALID_AUDIO
+    assert results[0].text and results[2].text
+    assert sizes == [3, 1, 1, 1], "the batch failed once, then each fragment went alone"
