@@ -297,6 +297,19 @@ def _environment() -> dict[str, Any]:
     }
 
 
+def _plot(out: Path) -> None:
+    """bench/results/gpu_asr.png from this run, beside the serial-preprocessing run when it is there."""
+    try:
+        from bench import plots
+    except ImportError:  # the GPU machine has no matplotlib backend set up for us: plot here later
+        return
+    runs = {"parallel prep": json.loads(out.read_text())}
+    serial = out.with_name("gpu_asr_serial_prep.json")
+    if serial.exists():
+        runs = {"serial prep": json.loads(serial.read_text()), **runs}
+    plots.gpu_asr(runs, out.with_suffix(".png"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-dir", type=Path, required=True, help="CTranslate2 Whisper model directory")
@@ -313,7 +326,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shim-av", action="store_true", help="the machine has no PyAV (never used here)")
     parser.add_argument("--wer", action="store_true", help="score transcripts (needs jiwer)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/gpu_asr.json"))
+    parser.add_argument("--plot-only", action="store_true", help="redraw the PNG from --out")
     args = parser.parse_args(argv)
+    if args.plot_only:
+        _plot(args.out)
+        return 0
 
     engine_cls = _import_engine(args.shim_av)
     clips = _load_clips(args.data)
@@ -369,6 +386,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{(cap or {}).get('streams', 0):11d}"
         )
     print(f"wrote {args.out}")
+    _plot(args.out)
     return 0
 
 

@@ -88,3 +88,39 @@ def rss_over_time(samples: list[tuple[float, float]], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def gpu_asr(runs: dict[str, dict[str, Any]], path: Path) -> None:
+    """Batched throughput and paced-stream p95 of faster-whisper on a GPU, one line per run/config."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for name, run in runs.items():
+        for row in run["results"]:
+            if "batch_sweep" not in row or row["device"] != "cuda":
+                continue
+            sweep = row["batch_sweep"]
+            left.plot(
+                [r["batch"] for r in sweep], [r["fragments_per_s"] for r in sweep], "o-", label=f"{name} {row['label']}"
+            )
+            if row.get("paced_streams"):
+                paced = row["paced_streams"]
+                right.plot(
+                    [r["streams"] for r in paced],
+                    [r["p95_ms"] / 1000 for r in paced],
+                    "o-",
+                    label=f"{name} {row['label']}",
+                )
+    left.set_xscale("log", base=2)
+    left.set_xlabel("fragments per model call (batch)")
+    left.set_ylabel("6 s fragments per second")
+    left.set_title("Batched ASR throughput")
+    left.legend(fontsize=7)
+    right.axhline(2.0, color="red", linestyle="--", label="ASR budget (2 s)")
+    right.set_xscale("log", base=2)
+    right.set_yscale("log")
+    right.set_xlabel("real-time streams (one 6 s fragment every 6 s each)")
+    right.set_ylabel("ASR p95 latency (s)")
+    right.set_title("Paced streams through the AsrBatcher")
+    right.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
