@@ -75,17 +75,20 @@ def _fragments(clips: list[tuple[str, str, np.ndarray]]) -> list[tuple[np.ndarra
     return out
 
 
-def _gpu_memory_mib() -> float | None:
+def _nvidia_smi(query: str, *, units: bool = True) -> str:
+    """One ``nvidia-smi --query-gpu`` answer, or "" where there is no NVIDIA driver."""
+    fmt = "csv,noheader" + ("" if units else ",nounits")
     try:
-        text = subprocess.run(
-            ["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout
-        return float(text.split()[0])
-    except Exception:
-        return None
+        return subprocess.run(
+            ["nvidia-smi", f"--query-gpu={query}", f"--format={fmt}"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def _gpu_memory_mib() -> float | None:
+    text = _nvidia_smi("memory.used", units=False)
+    return float(text.split()[0]) if text else None
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -276,15 +279,7 @@ def wer_by_language(data: Path, transcripts: dict[str, str]) -> dict[str, float]
 def _environment() -> dict[str, Any]:
     import ctranslate2
 
-    try:
-        gpu = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-    except OSError:
-        gpu = ""
+    gpu = _nvidia_smi("name,driver_version,memory.total")
     cuda_types = sorted(ctranslate2.get_supported_compute_types("cuda")) if ctranslate2.get_cuda_device_count() else []
     return {
         "gpu": gpu or None,
