@@ -57,12 +57,14 @@ class Settings(BaseSettings):
     )
     asr_beam_size: int = Field(1, ge=1, le=10, description="Beam size; 1 (greedy) is the live-latency choice.")
     asr_cpu_threads: int = Field(2, ge=1, le=64, description="CPU threads per ASR call.")
-    asr_batch_window_ms: int = Field(
-        0,
+    asr_batch_window_ms: int | None = Field(
+        None,
         ge=0,
         le=1000,
         description="Batch fragments from concurrent streams into one ASR call, waiting at most this long "
-        "for companions. 0 disables batching (best on CPU; use ~30-50 ms on a GPU).",
+        "for companions when the model is idle (a busy model batches whatever arrives meanwhile). 0 disables "
+        "batching. Unset: 0 on CPU (a batch only queues work behind itself there), 20 on CUDA (one H200, "
+        "Whisper base: 512 paced streams at ASR p95 1.3 s).",
     )
     asr_prompt_previous: bool = Field(
         False,
@@ -70,7 +72,13 @@ class Settings(BaseSettings):
         "measured worse on mid-sentence cuts (docs/engines.md); try it with larger models. Translation "
         "always gets it as context.",
     )
-    asr_max_batch: int = Field(8, ge=1, le=64, description="Most fragments in one batched ASR call.")
+    asr_max_batch: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="Most fragments in one batched ASR call. Unset: 8 on CPU, 64 on CUDA (H200, Whisper base: "
+        "batch 64 at 89 fragments/s in 0.72 s, 128 at 104 fragments/s in 1.2 s).",
+    )
     asr_language_check: Literal["off", "warn", "refuse"] = Field(
         "off",
         description="What to do with a fragment whose detected language is not the stream's source language: "
@@ -149,6 +157,13 @@ class Settings(BaseSettings):
     # --- artifacts ------------------------------------------------------------------------------
     artifacts_enabled: bool = Field(False, description="Write per-fragment artifacts (audio, text, timings).")
     artifacts_dir: Path = Field(Path("artifacts"), description="Where artifacts go.")
+
+    def asr_batching(self, device: str) -> tuple[int, int]:
+        """(window in ms, most fragments per call) for the device ASR runs on; explicit settings win."""
+        gpu = device == "cuda"
+        window = self.asr_batch_window_ms if self.asr_batch_window_ms is not None else (20 if gpu else 0)
+        batch = self.asr_max_batch if self.asr_max_batch is not None else (64 if gpu else 8)
+        return window, batch
 
     @model_validator(mode="after")
     def _check_orders(self) -> Settings:

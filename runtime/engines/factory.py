@@ -54,16 +54,17 @@ class RoutingSynthesizer(Synthesizer):
 def build_asr(settings: Settings) -> SpeechRecognizer:
     from livedub.runtime.engines.asr_whisper import WhisperRecognizer
 
-    return WhisperRecognizer(
+    asr = WhisperRecognizer(
         settings.asr_model_size,
         model_path=settings.asr_model_path,
         device=settings.asr_device,
         compute_type=settings.asr_compute_type,
         beam_size=settings.asr_beam_size,
         cpu_threads=settings.asr_cpu_threads,
-        max_batch=settings.asr_max_batch,
         prompt_previous=settings.asr_prompt_previous,
     )
+    asr.max_batch = settings.asr_batching(asr.device)[1]  # "auto" is resolved only once the model loaded
+    return asr
 
 
 def build_translator(settings: Settings) -> Translator:

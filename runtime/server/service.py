@@ -81,6 +81,7 @@ class DubbingService:
         s = self.settings
         self.engines = engines
         self.voices = voices
+        batch_window_ms, max_batch = s.asr_batching(getattr(engines.asr, "device", "cpu"))
         self.pipeline = DubbingPipeline(
             engines,
             self.executor,
@@ -94,8 +95,8 @@ class DubbingService:
                 s.speed_ratio_min, s.speed_ratio_max, s.duration_variance_success_max, s.duration_variance_partial_max
             ),
             metrics=self.metrics,
-            asr_batch_window_s=s.asr_batch_window_ms / 1000,
-            asr_max_batch=s.asr_max_batch,
+            asr_batch_window_s=batch_window_ms / 1000,
+            asr_max_batch=max_batch,
             language_min_probability=s.asr_language_min_probability,
         )
         if s.asr_language_check != "off" and not engines.asr.detects_language:

@@ -50,3 +50,12 @@ def test_env_example_documents_every_setting_and_is_current():
     assert (ROOT / ".env.example").read_text() == module.render(), "run: python hack/gen_env_example.py"
     for name in Settings.model_fields:
         assert f"# {name.upper()}=" in (ROOT / ".env.example").read_text()
+
+
+def test_asr_batching_defaults_follow_the_device_and_explicit_values_win(monkeypatch):
+    settings = Settings(_env_file=None)
+    assert settings.asr_batching("cpu") == (0, 8), "no batching on CPU: a batch only queues work there"
+    assert settings.asr_batching("cuda") == (20, 64)
+    monkeypatch.setenv("ASR_BATCH_WINDOW_MS", "0")
+    monkeypatch.setenv("ASR_MAX_BATCH", "128")
+    assert Settings(_env_file=None).asr_batching("cuda") == (0, 128)
