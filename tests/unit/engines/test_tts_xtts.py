@@ -1,8 +1,9 @@
 """XTTS v2 backend against a tiny XTTS built from config: the real loading and synthesis code, noise out.
 
-No XTTS weights can be fetched here, so the module-scoped fixture builds one: an ``XttsConfig`` with a
-one-layer, 32-wide GPT, a character-level ``vocab.json`` made with ``tokenizers``, random weights saved
-as ``model.pth`` and a ``speakers_xtts.pth`` whose two speakers are conditioned on synthetic audio.
+No XTTS weights can be fetched here, so the module-scoped fixture builds one (tests/support/xtts_tiny.py,
+shared with bench/gpu_xtts.py): an ``XttsConfig`` with a one-layer, 32-wide GPT, a character-level
+``vocab.json`` made with ``tokenizers``, random weights saved as ``model.pth`` and a ``speakers_xtts.pth``
+whose two speakers are conditioned on synthetic audio.
 Everything downstream of that directory is the production path: ``find_model_dir``, coqui's
 ``load_checkpoint``, conditioning, the LRU, ``inference`` with speed and language, output format.
 
@@ -34,21 +35,7 @@ from livedub.runtime.engines.tts_xtts import (
 )
 from livedub.runtime.engines.voices import SOURCE_VOICE, SourceAudioBuffer, SourceReference
 from livedub.runtime.errors import EngineError, ErrorCode, ModelLoadError
-
-TINY_LANGUAGES = ("en", "es", "fr", "de", "zh-cn")
-SPEAKERS = ("Tiny Speaker A", "Tiny Speaker B")
-
-
-def _speechlike(seconds: float, rate: int, f0: float = 140.0, seed: int = 0) -> np.ndarray:
-    """A voiced-sounding signal: harmonics with vibrato and syllable-rate amplitude, plus a little noise."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * rate)) / rate
-    pitch = f0 * (1 + 0.05 * np.sin(2 * np.pi * 5 * t))
-    phase = 2 * np.pi * np.cumsum(pitch) / rate
-    voiced = sum(np.sin(k * phase) / k for k in range(1, 8))
-    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 4 * t) ** 2
-    return (0.2 * voiced * envelope + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
-
+from support.xtts_tiny import SPEAKERS, build_tiny_xtts, speechlike
 
 # --- pure helpers: no torch needed ------------------------------------------------------------------
 
@@ -114,61 +101,6 @@ def test_split_text(text: str, limit: int, expected: list[str]) -> None:
 # --- the tiny model -----------------------------------------------------------------------------------
 
 
-def _write_vocab(path: Path) -> None:
-    from tokenizers import Tokenizer, models
-
-    # XTTS looks these up by name ([START]/[STOP]) and inserts [SPACE] and a [lang] tag itself.
-    special = ["[STOP]", "[UNK]", "[SPACE]", "[START]", *(f"[{lang}]" for lang in TINY_LANGUAGES)]
-    letters = list("abcdefghijklmnopqrstuvwxyz0123456789áéíóúñüàèìòùçâêîôûëïœäöß.,!?¡¿'-;:\"")
-    vocab = {token: index for index, token in enumerate(special + letters)}
-    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="[UNK]"))
-    tokenizer.add_special_tokens(special)
-    tokenizer.save(str(path))
-
-
-def build_tiny_xtts(target: Path) -> Path:
-    """Write a loadable XTTS v2 directory with random weights (~90 MB, ~3 s on 2 CPU cores)."""
-    import torch
-    from TTS.tts.configs.xtts_config import XttsArgs, XttsConfig
-    from TTS.tts.layers.xtts.tokenizer import VoiceBpeTokenizer
-    from TTS.tts.models.xtts import Xtts
-
-    torch.manual_seed(1234)
-    target.mkdir(parents=True, exist_ok=True)
-    _write_vocab(target / "vocab.json")
-    args = XttsArgs(
-        gpt_layers=1,
-        gpt_n_model_channels=32,
-        gpt_n_heads=2,
-        # 24 audio tokens at most: with random weights the GPT rarely stops by itself, so this bounds
-        # every generation to ~1 s of audio and the whole module to seconds.
-        gpt_max_audio_tokens=24,
-        gpt_max_text_tokens=402,
-        gpt_max_prompt_tokens=8,
-        gpt_num_audio_tokens=34,
-        gpt_start_audio_token=32,
-        gpt_stop_audio_token=33,
-        gpt_use_perceiver_resampler=True,  # as in XTTS v2
-        decoder_input_dim=32,  # the decoder reads GPT latents
-    )
-    config = XttsConfig(model_args=args, languages=list(TINY_LANGUAGES), gpt_cond_len=6, gpt_cond_chunk_len=3)
-    model = Xtts(config)
-    model.tokenizer = VoiceBpeTokenizer(vocab_file=str(target / "vocab.json"))
-    model.init_models()  # builds the GPT now that the vocabulary size is known
-    model.eval()
-    torch.save({"model": model.state_dict()}, target / "model.pth")
-    config.save_json(str(target / "config.json"))
-    speakers = {}
-    for seed, name in enumerate(SPEAKERS):
-        wav = torch.from_numpy(_speechlike(4.0, 22050, f0=110 + 60 * seed, seed=seed)).unsqueeze(0)
-        speakers[name] = {
-            "gpt_cond_latent": model.get_gpt_cond_latents(wav, 22050, length=6, chunk_length=3),
-            "speaker_embedding": model.get_speaker_embedding(wav, 22050),
-        }
-    torch.save(speakers, target / "speakers_xtts.pth")
-    return target
-
-
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("torch", reason="torch is not installed (XTTS tests need livedub[production])")
@@ -188,7 +120,7 @@ def xtts(tiny_model_dir: Path) -> Any:
 @pytest.fixture()
 def reference_wav(tmp_path: Path) -> Path:
     path = tmp_path / "anchor.wav"
-    sf.write(path, _speechlike(3.0, 16000, f0=180), 16000, subtype="PCM_16")
+    sf.write(path, speechlike(3.0, 16000, f0=180), 16000, subtype="PCM_16")
     return path
 
 
@@ -263,7 +195,7 @@ def test_profile_cache_is_an_lru(tiny_model_dir: Path, tmp_path: Path) -> None:
     profiles = []
     for index in range(3):
         path = tmp_path / f"r{index}.wav"
-        sf.write(path, _speechlike(1.5, 22050, f0=100 + 40 * index, seed=index), 22050)
+        sf.write(path, speechlike(1.5, 22050, f0=100 + 40 * index, seed=index), 22050)
         profiles.append(_profile(path, f"p{index}"))
     for profile in profiles:
         small.synthesize("hi", language="en", voice=profile)
@@ -288,11 +220,11 @@ def test_validate_voice_rejects_unusable_profiles(xtts: Any, tmp_path: Path, cas
     if case == "garbage":
         path.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunkjunk" * 10)
     elif case == "too_short":
-        sf.write(path, _speechlike(0.4, 16000), 16000)
+        sf.write(path, speechlike(0.4, 16000), 16000)
     elif case == "unknown_speaker":
         voice = VoiceProfile(name="studio", language="en", speaker="Nobody")
     elif case == "language":
-        sf.write(path, _speechlike(2.0, 16000), 16000)
+        sf.write(path, speechlike(2.0, 16000), 16000)
         voice = VoiceProfile(name="sw", language="sw", reference_audio=path)
     with pytest.raises(EngineError) as info:
         xtts.validate_voice(voice)
@@ -314,20 +246,20 @@ def test_source_voice_clones_from_in_memory_audio(tiny_model_dir: Path) -> None:
     xtts_voice = SOURCE_VOICE
     engine.validate_voice(xtts_voice)
     buffer = SourceAudioBuffer("stream-1", 16000, max_seconds=8)
-    buffer.append(_speechlike(0.5, 16000))
+    buffer.append(speechlike(0.5, 16000))
     # Not enough speech yet: the default voice speaks, no conditioning is computed.
     engine.synthesize("hola", language="es", voice=xtts_voice, reference=buffer.reference())
     assert engine.cache_info()["misses"] == 0
-    buffer.append(_speechlike(2.5, 16000, seed=3))
+    buffer.append(speechlike(2.5, 16000, seed=3))
     engine.synthesize("hola", language="es", voice=xtts_voice, reference=buffer.reference())
     assert engine.cache_info() == {"hits": 0, "misses": 1, "profiles": 0, "sources": 1}
     # Newer audio within the refresh interval: the cached conditioning is reused.
-    buffer.append(_speechlike(1.0, 16000, seed=4))
+    buffer.append(speechlike(1.0, 16000, seed=4))
     engine.synthesize("otra vez", language="es", voice=xtts_voice, reference=buffer.reference())
     assert engine.cache_info()["misses"] == 1 and engine.cache_info()["hits"] == 1
     # Interval elapsed and audio changed: recomputed.
     engine.source_refresh_s = 0.0
-    buffer.append(_speechlike(1.0, 16000, seed=5))
+    buffer.append(speechlike(1.0, 16000, seed=5))
     engine.synthesize("y otra", language="es", voice=xtts_voice, reference=buffer.reference())
     assert engine.cache_info()["misses"] == 2
     # No reference at all: default voice, no error.
@@ -337,7 +269,7 @@ def test_source_voice_clones_from_in_memory_audio(tiny_model_dir: Path) -> None:
 
 
 def test_source_reference_at_other_rates(xtts: Any) -> None:
-    ref = SourceReference("stream-48k", _speechlike(2.0, 48000), 48000, version=1)
+    ref = SourceReference("stream-48k", speechlike(2.0, 48000), 48000, version=1)
     assert len(xtts.synthesize("hello", language="en", voice=SOURCE_VOICE, reference=ref).audio) > 0
 
 
