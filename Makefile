@@ -28,7 +28,7 @@ bench: setup
 
 lint: setup
 	$(VENV)/bin/ruff check runtime operator tests bench
-	$(VENV)/bin/mypy runtime
+	$(VENV)/bin/mypy  # packages and search path: pyproject.toml [tool.mypy]
 
 clean:
 	rm -rf $(VENV) .pytest_cache out

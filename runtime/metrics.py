@@ -104,7 +104,7 @@ class Metrics:
     def _init_gpu(self) -> None:
         """NVML is optional: without it (or without a GPU) the GPU gauges stay 0, never crash."""
         try:
-            import pynvml  # type: ignore[import-not-found]
+            import pynvml
 
             pynvml.nvmlInit()
             self._nvml_handle = pynvml.nvmlDeviceGetHandleByIndex(0)

@@ -12,6 +12,7 @@ import base64
 import binascii
 import io
 from dataclasses import dataclass
+from typing import Literal
 
 import av
 import numpy as np
@@ -23,8 +24,11 @@ from livedub.runtime.errors import DubbingError, ErrorCode, Stage
 from livedub.runtime.protocol.events import AudioFormat
 
 _SOUNDFILE_FORMATS = {AudioFormat.WAV: "WAV", AudioFormat.FLAC: "FLAC", AudioFormat.OGG: "OGG", AudioFormat.OPUS: "OGG"}
+#: FFmpeg audio encoders used below. A Literal (every value is one of PyAV's audio codec names) so
+#: ``add_stream`` is typed as returning an ``AudioStream``.
+_AvAudioCodec = Literal["aac", "libmp3lame"]
 #: FFmpeg container and codec for the compressed formats libsndfile cannot write.
-_AV_OUTPUT = {
+_AV_OUTPUT: dict[AudioFormat, tuple[str, _AvAudioCodec]] = {
     AudioFormat.M4A: ("ipod", "aac"),
     AudioFormat.AAC: ("adts", "aac"),
     AudioFormat.MP3: ("mp3", "libmp3lame"),
@@ -86,7 +90,7 @@ def decode(data: bytes, fmt: AudioFormat, *, sample_rate: int, channels: int) ->
 def _decode_with_ffmpeg(data: bytes, fmt: AudioFormat) -> DecodedAudio:
     try:
         with av.open(io.BytesIO(data), mode="r") as container:
-            stream = next((s for s in container.streams if s.type == "audio"), None)
+            stream = next(iter(container.streams.audio), None)
             if stream is None:
                 raise _invalid(f"{fmt.value} payload has no audio stream")
             channels = stream.codec_context.channels or 1

@@ -14,6 +14,7 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,19 @@ async def dub_file(
     return report
 
 
+_Handler = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def _on(client: socketio.AsyncClient, event: str) -> Callable[[_Handler], _Handler]:
+    """``@client.on(event)`` with types: python-socketio is untyped, which would make every handler untyped."""
+
+    def register(handler: _Handler) -> _Handler:
+        client.on(event, handler)
+        return handler
+
+    return register
+
+
 async def dub_fragments(fragments: list[np.ndarray], options: DubOptions, stream_id: str) -> dict[str, Any]:
     """Send ``fragments`` (16 kHz mono float32) as one stream; return per-fragment results in order."""
     client = socketio.AsyncClient(reconnection=False, websocket_extra_options={"max_msg_size": 64 * 1024 * 1024})
@@ -107,12 +121,12 @@ async def dub_fragments(fragments: list[np.ndarray], options: DubOptions, stream
     complete: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
     bar = tqdm(total=len(fragments), unit="frag", desc="dubbing", disable=not options.progress)
 
-    @client.on("stream:ready")
+    @_on(client, "stream:ready")
     async def on_ready(data: dict[str, Any]) -> None:
         if not ready.done():
             ready.set_result(data)
 
-    @client.on("fragment:processed")
+    @_on(client, "fragment:processed")
     async def on_processed(data: dict[str, Any]) -> None:
         fid = data["fragment_id"]
         now = time.perf_counter()
@@ -128,13 +142,13 @@ async def dub_fragments(fragments: list[np.ndarray], options: DubOptions, stream
         if len(tracker.results) >= tracker.total:
             tracker.done.set()
 
-    @client.on("fragment:ack")
+    @_on(client, "fragment:ack")
     async def on_ack(data: dict[str, Any]) -> None:
         fid = data.get("fragment_id", "")
         if fid in tracker.sent_at and fid not in tracker.ack_ms:
             tracker.ack_ms[fid] = (time.perf_counter() - tracker.sent_at[fid]) * 1000
 
-    @client.on("backpressure")
+    @_on(client, "backpressure")
     async def on_backpressure(data: dict[str, Any]) -> None:
         tracker.events.append({"event": "backpressure", **data})
         if data.get("action") in _PAUSING_ACTIONS:
@@ -142,13 +156,13 @@ async def dub_fragments(fragments: list[np.ndarray], options: DubOptions, stream
         else:
             tracker.may_send.set()
 
-    @client.on("error")
+    @_on(client, "error")
     async def on_error(data: dict[str, Any]) -> None:
         tracker.events.append({"event": "error", **data})
         if not ready.done() and data.get("event") == "stream:init":
             ready.set_exception(RuntimeError(f"stream:init refused: {data.get('code')}: {data.get('message')}"))
 
-    @client.on("stream:complete")
+    @_on(client, "stream:complete")
     async def on_complete(data: dict[str, Any]) -> None:
         if not complete.done():
             complete.set_result(data)

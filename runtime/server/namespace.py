@@ -125,11 +125,11 @@ class DubbingNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     async def trigger_event(self, event: str, *args: Any) -> Any:
         """Map the protocol's ``a:b`` event names onto ``on_a_b`` methods; answer unknown events."""
         handler_name = "on_" + event.replace(":", "_")
-        sid = args[0] if args else None
+        sid: str | None = args[0] if args else None  # python-socketio passes the sid first
         if event in ("connect", "disconnect"):
             return await super().trigger_event(event, *args)
         if hasattr(self, handler_name):
-            if not self._known(sid):
+            if sid is None or not self._known(sid):
                 return None  # connect was refused or already cleaned up
             try:
                 return await super().trigger_event(event.replace(":", "_"), *args)

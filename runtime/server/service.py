@@ -564,14 +564,14 @@ class DubbingService:
             log.info(
                 "fragment failed", extra={"code": str(error.code), "stage": str(error.stage), "reason": error.message}
             )
-            texts = {"transcript": outcome.transcript, "translated_text": outcome.translation} if outcome else {}
             return ev.FragmentProcessed(
                 **common,
                 status="failed",
                 error=ev.ErrorInfo.from_error(error, Stage.SESSION),
                 processing_time_ms=int(elapsed * 1000),
                 metadata=self._metadata(outcome),
-                **texts,
+                transcript=outcome.transcript if outcome else None,
+                translated_text=outcome.translation if outcome else None,
             )
         assert outcome is not None and payload is not None
         self.metrics.fragments.labels(status=outcome.status).inc()
