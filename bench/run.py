@@ -107,11 +107,12 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def update_readme(text: str) -> None:
+def update_readme(text: str, begin: str = BEGIN, end: str = END) -> None:
+    """Replace the README block between ``begin`` and ``end`` (appended under Benchmarks if absent)."""
     readme = README.read_text()
-    block = f"{BEGIN}\n{text}\n{END}"
-    if BEGIN in readme:
-        readme = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, readme, flags=re.S)
+    block = f"{begin}\n{text}\n{end}"
+    if begin in readme:
+        readme = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: block, readme, flags=re.S)
     else:
         readme += f"\n## Benchmarks\n\n{block}\n"
     README.write_text(readme)
