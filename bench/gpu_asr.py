@@ -28,6 +28,7 @@ import subprocess
 import sys
 import time
 import types
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,7 @@ def measure(
     latency_n: int,
     stream_levels: list[int],
     rounds: int,
+    breakdown_sizes: Sequence[int] = (),
 ) -> dict[str, Any]:
     label = f"{device}:{compute}" + (f":{threads}t" if device == "cpu" else "")
     print(f"== {label}", flush=True)
@@ -175,6 +177,7 @@ def measure(
             flush=True,
         )
     paced = streams_sweep(engine, fragments, stream_levels, rounds) if stream_levels else []
+    split = breakdown(engine, fragments, breakdown_sizes, repeats) if breakdown_sizes else []
     capacity = {}
     for budget in ASR_BUDGETS_S:
         fitting = [r for r in sweep if r["batch_s"] <= budget]
@@ -201,8 +204,55 @@ def measure(
         "batch_sweep": sweep,
         "asr_stream_capacity": capacity,
         "paced_streams": paced,
+        "batch_breakdown": split,
         "transcripts": transcripts,
     }
+
+
+def breakdown(engine: Any, fragments: list[tuple[np.ndarray, str]], sizes: Sequence[int], repeats: int) -> list[dict]:
+    """Where a batch's time goes: VAD, log-mel (host threads), encode, generate (the model), medians.
+
+    It walks the engine's own batched path step by step (its private helpers, on purpose: this is
+    the split the engine does not expose), without language detection or prompts.
+    """
+    from livedub.runtime.engines.asr_whisper import MAX_LENGTH, _speech
+
+    rows = []
+    for size in sizes:
+        audios = [fragments[i % len(fragments)] for i in range(size)]
+        steps: dict[str, list[float]] = {"vad_s": [], "log_mel_s": [], "encode_s": [], "generate_s": []}
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            prepared = engine._map(_speech, [a for a, _ in audios])
+            t1 = time.perf_counter()
+            kept = [
+                (s[sp[0]["start"] : sp[-1]["end"]], lang)
+                for (s, sp), (_, lang) in zip(prepared, audios, strict=True)
+                if sp
+            ]
+            features = engine._features([crop for crop, _ in kept])
+            t2 = time.perf_counter()
+            encoded = engine.model.encode(features)
+            t3 = time.perf_counter()
+            engine.model.model.generate(
+                encoded,
+                [engine._prompt(lang, None) for _, lang in kept],
+                beam_size=engine.beam_size,
+                max_length=MAX_LENGTH,
+                suppress_blank=True,
+                suppress_tokens=engine._suppressed_tokens(),
+            )
+            t4 = time.perf_counter()
+            for key, value in zip(steps, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+                steps[key].append(value)
+        row = {"batch": size, **{k: round(statistics.median(v), 4) for k, v in steps.items()}}
+        rows.append(row)
+        print(
+            f"   batch {size:3d}: VAD {row['vad_s'] * 1000:6.0f} ms  log-mel {row['log_mel_s'] * 1000:6.0f} ms  "
+            f"encode {row['encode_s'] * 1000:6.0f} ms  generate {row['generate_s'] * 1000:6.0f} ms",
+            flush=True,
+        )
+    return rows
 
 
 async def _paced_streams(engine: Any, fragments: list[tuple[np.ndarray, str]], streams: int, rounds: int) -> dict:
@@ -356,6 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--streams", default="", help="paced-stream levels through AsrBatcher, e.g. 16,64,128")
     parser.add_argument("--rounds", type=int, default=3, help="fragments per paced stream")
+    parser.add_argument("--breakdown", default="", help="batch sizes to split into VAD/log-mel/encode/generate")
     parser.add_argument("--latency-n", type=int, default=30)
     parser.add_argument("--shim-av", action="store_true", help="the machine has no PyAV (never used here)")
     parser.add_argument("--wer", action="store_true", help="score transcripts (needs jiwer)")
@@ -400,6 +451,7 @@ def main(argv: list[str] | None = None) -> int:
                     # Paced streams take ~20 s a level: the first CUDA configuration only.
                     [int(n) for n in args.streams.split(",") if n] if device == "cuda" and not paced_done else [],
                     args.rounds,
+                    [int(n) for n in args.breakdown.split(",") if n],
                 )
             )
             paced_done = paced_done or device == "cuda"
