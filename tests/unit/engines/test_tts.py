@@ -13,7 +13,7 @@ import soxr
 from livedub.runtime.engines.base import ASR_SAMPLE_RATE, Speech, VoiceProfile
 from livedub.runtime.engines.factory import RoutingSynthesizer
 from livedub.runtime.engines.tts_espeak import EspeakSynthesizer
-from livedub.runtime.engines.tts_kokoro import KokoroSynthesizer, assemble_model
+from livedub.runtime.engines.tts_kokoro import KokoroSynthesizer, assemble_model, session_options
 from livedub.runtime.errors import EngineError, ErrorCode
 from support.audio import median_pitch_hz
 
@@ -82,6 +82,16 @@ def test_kokoro_loads_without_writing_and_the_cache_file_is_written_once(tmp_pat
     stamp = model.stat().st_mtime_ns
     assert assemble_model(tmp_path) == model and model.stat().st_mtime_ns == stamp
     assert [p.name for p in tmp_path.iterdir()] == [model.name]  # no .partial left behind
+
+
+def test_kokoro_session_options_reach_onnxruntime_on_both_load_paths(tmp_path: Path):
+    options = session_options(cpu_threads=1, spinning=False)
+    assert options.intra_op_num_threads == 1
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert session_options().intra_op_num_threads == 0  # onnxruntime's default: one per physical core
+    kokoro = KokoroSynthesizer(cache_dir=tmp_path, in_memory=False, cpu_threads=1, spinning=False)
+    assert kokoro._kokoro.sess.get_session_options().intra_op_num_threads == 1
+    assert kokoro.synthesize("Hola.", language="es").duration_s > 0.2
 
 
 # --- espeak-ng --------------------------------------------------------------------------------
