@@ -16,6 +16,7 @@ from livedub.operator.builders.common import (
     selector_labels,
     voices_configmap_name,
 )
+from livedub.operator.builders.quantity import whole_cpus
 from livedub.operator.builders.voices import (
     Voice,
     fetch_init_containers,
@@ -29,6 +30,7 @@ PRESTOP_SLEEP_S = 5  # endpoint removal propagates in a few seconds on typical c
 GRACE_MARGIN_S = 10
 RUNTIME_UID = 10001  # matches the user created in deploy/Dockerfile.runtime
 MODEL_CACHE_MOUNT = "/models"
+MAX_ENGINE_THREADS = 64  # the runtime's ASR_CPU_THREADS / TTS_CPU_THREADS upper bound
 
 
 def _env(spec: PoolSpec) -> list[dict[str, Any]]:
@@ -55,6 +57,14 @@ def _env(spec: PoolSpec) -> list[dict[str, Any]]:
             "name": "DEEPL_AUTH_KEY",
             "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}},
         }
+    # ONNX Runtime and CTranslate2 size their thread pools from the *host's* cores, which
+    # oversubscribes a CPU-limited pod (Kokoro: 3 threads on 2 cores measured 1.69x slower).
+    threads = whole_cpus(spec.resources.cpu)
+    threads = None if threads is None else min(threads, MAX_ENGINE_THREADS)
+    if spec.asr.device == "cpu":
+        put("ASR_CPU_THREADS", threads)
+    if spec.tts.device == "cpu":
+        put("TTS_CPU_THREADS", threads)
     put("TTS_ENGINE", spec.tts.engine)
     put("TTS_DEVICE", spec.tts.device)
     put("TTS_MODEL_PATH", spec.tts.model_path)

@@ -5,32 +5,16 @@ other controllers' annotations) and that is not drift. When a field we set diffe
 puts the builder's whole manifest back, which is also how manual edits (drift) get repaired.
 """
 
-import re
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import Any, Literal
 
 import kopf
 
+from livedub.operator.builders.quantity import quantity
 from livedub.operator.client import Client, Kind
 from livedub.operator.errors import KubernetesApiError
 
 Outcome = Literal["created", "updated", "unchanged"]
-
-
-_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
-_FACTORS: dict[str | None, Decimal] = {
-    None: Decimal(1),
-    "m": Decimal("0.001"),
-    **{s: Decimal(10) ** (3 * (i + 1)) for i, s in enumerate(("k", "M", "G", "T", "P", "E"))},
-    **{s: Decimal(2) ** (10 * (i + 1)) for i, s in enumerate(("Ki", "Mi", "Gi", "Ti", "Pi", "Ei"))},
-}
-
-
-def _quantity(value: str) -> Decimal | None:
-    """A resource quantity's value: the API server rewrites "0.5" as "500m" and "1024Mi" as "1Gi"."""
-    match = _QUANTITY.match(value)
-    return None if match is None else Decimal(match.group(1)) * _FACTORS[match.group(2)]
 
 
 def _empty(value: Any) -> bool:
@@ -59,7 +43,7 @@ def is_subset(desired: Any, actual: Any) -> bool:
         return True
     # Quantities come back in canonical form; the same amount spelled differently is not drift.
     if isinstance(desired, str) and isinstance(actual, str):
-        a, b = _quantity(desired), _quantity(actual)
+        a, b = quantity(desired), quantity(actual)
         return a is not None and a == b
     return False
 

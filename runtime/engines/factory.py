@@ -108,11 +108,14 @@ def build_tts(settings: Settings) -> Synthesizer:
         return EspeakSynthesizer(backend="auto")
     from livedub.runtime.engines.tts_kokoro import KokoroSynthesizer
 
+    def kokoro_engine() -> KokoroSynthesizer:
+        return KokoroSynthesizer(cpu_threads=settings.tts_cpu_threads, spinning=settings.tts_thread_spinning)
+
     if settings.tts_engine == "kokoro":
-        return KokoroSynthesizer()
+        return kokoro_engine()
     espeak = EspeakSynthesizer(backend="auto")
     try:
-        kokoro = KokoroSynthesizer()
+        kokoro = kokoro_engine()
     except ModelLoadError as exc:
         if not espeak.languages:
             raise

@@ -156,3 +156,16 @@ def test_espeak_library_is_shared_and_thread_safe(espeak):
             )
         )
     assert got == expected and all(got)
+
+
+def test_tts_thread_settings_reach_kokoro_through_the_factory(monkeypatch):
+    from livedub.runtime.config import Settings
+    from livedub.runtime.engines.factory import build_tts
+
+    monkeypatch.setenv("TTS_ENGINE", "kokoro")
+    monkeypatch.setenv("TTS_CPU_THREADS", "1")
+    monkeypatch.setenv("TTS_THREAD_SPINNING", "false")
+    kokoro = build_tts(Settings(_env_file=None))
+    options = kokoro._kokoro.sess.get_session_options()
+    assert options.intra_op_num_threads == 1
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"

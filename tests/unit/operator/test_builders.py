@@ -130,6 +130,26 @@ def test_cpu_pool_requests_no_gpu_and_has_no_init_containers() -> None:
     assert all(v["name"] != "reference-audio" for v in pod["volumes"])
 
 
+@pytest.mark.parametrize(
+    ("cpu", "threads"), [("2", "2"), ("1500m", "1"), ("250m", "1"), ("8", "8"), ("96", "64"), ("lots", None)]
+)
+def test_cpu_engines_get_threads_from_the_pod_cpu_request(cpu: str, threads: str | None) -> None:
+    spec = parse_pool_spec(
+        {"resources": {"gpu": 0, "cpu": cpu}, "asr": {"device": "cpu"}, "tts": {"device": "cpu"}, **TOKENS}
+    )
+    env = {
+        e["name"]: e.get("value")
+        for e in build_deployment("dev", "ns", spec, [], 1)["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env.get("ASR_CPU_THREADS") == threads and env.get("TTS_CPU_THREADS") == threads
+
+
+def test_gpu_engines_get_no_cpu_thread_settings() -> None:
+    env = build_deployment("news", "ns", FULL, voices(), 1)["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert FULL.asr.device == "cuda"
+    assert not {"ASR_CPU_THREADS", "TTS_CPU_THREADS"} & {e["name"] for e in env}
+
+
 def test_voices_configmap() -> None:
     cm = build_voices_configmap("news", "ns", voices())
     strict(cm)
