@@ -36,7 +36,6 @@ import platform
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import traceback
 from collections import Counter
@@ -471,20 +470,11 @@ def run(args: argparse.Namespace, report: Report) -> None:
 
     # --- threads ----------------------------------------------------------------------------------------------
     def threads() -> None:
-        errors: list[BaseException] = []
-        lengths: list[int] = []
+        from support.concurrency import run_in_threads
 
-        def work(index: int) -> None:
-            try:
-                lengths.append(len(engine.synthesize(f"frase {index}", language="es").audio))
-            except BaseException as exc:
-                errors.append(exc)
-
-        workers = [threading.Thread(target=work, args=(i,)) for i in range(4)]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join(timeout=120)
+        lengths, errors = run_in_threads(
+            lambda index: len(engine.synthesize(f"frase {index}", language="es").audio), 4, timeout_s=120
+        )
         report.check(
             "4 concurrent calls serialised, no error",
             not errors and len(lengths) == 4 and all(n > 0 for n in lengths),

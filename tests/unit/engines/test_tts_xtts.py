@@ -17,7 +17,6 @@ import importlib.util
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from livedub.runtime.engines.tts_xtts import (
 )
 from livedub.runtime.engines.voices import SOURCE_VOICE, SourceAudioBuffer, SourceReference
 from livedub.runtime.errors import EngineError, ErrorCode, ModelLoadError
+from support.concurrency import run_in_threads
 from support.xtts_tiny import SPEAKERS, build_tiny_xtts, speechlike
 
 # --- pure helpers: no torch needed ------------------------------------------------------------------
@@ -282,21 +282,11 @@ def test_long_text_is_split_and_joined(xtts: Any) -> None:
 
 
 def test_concurrent_calls_are_serialised(xtts: Any, reference_wav: Path) -> None:
-    errors: list[BaseException] = []
-    results: list[int] = []
+    def work(index: int) -> int:
+        voice = _profile(reference_wav, "concurrent") if index % 2 else None
+        return len(xtts.synthesize(f"frase {index}", language="es", voice=voice).audio)
 
-    def work(index: int) -> None:
-        try:
-            voice = _profile(reference_wav, "concurrent") if index % 2 else None
-            results.append(len(xtts.synthesize(f"frase {index}", language="es", voice=voice).audio))
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    results, errors = run_in_threads(work, 4, timeout_s=60)
     assert not errors and len(results) == 4 and all(n > 0 for n in results)
 
 
