@@ -8,11 +8,22 @@ agree. A bad value fails the process before it listens, with pydantic's message 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+@dataclass(frozen=True, slots=True)
+class Sizing:
+    """Concurrency settings resolved for a device (see :meth:`Settings.sizing`)."""
+
+    asr_batch_window_ms: int
+    asr_max_batch: int
+    pipeline_concurrency: int
+    worker_threads: int
 
 
 class Settings(BaseSettings):
@@ -32,15 +43,20 @@ class Settings(BaseSettings):
     drain_timeout_s: float = Field(
         30.0, gt=0, description="On SIGTERM, how long to wait for in-flight fragments before exiting."
     )
-    pipeline_concurrency: int = Field(
-        2,
+    pipeline_concurrency: int | None = Field(
+        None,
         ge=1,
         le=256,
         description="Fragments processed at once across all streams; the rest wait in the queue "
-        "(sts_queue_depth). 2 overlaps stages on a small CPU; raise it on a GPU with ASR batching.",
+        "(sts_queue_depth). Unset: 2 on CPU (overlaps stages on a small CPU), 64 on CUDA (so the ASR batch "
+        "can fill: with 2, a GPU would never batch more than 2 fragments).",
     )
-    worker_threads: int = Field(
-        4, ge=1, le=64, description="Threads running engine calls (inference never runs on the event loop)."
+    worker_threads: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="Threads running engine calls (inference never runs on the event loop). Unset: 4 on CPU, "
+        "32 on CUDA (translation and encoding of many in-flight fragments wait on I/O or the CPU, not the GPU).",
     )
 
     # --- ASR ----------------------------------------------------------------------------------
@@ -171,12 +187,23 @@ class Settings(BaseSettings):
     artifacts_enabled: bool = Field(False, description="Write per-fragment artifacts (audio, text, timings).")
     artifacts_dir: Path = Field(Path("artifacts"), description="Where artifacts go.")
 
-    def asr_batching(self, device: str) -> tuple[int, int]:
-        """(window in ms, most fragments per call) for the device ASR runs on; explicit settings win."""
+    def sizing(self, device: str) -> Sizing:
+        """How much runs at once, for the device ASR runs on; explicit settings always win.
+
+        A GPU pays off only when many fragments reach it together, so CUDA gets a batching window
+        and room for a full batch in flight; on a small CPU a batch only queues work behind itself.
+        """
         gpu = device == "cuda"
-        window = self.asr_batch_window_ms if self.asr_batch_window_ms is not None else (20 if gpu else 0)
-        batch = self.asr_max_batch if self.asr_max_batch is not None else (64 if gpu else 8)
-        return window, batch
+
+        def pick(value: int | None, cpu: int, cuda: int) -> int:
+            return value if value is not None else (cuda if gpu else cpu)
+
+        return Sizing(
+            asr_batch_window_ms=pick(self.asr_batch_window_ms, 0, 20),
+            asr_max_batch=pick(self.asr_max_batch, 8, 64),
+            pipeline_concurrency=pick(self.pipeline_concurrency, 2, 64),
+            worker_threads=pick(self.worker_threads, 4, 32),
+        )
 
     @model_validator(mode="after")
     def _check_orders(self) -> Settings:

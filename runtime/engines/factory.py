@@ -63,7 +63,7 @@ def build_asr(settings: Settings) -> SpeechRecognizer:
         cpu_threads=settings.asr_cpu_threads,
         prompt_previous=settings.asr_prompt_previous,
     )
-    asr.max_batch = settings.asr_batching(asr.device)[1]  # "auto" is resolved only once the model loaded
+    asr.max_batch = settings.sizing(asr.device).asr_max_batch  # "auto" is resolved only once the model loaded
     return asr
 
 

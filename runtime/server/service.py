@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from livedub.runtime.artifacts import ArtifactWriter
@@ -60,11 +60,13 @@ class DubbingService:
         self.engines: Engines | None = None
         self.pipeline: DubbingPipeline | None = None
         self.voices: Any = None  # VoiceRegistry, set at start-up
-        self.executor = ThreadPoolExecutor(settings.worker_threads, thread_name_prefix="engine")
+        # Sized for the configured ASR device; attach_engines re-sizes once "auto" is resolved.
+        self.sizing = settings.sizing(settings.asr_device)
+        self.executor = ThreadPoolExecutor(self.sizing.worker_threads, thread_name_prefix="engine")
         self.connections: dict[str, Connection] = {}
         self.draining = False
         self.inflight_total = 0
-        self._slots = asyncio.Semaphore(settings.pipeline_concurrency)
+        self._slots = asyncio.Semaphore(self.sizing.pipeline_concurrency)
         self._idle = asyncio.Event()
         self._idle.set()
         self.thresholds = Thresholds(
@@ -81,7 +83,14 @@ class DubbingService:
         s = self.settings
         self.engines = engines
         self.voices = voices
-        batch_window_ms, max_batch = s.asr_batching(getattr(engines.asr, "device", "cpu"))
+        sizing = s.sizing(getattr(engines.asr, "device", "cpu"))
+        if sizing != self.sizing:
+            # Before readiness nothing has been submitted, so the pool and the slots can be replaced.
+            self.executor.shutdown(wait=False)
+            self.executor = ThreadPoolExecutor(sizing.worker_threads, thread_name_prefix="engine")
+            self._slots = asyncio.Semaphore(sizing.pipeline_concurrency)
+            self.sizing = sizing
+        log.info("concurrency", extra={"asr_device": getattr(engines.asr, "device", "cpu"), **asdict(sizing)})
         self.pipeline = DubbingPipeline(
             engines,
             self.executor,
@@ -95,8 +104,8 @@ class DubbingService:
                 s.speed_ratio_min, s.speed_ratio_max, s.duration_variance_success_max, s.duration_variance_partial_max
             ),
             metrics=self.metrics,
-            asr_batch_window_s=batch_window_ms / 1000,
-            asr_max_batch=max_batch,
+            asr_batch_window_s=sizing.asr_batch_window_ms / 1000,
+            asr_max_batch=sizing.asr_max_batch,
             language_min_probability=s.asr_language_min_probability,
         )
         if s.asr_language_check != "off" and not engines.asr.detects_language:

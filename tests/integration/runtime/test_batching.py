@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 
 import pytest
 
-from livedub.runtime.engines.base import ASR_SAMPLE_RATE
+from livedub.runtime.engines.base import ASR_SAMPLE_RATE, SpeechRecognizer, Transcript
 from livedub.runtime.server.keys import SERVICE_KEY
 from support.data import fleurs
 
@@ -38,3 +39,35 @@ async def test_four_streams_at_once_use_fewer_asr_calls_than_fragments(make_serv
     calls = _metric(metrics, "sts_asr_model_calls_total")
     assert calls < len(results), f"{calls} ASR calls for {len(results)} fragments"
     assert _metric(metrics, "sts_asr_batch_size_sum") == len(results)
+
+
+class _ReportsCuda(SpeechRecognizer):
+    """The real Whisper, reporting the device a GPU pod would (no GPU is reachable from these tests)."""
+
+    device = "cuda"
+
+    def __init__(self, inner: SpeechRecognizer) -> None:
+        self.inner, self.name = inner, inner.name
+
+    @property
+    def languages(self) -> frozenset[str]:
+        return self.inner.languages
+
+    def transcribe(self, audio, *, language, prompt=None, detect_language=False) -> Transcript:
+        return self.inner.transcribe(audio, language=language, prompt=prompt, detect_language=detect_language)
+
+    def transcribe_many(self, requests):
+        return self.inner.transcribe_many(requests)
+
+
+async def test_a_gpu_asr_sizes_the_server_for_batches(make_server, engines, shared_data):
+    server = await make_server(engines_override=dataclasses.replace(engines, asr=_ReportsCuda(engines.asr)))
+    service = server.app[SERVICE_KEY]
+    assert service.sizing.pipeline_concurrency >= service.sizing.asr_max_batch == 64
+    assert service.executor._max_workers == service.sizing.worker_threads == 32
+    assert service.pipeline.asr._window_s == 0.02
+    client = await server.connect()
+    await client.init()
+    await client.send("f0", 0, fleurs("fleurs-en-000")[0][: 3 * ASR_SAMPLE_RATE])
+    (result,) = await client.processed(1, timeout=120)
+    assert result["status"] in ("success", "partial") and result["transcript"]

@@ -52,10 +52,15 @@ def test_env_example_documents_every_setting_and_is_current():
         assert f"# {name.upper()}=" in (ROOT / ".env.example").read_text()
 
 
-def test_asr_batching_defaults_follow_the_device_and_explicit_values_win(monkeypatch):
+def test_concurrency_defaults_follow_the_device_and_explicit_values_win(monkeypatch):
     settings = Settings(_env_file=None)
-    assert settings.asr_batching("cpu") == (0, 8), "no batching on CPU: a batch only queues work there"
-    assert settings.asr_batching("cuda") == (20, 64)
-    monkeypatch.setenv("ASR_BATCH_WINDOW_MS", "0")
-    monkeypatch.setenv("ASR_MAX_BATCH", "128")
-    assert Settings(_env_file=None).asr_batching("cuda") == (0, 128)
+    cpu, cuda = settings.sizing("cpu"), settings.sizing("cuda")
+    assert (cpu.asr_batch_window_ms, cpu.asr_max_batch) == (0, 8), "no batching on CPU: a batch only queues work"
+    assert (cuda.asr_batch_window_ms, cuda.asr_max_batch) == (20, 64)
+    assert cuda.pipeline_concurrency >= cuda.asr_max_batch, "a full ASR batch must be able to be in flight"
+    assert (cpu.pipeline_concurrency, cpu.worker_threads) == (2, 4)
+    for key, value in {"ASR_BATCH_WINDOW_MS": "0", "ASR_MAX_BATCH": "128", "PIPELINE_CONCURRENCY": "3"}.items():
+        monkeypatch.setenv(key, value)
+    explicit = Settings(_env_file=None).sizing("cuda")
+    assert (explicit.asr_batch_window_ms, explicit.asr_max_batch, explicit.pipeline_concurrency) == (0, 128, 3)
+    assert explicit.worker_threads == 32
