@@ -80,7 +80,15 @@ class Metrics:
             "sts_asr_model_calls_total", "Calls into the ASR model (batched calls count once).", registry=r
         )
         self.asr_batch_size = Histogram(
-            "sts_asr_batch_size", "Fragments per ASR model call.", buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32), registry=r
+            "sts_asr_batch_size",
+            "Fragments per ASR model call.",
+            buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32, 64, 128, 256),  # up to ASR_MAX_BATCH's bound
+            registry=r,
+        )
+        self.asr_waiting = Gauge(
+            "sts_asr_waiting",
+            "Fragments waiting for the ASR model while a batched call runs (they form the next batch).",
+            registry=r,
         )
         # Labels are ISO codes: Whisper's ~100 languages bound them, never free text.
         self.language_mismatches = Counter(

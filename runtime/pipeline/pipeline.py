@@ -101,6 +101,7 @@ class DubbingPipeline:
         self.asr = AsrBatcher(
             engines.asr, executor, window_s=asr_batch_window_s, max_batch=asr_max_batch, on_call=count_call
         )
+        metrics.asr_waiting.set_function(lambda: self.asr.waiting)
 
     async def _run(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn)

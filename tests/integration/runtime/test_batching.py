@@ -39,6 +39,7 @@ async def test_four_streams_at_once_use_fewer_asr_calls_than_fragments(make_serv
     calls = _metric(metrics, "sts_asr_model_calls_total")
     assert calls < len(results), f"{calls} ASR calls for {len(results)} fragments"
     assert _metric(metrics, "sts_asr_batch_size_sum") == len(results)
+    assert _metric(metrics, "sts_asr_waiting") == 0, "nothing left waiting once every fragment is dubbed"
 
 
 class _ReportsCuda(SpeechRecognizer):
