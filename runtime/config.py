@@ -27,7 +27,8 @@ class Sizing:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+    # env_ignore_empty: "NAME=" (an uncommented line of .env.example) means "use the default".
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False, env_ignore_empty=True)
 
     # --- server -------------------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Interface to listen on (0.0.0.0 in containers).")

@@ -87,7 +87,8 @@ class Metrics:
         )
         self.asr_waiting = Gauge(
             "sts_asr_waiting",
-            "Fragments waiting for the ASR model while a batched call runs (they form the next batch).",
+            "Fragments waiting for the ASR model: in the batching window, or behind a running batched call "
+            "(they form the next batch).",
             registry=r,
         )
         # Labels are ISO codes: Whisper's ~100 languages bound them, never free text.

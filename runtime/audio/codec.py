@@ -117,6 +117,10 @@ def _decode_with_ffmpeg(data: bytes, fmt: AudioFormat) -> DecodedAudio:
 def _checked(audio: DecodedAudio) -> DecodedAudio:
     if audio.samples.size == 0:
         raise _invalid("audio decodes to zero samples")
+    # Float WAV/FLAC can carry NaN or infinities; past this point they would spread through
+    # resampling and fail a whole ASR batch shared with other streams.
+    if not np.isfinite(audio.samples).all():
+        raise _invalid("audio contains NaN or infinite samples")
     return audio
 
 

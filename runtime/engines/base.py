@@ -152,6 +152,9 @@ class Translator(ABC):
 
 class Synthesizer(ABC):
     name: str = "tts"
+    #: Calls that can usefully run at once. Every engine here synthesises one call at a time (one
+    #: model, one lock), so the pipeline queues the rest in front of the stage, outside its timeout.
+    max_concurrency: int = 1
 
     @property
     @abstractmethod

@@ -21,6 +21,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 
 from livedub.runtime.engines.base import AsrRequest, Samples, SpeechRecognizer, Transcript
+from livedub.runtime.errors import EngineError, ErrorCode
 
 
 @dataclass(slots=True)
@@ -73,8 +74,8 @@ class AsrBatcher:
 
     @property
     def waiting(self) -> int:
-        """Requests not yet handed to the model (the queue a busy GPU builds up)."""
-        return len(self._waiting)
+        """Requests not yet handed to the model whose callers still wait for them."""
+        return sum(not r.future.done() for r in self._waiting)
 
     def _flush(self) -> None:
         if self._flush_handle is not None:
@@ -85,35 +86,48 @@ class AsrBatcher:
         batch, self._waiting = self._waiting[: self._max_batch], self._waiting[self._max_batch :]
         if not batch:
             return
+        loop = asyncio.get_running_loop()
+        try:
+            task = loop.run_in_executor(self._executor, self._transcribe_batch, batch)
+        except RuntimeError as exc:  # the executor is shut down (closing): fail now, never hang
+            self._settle(batch, [_unavailable(exc)] * len(batch))
+            return
         self._busy = True
         self._on_call(len(batch))
-        loop = asyncio.get_running_loop()
-        task = loop.run_in_executor(self._executor, self._transcribe_batch, batch)
         task.add_done_callback(lambda done: self._finished(batch, done))
 
     def _transcribe_batch(self, batch: list[_Request]) -> list[Transcript | BaseException]:
-        """One model call; if it fails, each request again alone, so that one stream's bad fragment
-        (or a batch too large for the GPU's memory) fails only itself, never its companions."""
+        """One model call; if it fails, the halves again, down to single requests, so that one stream's
+        bad fragment (or a batch too large for the GPU's memory) fails only itself, at a cost of
+        about 2·log2(n) extra calls rather than n."""
         requests = [AsrRequest(r.audio, r.language, r.prompt, r.detect_language) for r in batch]
+        return self._attempt(requests, counted=True)
+
+    def _attempt(self, requests: list[AsrRequest], *, counted: bool) -> list[Transcript | BaseException]:
+        if not counted:
+            self._on_call(len(requests))
         try:
             return list(self._asr.transcribe_many(requests))
         except Exception as error:
             if len(requests) == 1:
                 return [error]
-        results: list[Transcript | BaseException] = []
-        for request in requests:
-            self._on_call(1)
-            try:
-                results.append(self._asr.transcribe_many([request])[0])
-            except Exception as error:
-                results.append(error)
-        return results
+        half = len(requests) // 2
+        return self._attempt(requests[:half], counted=False) + self._attempt(requests[half:], counted=False)
 
     def _finished(self, batch: list[_Request], done: asyncio.Future[list[Transcript | BaseException]]) -> None:
         self._busy = False
-        results: list[Transcript | BaseException] = (
-            [done.exception()] * len(batch) if done.exception() is not None else done.result()  # type: ignore[list-item]
-        )
+        if done.cancelled():  # the executor was shut down with the call still queued
+            results: list[Transcript | BaseException] = [_unavailable(None)] * len(batch)
+        elif (error := done.exception()) is not None:
+            results = [error] * len(batch)
+        else:
+            results = done.result()
+        self._settle(batch, results)
+        if self._waiting:
+            self._flush()  # they waited for the model already; no window on top
+
+    @staticmethod
+    def _settle(batch: list[_Request], results: list[Transcript | BaseException]) -> None:
         for request, result in zip(batch, results, strict=True):
             if request.future.done():
                 continue
@@ -121,5 +135,7 @@ class AsrBatcher:
                 request.future.set_exception(result)
             else:
                 request.future.set_result(result)
-        if self._waiting:
-            self._flush()  # they waited for the model already; no window on top
+
+
+def _unavailable(cause: BaseException | None) -> EngineError:
+    return EngineError(ErrorCode.SERVICE_UNAVAILABLE, f"ASR is shutting down ({cause or 'cancelled'})", retryable=True)

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -98,10 +98,24 @@ class DubbingPipeline:
             metrics.asr_batch_size.observe(size)
 
         self.speaking_rate = SpeakingRate()
+        # With batching on, ASR gets a thread of its own: a batched call must never queue behind CPU
+        # work (decode, translation, synthesis) in the shared pool while the GPU idles.
+        self._asr_executor = ThreadPoolExecutor(1, thread_name_prefix="asr") if asr_batch_window_s > 0 else None
         self.asr = AsrBatcher(
-            engines.asr, executor, window_s=asr_batch_window_s, max_batch=asr_max_batch, on_call=count_call
+            engines.asr,
+            self._asr_executor or executor,
+            window_s=asr_batch_window_s,
+            max_batch=asr_max_batch,
+            on_call=count_call,
         )
+        # Engines synthesise one call at a time: fragments wait here, not on the engine's lock inside
+        # the TTS stage timeout, where they would also park a pool thread each.
+        self._tts_slots = asyncio.Semaphore(max(1, engines.tts.max_concurrency))
         metrics.asr_waiting.set_function(lambda: self.asr.waiting)
+
+    def close(self) -> None:
+        if self._asr_executor is not None:
+            self._asr_executor.shutdown(wait=False, cancel_futures=True)
 
     async def _run(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn)
@@ -192,15 +206,18 @@ class DubbingPipeline:
         tts_name, language = engines.tts.name, job.target_language
         speed = self.speaking_rate.speed_for(tts_name, language, translation, original_s)
         extra = {"reference": job.source_reference} if job.source_reference is not None else {}
-        speech = await self._stage(
-            Stage.TTS,
-            self.timeouts.tts_s,
-            self._run(
-                lambda: engines.tts.synthesize(translation, language=language, voice=job.voice, speed=speed, **extra)
-            ),
-            timings,
-            "tts_ms",
-        )
+        async with self._tts_slots:
+            speech = await self._stage(
+                Stage.TTS,
+                self.timeouts.tts_s,
+                self._run(
+                    lambda: engines.tts.synthesize(
+                        translation, language=language, voice=job.voice, speed=speed, **extra
+                    )
+                ),
+                timings,
+                "tts_ms",
+            )
         self.metrics.tts_seconds.observe(timings["tts_ms"] / 1000)
         voiced_s = len(trim_silence(speech.audio, speech.sample_rate)) / max(1, speech.sample_rate)
         self.speaking_rate.observe(tts_name, language, translation, voiced_s, speed)

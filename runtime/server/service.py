@@ -130,6 +130,8 @@ class DubbingService:
             return False
 
     def close(self) -> None:
+        if self.pipeline is not None:
+            self.pipeline.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
 
     # --- connections ----------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import threading
 import time
 
 import numpy as np
@@ -131,3 +132,32 @@ async def test_engine_fault_fails_one_fragment_and_the_stream_continues(
     assert service.inflight_total == 0
     assert service.metrics.inflight._value.get() == 0
     assert isinstance(wrapped, Engines)
+
+
+class SlowSerialTTS(FaultyTTS):
+    """The real TTS behind one lock and a slow model: what XTTS on a busy GPU looks like from outside."""
+
+    def __init__(self, inner: Synthesizer, hold_s: float) -> None:
+        super().__init__(inner, Fault("never", times=0))
+        self.hold_s = hold_s
+        self.lock = threading.Lock()
+
+    def synthesize(self, text, *, language, voice=None, speed=1.0) -> Speech:
+        with self.lock:
+            time.sleep(self.hold_s)
+            return self.inner.synthesize(text, language=language, voice=voice, speed=speed)
+
+
+async def test_fragments_queue_for_a_serial_tts_outside_its_timeout(make_server, engines, speech):
+    # One call takes ~1.5 s + synthesis, well inside 4 s; three at once behind the engine's lock
+    # would wait 2 calls inside the stage timer and time out. They queue in front of the stage instead.
+    slow = dataclasses.replace(engines, tts=SlowSerialTTS(engines.tts, hold_s=1.5))
+    server = await make_server(engines_override=slow, tts_timeout_ms=4000, pipeline_concurrency=3)
+    client = await server.connect()
+    await client.init()
+    for number in range(3):
+        await client.send(f"f{number}", number, speech)
+    results = await client.processed(3, timeout=120)
+    assert all(r["status"] in ("success", "partial") for r in results), [r.get("error") for r in results]
+    assert [r["sequence_number"] for r in results] == [0, 1, 2]
+    assert all(r["stage_timings"]["tts_ms"] < 4000 for r in results)

@@ -72,4 +72,33 @@ async def test_one_bad_fragment_fails_alone_and_its_batch_companions_are_transcr
         )
     assert isinstance(results[1], EngineError) and results[1].code == ErrorCode.INVALID_AUDIO
     assert results[0].text and results[2].text
-    assert sizes == [3, 1, 1, 1], "the batch failed once, then each fragment went alone"
+    assert sizes == [3, 1, 2, 1, 1], "the failed batch is halved until the bad fragment is alone"
+
+
+async def test_a_bad_fragment_in_a_large_batch_costs_log_n_extra_calls(whisper, clips):
+    from livedub.runtime.errors import EngineError
+
+    broken = clips[0].copy()
+    broken[0] = np.inf
+    batch = [clips[i % len(clips)][: 2 * SR] for i in range(8)]
+    batch[5] = broken[: 2 * SR]
+    sizes: list[int] = []
+    with ThreadPoolExecutor(1) as executor:
+        batcher = AsrBatcher(whisper, executor, window_s=0.05, max_batch=8, on_call=sizes.append)
+        results = await asyncio.gather(
+            *(batcher.transcribe(a, language="en", prompt=None) for a in batch), return_exceptions=True
+        )
+    assert [i for i, r in enumerate(results) if isinstance(r, EngineError)] == [5]
+    assert len(sizes) == 7, sizes  # 8 -> 4+4 -> 2+2 -> 1+1: 1 + 2 + 2 + 2 calls, not 1 + 8
+
+
+async def test_a_shut_down_executor_fails_requests_instead_of_hanging(whisper, clips):
+    from livedub.runtime.errors import EngineError, ErrorCode
+
+    executor = ThreadPoolExecutor(1)
+    executor.shutdown()
+    batcher = AsrBatcher(whisper, executor, window_s=0.01, max_batch=8)
+    with pytest.raises(EngineError) as failed:
+        await asyncio.wait_for(batcher.transcribe(clips[0], language="en", prompt=None), 5)
+    assert failed.value.code == ErrorCode.SERVICE_UNAVAILABLE and failed.value.retryable
+    assert batcher.waiting == 0

@@ -68,3 +68,18 @@ def test_base64_is_strict():
 
 def test_resample_keeps_duration():
     assert len(resample(tone(1.0, 24000), 24000, 16000)) == 16000
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_float_audio_is_refused_at_decode(bad):
+    import io
+
+    import soundfile as sf
+
+    samples = tone()
+    samples[100] = bad
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, 16000, format="WAV", subtype="FLOAT")
+    with pytest.raises(DubbingError) as refused:
+        decode(buffer.getvalue(), AudioFormat.WAV, sample_rate=16000, channels=1)
+    assert (refused.value.code, refused.value.stage) == (ErrorCode.INVALID_AUDIO, Stage.DECODE)

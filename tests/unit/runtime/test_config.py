@@ -64,3 +64,10 @@ def test_concurrency_defaults_follow_the_device_and_explicit_values_win(monkeypa
     explicit = Settings(_env_file=None).sizing("cuda")
     assert (explicit.asr_batch_window_ms, explicit.asr_max_batch, explicit.pipeline_concurrency) == (0, 128, 3)
     assert explicit.worker_threads == 32
+
+
+def test_an_empty_variable_means_the_default(monkeypatch):
+    monkeypatch.setenv("PIPELINE_CONCURRENCY", "")  # "# PIPELINE_CONCURRENCY=" uncommented from .env.example
+    monkeypatch.setenv("PORT", "")
+    settings = Settings(_env_file=None)
+    assert settings.pipeline_concurrency is None and settings.port == 8000
