@@ -2,7 +2,6 @@
 
 One command (about 2-3 minutes on the 2-core CPU machine)::
 
-    .venv/bin/pip install py-spy        # once; without it the sampling pass uses pyinstrument
     .venv/bin/python -m bench.profile_stages [--fragments 8] [--profiler py-spy|pyinstrument|none]
 
 What it does, with the embedded default engines (``Settings()`` as ``livedub serve`` builds them):
