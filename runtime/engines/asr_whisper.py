@@ -66,6 +66,7 @@ from livedub.runtime.engines.base import (
     SpeechRecognizer,
     Transcript,
     Word,
+    base_language,
 )
 from livedub.runtime.errors import EngineError, ErrorCode, ModelLoadError
 
@@ -202,9 +203,11 @@ class WhisperRecognizer(SpeechRecognizer):
         """Transcribe fragments from any streams; all windowed ones share one model call per ``max_batch``."""
         results: list[Transcript | None] = [None] * len(requests)
         windows: list[_Window] = []
-        prepared = self._map(_speech, [AsrRequest(*r).audio for r in requests])
-        for index, (request, (samples, speech)) in enumerate(zip(requests, prepared, strict=True)):
-            _, language, prompt, detect = AsrRequest(*request)
+        normalised = [AsrRequest(*r) for r in requests]
+        prepared = self._map(_speech, [r.audio for r in normalised])
+        for index, ((_, language, prompt, detect), (samples, speech)) in enumerate(
+            zip(normalised, prepared, strict=True)
+        ):
             lang = self._check_language(language)
             detect = detect and self._multilingual
             if not speech:
@@ -382,7 +385,7 @@ class WhisperRecognizer(SpeechRecognizer):
         return Transcript(text, detected_language, probability, words, speech_start=start)
 
     def _check_language(self, language: str) -> str:
-        lang = _base(language)
+        lang = base_language(language)
         if lang not in self._languages:
             raise EngineError(
                 ErrorCode.UNSUPPORTED_LANGUAGE, f"{self.name} cannot transcribe '{language}'", retryable=False
@@ -422,10 +425,6 @@ def _mono_float32(audio: Samples) -> Samples:
     if not np.isfinite(samples).all():
         raise EngineError(ErrorCode.INVALID_AUDIO, "audio contains NaN or infinite samples", retryable=False)
     return samples
-
-
-def _base(language: str) -> str:
-    return language.split("-")[0].lower()
 
 
 def _resolve_device(device: str) -> str:

@@ -26,6 +26,11 @@ Samples = npt.NDArray[np.float32]
 ASR_SAMPLE_RATE = 16_000
 
 
+def base_language(code: str) -> str:
+    """The ISO 639-1 part of a language code: "en-US" and "en_us" -> "en" (engines match on it)."""
+    return code.replace("_", "-").split("-")[0].lower()
+
+
 @dataclass(frozen=True, slots=True)
 class Word:
     text: str

@@ -19,7 +19,15 @@ from __future__ import annotations
 import logging
 
 from livedub.runtime.config import Settings
-from livedub.runtime.engines.base import Engines, Speech, SpeechRecognizer, Synthesizer, Translator, VoiceProfile
+from livedub.runtime.engines.base import (
+    Engines,
+    Speech,
+    SpeechRecognizer,
+    Synthesizer,
+    Translator,
+    VoiceProfile,
+    base_language,
+)
 from livedub.runtime.errors import EngineError, ErrorCode, ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -37,7 +45,7 @@ class RoutingSynthesizer(Synthesizer):
         return frozenset().union(*(e.languages for e in self.engines))
 
     def engine_for(self, language: str) -> Synthesizer:
-        base = language.split("-")[0].lower()
+        base = base_language(language)
         for engine in self.engines:
             if base in engine.languages:
                 return engine

@@ -20,7 +20,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from livedub.runtime.engines.base import TranslationOptions, Translator
+from livedub.runtime.engines.base import TranslationOptions, Translator, base_language
 from livedub.runtime.errors import EngineError, ErrorCode
 
 log = logging.getLogger(__name__)
@@ -112,14 +112,14 @@ class ApertiumTranslator(Translator):
 
     def route(self, source: str, target: str) -> tuple[str, ...] | None:
         """The modes a translation runs through, or ``None`` if the pair is not offered."""
-        return self._routes.get((_base(source), _base(target)))
+        return self._routes.get((base_language(source), base_language(target)))
 
     @property
     def pairs(self) -> frozenset[tuple[str, str]]:
         return frozenset(self._routes)
 
     def supports(self, source: str, target: str) -> bool:
-        return (_base(source), _base(target)) in self._routes
+        return (base_language(source), base_language(target)) in self._routes
 
     def translate(
         self,
@@ -163,7 +163,3 @@ class ApertiumTranslator(Translator):
             )
         # Apertium leaves doubled spaces where it dropped or moved words ("Por qué  no  tomamos").
         return "\n".join(" ".join(line.split()) for line in done.stdout.strip().splitlines())
-
-
-def _base(code: str) -> str:
-    return code.split("-")[0].lower()

@@ -44,7 +44,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the install
     raise ImportError("the DeepL engine needs the 'deepl' package: pip install 'livedub[deepl]'") from exc
 
-from livedub.runtime.engines.base import TranslationOptions, Translator
+from livedub.runtime.engines.base import TranslationOptions, Translator, base_language
 from livedub.runtime.engines.mt_cache import CacheStats, TranslationCache
 from livedub.runtime.errors import EngineError, ErrorCode, ModelLoadError
 
@@ -119,10 +119,6 @@ class _TimeoutAdapter(requests.adapters.HTTPAdapter):
         if timeout is not None:
             kwargs["timeout"] = timeout
         return super().send(request, *args, **kwargs)
-
-
-def _base(code: str) -> str:
-    return code.replace("_", "-").split("-")[0].lower()
 
 
 def map_deepl_error(exc: BaseException) -> EngineError:
@@ -249,7 +245,8 @@ class DeepLTranslator(Translator):
         self.languages_from_server = False
         if fetch_languages:
             self._load_languages()
-        self._pairs = frozenset((s, t) for s in self._sources for t in {_base(x) for x in self._targets} if s != t)
+        targets = {base_language(x) for x in self._targets}
+        self._pairs = frozenset((s, t) for s in self._sources for t in targets if s != t)
         log.info(
             "DeepL translator ready: endpoint %s, %d pairs (%s), timeout %.2fs x %d attempts, deadline %s",
             self._client.server_url,
@@ -266,7 +263,7 @@ class DeepLTranslator(Translator):
         return self._pairs
 
     def supports(self, source: str, target: str) -> bool:
-        return (_base(source), _base(target)) in self._pairs
+        return (base_language(source), base_language(target)) in self._pairs
 
     def translate(
         self,
@@ -327,7 +324,7 @@ class DeepLTranslator(Translator):
 
     def source_code(self, language: str) -> str:
         """DeepL source codes are bare upper-case ISO 639-1: ``en-GB`` → ``EN``."""
-        return _base(language).upper()
+        return base_language(language).upper()
 
     def target_code(self, language: str) -> str:
         """DeepL target codes: ``en`` → EN-US/EN-GB, ``pt`` → PT-BR/PT-PT, ``pt-PT`` kept, else ``XX``."""
@@ -401,7 +398,7 @@ class DeepLTranslator(Translator):
         if not sources or not targets:
             log.warning("DeepL /v2/languages returned an empty list; using the built-in language list")
             return
-        self._sources = frozenset(_base(str(lang.code)) for lang in sources)
+        self._sources = frozenset(base_language(str(lang.code)) for lang in sources)
         self._targets = frozenset(str(lang.code).upper() for lang in targets)
         self._formality_targets = frozenset(
             str(lang.code).upper() for lang in targets if getattr(lang, "supports_formality", False)

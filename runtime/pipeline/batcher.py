@@ -26,10 +26,7 @@ from livedub.runtime.errors import EngineError, ErrorCode
 
 @dataclass(slots=True)
 class _Request:
-    audio: Samples
-    language: str
-    prompt: str | None
-    detect_language: bool
+    request: AsrRequest
     future: asyncio.Future[Transcript]
 
 
@@ -62,7 +59,7 @@ class AsrBatcher:
                 self._executor,
                 lambda: self._asr.transcribe(audio, language=language, prompt=prompt, detect_language=detect_language),
             )
-        request = _Request(audio, language, prompt, detect_language, loop.create_future())
+        request = _Request(AsrRequest(audio, language, prompt, detect_language), loop.create_future())
         self._waiting.append(request)
         if self._busy:
             pass  # goes with the next call, started as soon as the running one returns
@@ -93,26 +90,23 @@ class AsrBatcher:
             self._settle(batch, [_unavailable(exc)] * len(batch))
             return
         self._busy = True
-        self._on_call(len(batch))
         task.add_done_callback(lambda done: self._finished(batch, done))
 
     def _transcribe_batch(self, batch: list[_Request]) -> list[Transcript | BaseException]:
         """One model call; if it fails, the halves again, down to single requests, so that one stream's
         bad fragment (or a batch too large for the GPU's memory) fails only itself, at a cost of
         about 2·log2(n) extra calls rather than n."""
-        requests = [AsrRequest(r.audio, r.language, r.prompt, r.detect_language) for r in batch]
-        return self._attempt(requests, counted=True)
+        return self._attempt([r.request for r in batch])
 
-    def _attempt(self, requests: list[AsrRequest], *, counted: bool) -> list[Transcript | BaseException]:
-        if not counted:
-            self._on_call(len(requests))
+    def _attempt(self, requests: list[AsrRequest]) -> list[Transcript | BaseException]:
+        self._on_call(len(requests))
         try:
             return list(self._asr.transcribe_many(requests))
         except Exception as error:
             if len(requests) == 1:
                 return [error]
         half = len(requests) // 2
-        return self._attempt(requests[:half], counted=False) + self._attempt(requests[half:], counted=False)
+        return self._attempt(requests[:half]) + self._attempt(requests[half:])
 
     def _finished(self, batch: list[_Request], done: asyncio.Future[list[Transcript | BaseException]]) -> None:
         self._busy = False

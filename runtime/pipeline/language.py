@@ -32,7 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from livedub.runtime.engines.base import Transcript
+from livedub.runtime.engines.base import Transcript, base_language
 from livedub.runtime.errors import DubbingError, ErrorCode, Stage
 
 LanguageCheck = Literal["off", "warn", "refuse"]
@@ -62,11 +62,7 @@ def find_mismatch(source_language: str, transcript: Transcript, min_probability:
     """The mismatch between the declared and the detected language, or None when there is none."""
     if not transcript.has_speech or not transcript.language:
         return None
-    source, detected = _base(source_language), _base(transcript.language)
+    source, detected = base_language(source_language), base_language(transcript.language)
     if detected == source or transcript.language_probability < min_probability:
         return None
     return LanguageMismatch(source, detected, transcript.language_probability)
-
-
-def _base(language: str) -> str:
-    return language.replace("_", "-").split("-")[0].lower()

@@ -83,14 +83,15 @@ class DubbingService:
         s = self.settings
         self.engines = engines
         self.voices = voices
-        sizing = s.sizing(getattr(engines.asr, "device", "cpu"))
+        device = getattr(engines.asr, "device", "cpu")
+        sizing = s.sizing(device)
         if sizing != self.sizing:
             # Before readiness nothing has been submitted, so the pool and the slots can be replaced.
             self.executor.shutdown(wait=False)
             self.executor = ThreadPoolExecutor(sizing.worker_threads, thread_name_prefix="engine")
             self._slots = asyncio.Semaphore(sizing.pipeline_concurrency)
             self.sizing = sizing
-        log.info("concurrency", extra={"asr_device": getattr(engines.asr, "device", "cpu"), **asdict(sizing)})
+        log.info("concurrency", extra={"asr_device": device, **asdict(sizing)})
         self.pipeline = DubbingPipeline(
             engines,
             self.executor,
