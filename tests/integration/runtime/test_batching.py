@@ -8,9 +8,10 @@ import re
 
 import pytest
 
-from livedub.runtime.engines.base import ASR_SAMPLE_RATE, SpeechRecognizer, Transcript
+from livedub.runtime.engines.base import ASR_SAMPLE_RATE
 from livedub.runtime.server.keys import SERVICE_KEY
 from support.data import fleurs
+from support.wrapped import WrappedASR
 
 pytestmark = pytest.mark.slow
 
@@ -42,23 +43,10 @@ async def test_four_streams_at_once_use_fewer_asr_calls_than_fragments(make_serv
     assert _metric(metrics, "sts_asr_waiting") == 0, "nothing left waiting once every fragment is dubbed"
 
 
-class _ReportsCuda(SpeechRecognizer):
+class _ReportsCuda(WrappedASR):
     """The real Whisper, reporting the device a GPU pod would (no GPU is reachable from these tests)."""
 
     device = "cuda"
-
-    def __init__(self, inner: SpeechRecognizer) -> None:
-        self.inner, self.name = inner, inner.name
-
-    @property
-    def languages(self) -> frozenset[str]:
-        return self.inner.languages
-
-    def transcribe(self, audio, *, language, prompt=None, detect_language=False) -> Transcript:
-        return self.inner.transcribe(audio, language=language, prompt=prompt, detect_language=detect_language)
-
-    def transcribe_many(self, requests):
-        return self.inner.transcribe_many(requests)
 
 
 async def test_a_gpu_asr_sizes_the_server_for_batches(make_server, engines, shared_data):

@@ -26,6 +26,7 @@ from livedub.runtime.engines.base import (
 )
 from livedub.runtime.server.keys import SERVICE_KEY
 from support.data import fleurs
+from support.wrapped import WrappedASR
 
 pytestmark = pytest.mark.slow
 
@@ -47,17 +48,14 @@ class Fault:
         raise self.effect
 
 
-class FaultyASR(SpeechRecognizer):
+class FaultyASR(WrappedASR):
     def __init__(self, inner: SpeechRecognizer, fault: Fault) -> None:
-        self.inner, self.fault, self.name = inner, fault, inner.name
-
-    @property
-    def languages(self) -> frozenset[str]:
-        return self.inner.languages
+        super().__init__(inner)
+        self.fault = fault
 
     def transcribe(self, audio, *, language, prompt=None, detect_language=False) -> Transcript:
         self.fault.maybe_fail()
-        return self.inner.transcribe(audio, language=language, prompt=prompt, detect_language=detect_language)
+        return super().transcribe(audio, language=language, prompt=prompt, detect_language=detect_language)
 
 
 class FaultyMT(Translator):
