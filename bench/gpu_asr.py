@@ -53,6 +53,11 @@ def _import_engine(shim_av: bool) -> Any:
     return WhisperRecognizer
 
 
+# Clip loading, fragment cutting and percentiles are written here rather than taken from
+# livedub.runtime.client (load_audio, split, percentile): that package imports python-socketio,
+# which the GPU machine does not have and cannot install.
+
+
 def _load_clips(data: Path) -> list[tuple[str, str, np.ndarray]]:
     import soundfile as sf
 

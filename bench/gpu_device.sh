@@ -11,16 +11,14 @@
 #   bash bench/gpu_device.sh bench [ARGS]    # there, with the last piece: assemble, probe, measure
 set -euo pipefail
 STAGE=/tmp/stage
+source "$(dirname "${BASH_SOURCE[0]}")/device_common.sh"
 
 pack() {
   local py=${PYTHON:-.venv/bin/python} tmp
   tmp=$(mktemp -d)
   rm -rf .devstage1 .devstage2 .devstage3
   mkdir -p .devstage1/wheels .devstage1/model .devstage1/fleurs .devstage2 .devstage3
-  "$py" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-    --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
-    --platform manylinux2014_x86_64 -d .devstage1/wheels \
-    ctranslate2==4.8.5 faster-whisper==1.2.1 soundfile==0.14.0 cffi pycparser
+  download_wheels "$py" 3.12 .devstage1/wheels ctranslate2==4.8.5 faster-whisper==1.2.1 soundfile==0.14.0 cffi pycparser
   "$py" - "$tmp" <<'EOF'
 import importlib.resources as r, sys
 from pathlib import Path
@@ -61,7 +59,7 @@ stage() {
 bench() {
   [ -d /tmp/site ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site \
     "$STAGE"/wheels/*.whl
-  mkdir -p /tmp/model /tmp/pkg/livedub
+  mkdir -p /tmp/model
   cp "$STAGE"/model/* /tmp/model/
   cat "$STAGE"/model.bin.gz.* | gunzip >/tmp/model/model.bin
   # CTranslate2's wheels are built for CUDA 12 and dlopen libcublas.so.12; an image that carries
@@ -75,7 +73,7 @@ bench() {
     export LD_LIBRARY_PATH=/tmp/cu12:$(dirname "$cublas"):${LD_LIBRARY_PATH:-}
     echo "cuBLAS 13 as libcublas.so.12: $cublas"
   fi
-  ln -sfn "$(if [ -d "$STAGE"/runtime ]; then echo "$STAGE"; else echo "$PWD"; fi)/runtime" /tmp/pkg/livedub/runtime
+  link_runtime "$(if [ -d "$STAGE"/runtime ]; then echo "$STAGE"; else echo "$PWD"; fi)"
   export PYTHONPATH=/tmp/site:/tmp/pkg:$PWD PYTHONUNBUFFERED=1
   nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used --format=csv
   python3 -m bench.gpu_asr --model-dir /tmp/model --data "$STAGE"/fleurs --shim-av \

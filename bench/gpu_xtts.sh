@@ -15,6 +15,7 @@ set -euo pipefail
 BUNDLE=${BUNDLE:-.devxtts}
 SITE=${SITE:-/tmp/site}
 PY=${PY:-python3}
+source "$(dirname "${BASH_SOURCE[0]}")/device_common.sh"
 
 # Pure-python wheels, then compiled ones (cp312 on the device; PYVER=3.11 packs a local dry run).
 WHEELS=(
@@ -32,9 +33,7 @@ pack() {
   local dest=${1:-$BUNDLE/wheels} ver=${PYVER:-3.12}
   rm -rf "$dest" "$dest/../fallback"
   mkdir -p "$dest"
-  "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version "$ver" --implementation cp \
-    --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
-    --platform manylinux2014_x86_64 -d "$dest" "${WHEELS[@]}"
+  download_wheels "$PY" "$ver" "$dest" "${WHEELS[@]}"
   "$PY" -m pip download -q --no-deps --only-binary=:all: -d "$dest/../fallback" "${FALLBACK_PINS[@]}"
   ls "$dest" "$dest/../fallback"
   du -sh "$dest" "$dest/../fallback"
@@ -110,8 +109,7 @@ install() {
 
 run() {
   [ -f "$SITE/.gpu_xtts" ] || { install && mkdir -p "$SITE" && touch "$SITE/.gpu_xtts"; }
-  mkdir -p /tmp/pkg/livedub
-  ln -sfn "$PWD/runtime" /tmp/pkg/livedub/runtime
+  link_runtime "$PWD"
   export PYTHONPATH=$SITE:/tmp/pkg:$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
   export MPLCONFIGDIR=/tmp/mplconfig NUMBA_CACHE_DIR=/tmp/numba-cache TTS_DEVICE=${TTS_DEVICE:-cuda}
   nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used --format=csv || true
