@@ -1,6 +1,6 @@
 """faster-whisper on CUDA: the runtime's own ASR engine, single-fragment latency and batched throughput.
 
-Runs ``WhisperRecognizer`` (runtime/engines/asr_whisper.py, the class the server uses) on each
+Runs ``WhisperRecognizer`` (runtime/src/livedub/runtime/engines/asr_whisper.py, the class the server uses) on each
 device/compute type given, over real FLEURS speech:
 
 * correctness: every FLEURS clip (en/es/fr/de) transcribed whole; transcripts are written out so the

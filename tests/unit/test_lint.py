@@ -14,7 +14,7 @@ PATHS = ["runtime", "operator", "tests", "bench", "hack"]
 def _ruff() -> str:
     found = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
     if found is None:
-        pytest.skip("ruff is not installed (pip install -e '.[dev]')")
+        pytest.skip("ruff is not installed (hack/install.sh VENV dev)")
     return found
 
 

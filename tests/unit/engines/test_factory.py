@@ -41,6 +41,9 @@ def test_default_set_is_the_embedded_one(shared_models):
     described = engines.describe()
     assert described["asr"] == "whisper-base-embedded"
     assert described["tts"] == "kokoro+espeak-ng-library"
+    # Per target language, the engine that really speaks it (what stream:ready reports).
+    assert engines.describe("es")["tts"] == "kokoro"
+    assert engines.describe("nl")["tts"] == "espeak-ng-library"
     assert isinstance(engines.tts, RoutingSynthesizer)
     if shutil.which("apertium"):
         assert described["translation"] == "apertium"

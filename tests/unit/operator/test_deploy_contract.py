@@ -7,13 +7,12 @@ import pytest
 import yaml
 from crd_schema import ROOT
 
+from livedub.contract import env
 from livedub.operator.builders.deployment import build_deployment
 from livedub.operator.spec import parse_pool_spec
 
 settings_module = pytest.importorskip("livedub.runtime.config")
-# Read by libraries inside the runtime rather than by its Settings.
-LIBRARY_ENV = {"HF_HOME"}
-RUNTIME_ENV = {name.upper() for name in settings_module.Settings.model_fields} | LIBRARY_ENV
+RUNTIME_ENV = {name.upper() for name in settings_module.Settings.model_fields} | env.LIBRARY
 
 
 def test_operator_env_names_are_runtime_settings() -> None:
@@ -40,8 +39,13 @@ def test_compose_env_names_are_runtime_settings() -> None:
         assert int(service["stop_grace_period"].rstrip("s")) > int(service["environment"]["DRAIN_TIMEOUT_S"])
 
 
-def test_runtime_dockerfile_installs_the_system_tools() -> None:
+def test_runtime_dockerfile_installs_through_the_shared_definition() -> None:
     text = (ROOT / "deploy" / "Dockerfile.runtime").read_text()
+    # The engines' system packages come from one list (runtime/apt-packages.txt) via hack/install.sh.
+    assert 'RUN bash hack/install.sh /opt/venv "${INSTALL_TARGET}"' in text
+    assert "COPY runtime ./runtime" in text and "COPY constraints.txt" in text
+    listed = (ROOT / "runtime" / "apt-packages.txt").read_text().split()
     for package in ("rubberband-cli", "ffmpeg", "libsndfile1", "espeak-ng", "apertium", "apertium-eng-spa"):
-        assert package in text
+        assert package in listed
+        assert package not in text.replace("apt-packages.txt", ""), f"{package} typed into the Dockerfile again"
     assert 'CMD ["livedub", "serve", "--host", "0.0.0.0", "--port", "8000"]' in text

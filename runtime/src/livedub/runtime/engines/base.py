@@ -199,10 +199,19 @@ class Engines:
     #: Extra engines by stage, e.g. a fallback translator.
     extras: dict[str, object] = field(default_factory=dict)
 
-    def describe(self) -> dict[str, str]:
+    def describe(self, target_language: str | None = None) -> dict[str, str]:
+        """Engine names; with a target language, the TTS engine that will really speak it.
+
+        A stream's ``stream:ready`` names the voice its listeners get (Kokoro, not "kokoro+espeak-ng"),
+        so a degraded install (Kokoro missing, espeak-ng speaking) is visible to the worker.
+        """
+        tts = self.tts
+        engine_for = getattr(tts, "engine_for", None)
+        if target_language is not None and callable(engine_for):
+            tts = engine_for(target_language)
         return {
             "asr": self.asr.name,
             "translation": self.translator.name,
-            "tts": self.tts.name,
+            "tts": tts.name,
             "duration_matching": self.stretcher.name,
         }

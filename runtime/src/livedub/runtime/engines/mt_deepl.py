@@ -42,7 +42,7 @@ import requests.adapters
 try:
     import deepl
 except ImportError as exc:  # pragma: no cover - depends on the install
-    raise ImportError("the DeepL engine needs the 'deepl' package: pip install 'livedub[deepl]'") from exc
+    raise ImportError("the DeepL engine needs the 'deepl' package: pip install 'livedub-runtime[deepl]'") from exc
 
 from livedub.runtime.engines.base import TranslationOptions, Translator, base_language
 from livedub.runtime.engines.mt_cache import CacheStats, TranslationCache

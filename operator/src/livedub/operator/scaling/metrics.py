@@ -9,11 +9,8 @@ from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
 
-IN_FLIGHT = "sts_fragments_in_flight"
-QUEUE_DEPTH = "sts_queue_depth"
-STREAMS = "sts_streams_active"
-BACKPRESSURE = "sts_backpressure_events_total"
-SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
+from livedub.contract.metrics import BACKPRESSURE, IN_FLIGHT, QUEUE_DEPTH, STREAMS
+from livedub.contract.metrics import BACKPRESSURE_SEVERITIES as SEVERITIES
 
 
 class MetricsParseError(ValueError):

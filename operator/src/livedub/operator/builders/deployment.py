@@ -8,6 +8,7 @@ runtime's own DRAIN_TIMEOUT_S and a margin, so in-flight fragments finish instea
 
 from typing import Any
 
+from livedub.contract import env as env_names
 from livedub.operator import constants as c
 from livedub.operator.builders.common import (
     child_labels,
@@ -40,21 +41,21 @@ def _env(spec: PoolSpec) -> list[dict[str, Any]]:
         if value is not None:
             env[name] = {"name": name, "value": str(value).lower() if isinstance(value, bool) else str(value)}
 
-    put("HOST", "0.0.0.0")
-    put("PORT", spec.runtime.port)
-    put("LOG_LEVEL", spec.runtime.log_level)
-    put("LOG_FORMAT", spec.runtime.log_format)
-    put("ASR_ENGINE", spec.asr.engine)
-    put("ASR_MODEL_SIZE", spec.asr.model_size)
-    put("ASR_MODEL_PATH", spec.asr.model_path)
-    put("ASR_DEVICE", spec.asr.device)
-    put("ASR_COMPUTE_TYPE", spec.asr.compute_type)
-    put("MT_ENGINE", spec.mt.engine)
-    put("DEEPL_SERVER_URL", spec.mt.deepl_server_url)
+    put(env_names.HOST, "0.0.0.0")
+    put(env_names.PORT, spec.runtime.port)
+    put(env_names.LOG_LEVEL, spec.runtime.log_level)
+    put(env_names.LOG_FORMAT, spec.runtime.log_format)
+    put(env_names.ASR_ENGINE, spec.asr.engine)
+    put(env_names.ASR_MODEL_SIZE, spec.asr.model_size)
+    put(env_names.ASR_MODEL_PATH, spec.asr.model_path)
+    put(env_names.ASR_DEVICE, spec.asr.device)
+    put(env_names.ASR_COMPUTE_TYPE, spec.asr.compute_type)
+    put(env_names.MT_ENGINE, spec.mt.engine)
+    put(env_names.DEEPL_SERVER_URL, spec.mt.deepl_server_url)
     if spec.mt.deepl_secret_ref:
         ref = spec.mt.deepl_secret_ref
-        env["DEEPL_AUTH_KEY"] = {
-            "name": "DEEPL_AUTH_KEY",
+        env[env_names.DEEPL_AUTH_KEY] = {
+            "name": env_names.DEEPL_AUTH_KEY,
             "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}},
         }
     # ONNX Runtime (Kokoro) sizes its thread pool from the *node's* cores, which oversubscribes a
@@ -62,17 +63,17 @@ def _env(spec: PoolSpec) -> list[dict[str, Any]]:
     # ASR_CPU_THREADS (2), so only TTS is pinned to the pod's request.
     threads = whole_cpus(spec.resources.cpu)
     if spec.tts.device == "cpu" and threads is not None:
-        put("TTS_CPU_THREADS", min(threads, MAX_ENGINE_THREADS))
-    put("TTS_ENGINE", spec.tts.engine)
-    put("TTS_DEVICE", spec.tts.device)
-    put("TTS_MODEL_PATH", spec.tts.model_path)
-    put("VOICES_FILE", c.VOICES_FILE)
-    put("MAX_INFLIGHT", spec.runtime.max_inflight)
-    put("ARTIFACTS_ENABLED", spec.runtime.artifacts_enabled)
-    put("DRAIN_TIMEOUT_S", spec.runtime.drain_timeout_seconds)
-    put("HF_HOME", f"{MODEL_CACHE_MOUNT}/huggingface")
-    put("AUTH_MODE", "required")
-    put("AUTH_TOKENS_FILE", c.AUTH_TOKENS_FILE)
+        put(env_names.TTS_CPU_THREADS, min(threads, MAX_ENGINE_THREADS))
+    put(env_names.TTS_ENGINE, spec.tts.engine)
+    put(env_names.TTS_DEVICE, spec.tts.device)
+    put(env_names.TTS_MODEL_PATH, spec.tts.model_path)
+    put(env_names.VOICES_FILE, c.VOICES_FILE)
+    put(env_names.MAX_INFLIGHT, spec.runtime.max_inflight)
+    put(env_names.ARTIFACTS_ENABLED, spec.runtime.artifacts_enabled)
+    put(env_names.DRAIN_TIMEOUT_S, spec.runtime.drain_timeout_seconds)
+    put(env_names.HF_HOME, f"{MODEL_CACHE_MOUNT}/huggingface")
+    put(env_names.AUTH_MODE, "required")
+    put(env_names.AUTH_TOKENS_FILE, c.AUTH_TOKENS_FILE)
     # User-supplied env wins over ours: it is the documented escape hatch.
     for item in spec.env:
         env[str(item["name"])] = dict(item)

@@ -227,7 +227,7 @@ class XTTSSynthesizer(Synthesizer):
             from TTS.tts.models.xtts import Xtts
         except ImportError as exc:
             raise ModelLoadError(
-                f"TTS_ENGINE=xtts needs torch and coqui-tts (pip install 'livedub[production]'): {exc}"
+                f"TTS_ENGINE=xtts needs torch and coqui-tts (pip install 'livedub-runtime[production]'): {exc}"
             ) from exc
         self._torch = torch
         self.model_dir = find_model_dir(model_path)

@@ -286,7 +286,7 @@ class DubbingService:
             max_inflight=self.settings.max_inflight,
             capabilities=CAPABILITIES,
             stream_id=stream_id,
-            engines=self.engines.describe(),
+            engines=self.engines.describe(init.target_language),
             source_language=init.source_language,
             target_language=init.target_language,
             voice_profile=voice.name if voice else None,

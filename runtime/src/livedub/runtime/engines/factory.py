@@ -87,7 +87,9 @@ def build_translator(settings: Settings) -> Translator:
     try:
         from livedub.runtime.engines.mt_deepl import DeepLTranslator
     except ImportError as exc:
-        raise ModelLoadError(f"MT_ENGINE=deepl needs the deepl client (pip install 'livedub[deepl]'): {exc}") from exc
+        raise ModelLoadError(
+            f"MT_ENGINE=deepl needs the deepl client (pip install 'livedub-runtime[deepl]'): {exc}"
+        ) from exc
     stage_s = settings.translation_timeout_ms / 1000
     # DeepL's own retries must end before the stage timeout, leaving time for the fallback.
     deepl = DeepLTranslator(
@@ -110,7 +112,9 @@ def build_tts(settings: Settings) -> Synthesizer:
         try:
             from livedub.runtime.engines.tts_xtts import XTTSSynthesizer
         except ImportError as exc:
-            raise ModelLoadError(f"TTS_ENGINE=xtts needs the XTTS extra (pip install 'livedub[xtts]'): {exc}") from exc
+            raise ModelLoadError(
+                f"TTS_ENGINE=xtts needs the XTTS extra (pip install 'livedub-runtime[production]'): {exc}"
+            ) from exc
         return XTTSSynthesizer(settings.tts_model_path, device=settings.tts_device)
     if settings.tts_engine == "espeak":
         return EspeakSynthesizer(backend="auto")

@@ -109,7 +109,7 @@ class Settings(BaseSettings):
         le=1,
         description="Only a detection at least this sure counts as a mismatch. 0.7 measured on 6 s FLEURS "
         "fragments (Whisper base, en/es/fr/de): no false mismatch in 88, 255 of 264 foreign ones caught "
-        "(runtime/pipeline/language.py).",
+        "(runtime/src/livedub/runtime/pipeline/language.py).",
     )
     asr_timeout_ms: int = Field(15000, ge=100, description="ASR stage timeout.")
 

@@ -3,8 +3,7 @@
 One ``Metrics`` object per app with its own registry (tests run several apps in one process).
 Labels come from closed sets only (stage, code, status, severity): never a stream or fragment id,
 so cardinality stays bounded and ``/metrics`` exposes no stream content.
-The operator's autoscaler reads ``sts_fragments_in_flight``, ``sts_queue_depth`` and
-``sts_backpressure_events_total`` from every pod: renaming them breaks scaling.
+The names the operator's autoscaler reads come from ``livedub.contract.metrics``, which both sides import.
 """
 
 from __future__ import annotations
@@ -13,6 +12,8 @@ import contextlib
 import logging
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, ProcessCollector, generate_latest
+
+from livedub.contract import metrics as contract
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ class Metrics:
         self.tts_seconds = Histogram(
             "sts_tts_duration_seconds", "TTS stage latency.", buckets=_STAGE_BUCKETS, registry=r
         )
-        self.inflight = Gauge("sts_fragments_in_flight", "Fragments being processed in this process.", registry=r)
+        self.inflight = Gauge(contract.IN_FLIGHT, "Fragments being processed in this process.", registry=r)
         self.errors = Counter(
             "sts_fragment_errors_total", "Fragment errors by stage and code.", ["stage", "code"], registry=r
         )
@@ -54,12 +55,12 @@ class Metrics:
             buckets=_STAGE_BUCKETS,
             registry=r,
         )
-        self.queue_depth = Gauge("sts_queue_depth", "Fragments admitted but waiting for an engine.", registry=r)
-        self.streams = Gauge("sts_streams_active", "Initialised streams.", registry=r)
+        self.queue_depth = Gauge(contract.QUEUE_DEPTH, "Fragments admitted but waiting for an engine.", registry=r)
+        self.streams = Gauge(contract.STREAMS, "Initialised streams.", registry=r)
         self.connections = Gauge("sts_connections_active", "Connected Socket.IO clients.", registry=r)
         self.fragments = Counter("sts_fragments_total", "Fragments delivered, by status.", ["status"], registry=r)
         self.backpressure = Counter(
-            "sts_backpressure_events_total", "Backpressure events sent, by severity.", ["severity"], registry=r
+            contract.BACKPRESSURE, "Backpressure events sent, by severity.", ["severity"], registry=r
         )
         self.rejected = Counter(
             "sts_fragments_rejected_total", "Fragments refused before queueing.", ["code"], registry=r
@@ -102,7 +103,7 @@ class Metrics:
         self.mt_fallbacks = Counter(
             "sts_translation_fallback_total", "Translations served by the fallback engine.", registry=r
         )
-        self.ready = Gauge("sts_ready", "1 when models are loaded and the process is not draining.", registry=r)
+        self.ready = Gauge(contract.READY, "1 when models are loaded and the process is not draining.", registry=r)
         self.model_load_seconds = Gauge("sts_model_load_seconds", "Time spent loading engines at start-up.", registry=r)
         self.info = Info("sts_build", "Version and engines.", registry=r)
         # process_resident_memory_bytes & co: memory growth over a soak is read from here.
