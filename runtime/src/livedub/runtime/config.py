@@ -165,6 +165,20 @@ class Settings(BaseSettings):
     backpressure_threshold_high: int = Field(7, ge=1, description="… severity high (action pause).")
     backpressure_threshold_critical: int = Field(10, ge=1, description="At or above: new fragments are rejected.")
     max_pod_inflight: int = Field(64, ge=1, description="In-flight fragments across all streams of this process.")
+    fragment_timeout_ms: int | None = Field(
+        None,
+        ge=1000,
+        description="Default per-fragment deadline from arrival for streams that declare no timeout_ms in "
+        "stream:init (unset: none). A fragment that cannot be dubbed in time is answered failed/TIMEOUT "
+        "(retryable) before it, so a worker can play the original.",
+    )
+    deadline_margin_ms: int = Field(
+        500,
+        ge=0,
+        le=5000,
+        description="How long before a stream's deadline its fragment is answered TIMEOUT: time for the "
+        "result to reach the worker (serialisation, network).",
+    )
     fragment_max_duration_ms: int = Field(30000, ge=100, description="Longest fragment accepted.")
 
     # --- security and limits -------------------------------------------------------------------

@@ -62,6 +62,11 @@ class Metrics:
         self.backpressure = Counter(
             contract.BACKPRESSURE, "Backpressure events sent, by severity.", ["severity"], registry=r
         )
+        self.deadline_misses = Counter(
+            "sts_deadline_misses_total",
+            "Fragments answered failed/TIMEOUT because their stream's deadline (timeout_ms) came first.",
+            registry=r,
+        )
         self.rejected = Counter(
             "sts_fragments_rejected_total", "Fragments refused before queueing.", ["code"], registry=r
         )

@@ -78,6 +78,9 @@ T = TypeVar("T")
 VAD = VadOptions(min_speech_duration_ms=250, min_silence_duration_ms=500, speech_pad_ms=200)
 #: Whisper's window: 30 s of audio, 3000 mel frames.
 WINDOW_S = 30.0
+#: The stream's vocabulary (domain hints) in the prompt, in tokens: ~25 terms, well inside the half of
+#: Whisper's 448-token context a prompt may take.
+HINT_TOKENS = 64
 #: Whisper's decoder context is 448 tokens; the prompt may take half (as faster-whisper does).
 MAX_LENGTH = 448
 #: Context slot for the previous transcript when prompts are on, in tokens (~10 words: the tail is
@@ -117,6 +120,7 @@ class _Window:
     prompt: str | None
     speech_start: float
     detect: bool
+    hints: str | None = None
 
 
 #: A detection: (ISO code, probability of Whisper's top language token).
@@ -205,19 +209,19 @@ class WhisperRecognizer(SpeechRecognizer):
         windows: list[_Window] = []
         normalised = [AsrRequest(*r) for r in requests]
         prepared = self._map(_speech, [r.audio for r in normalised])
-        for index, ((_, language, prompt, detect), (samples, speech)) in enumerate(
-            zip(normalised, prepared, strict=True)
-        ):
-            lang = self._check_language(language)
-            detect = detect and self._multilingual
+        for index, (request, (samples, speech)) in enumerate(zip(normalised, prepared, strict=True)):
+            prompt, hints = request.prompt, request.hints
+            lang = self._check_language(request.language)
+            detect = request.detect_language and self._multilingual
             if not speech:
                 results[index] = Transcript("", lang)  # silence: nothing to detect, never a mismatch
                 continue
             start, end = speech[0]["start"], speech[-1]["end"]
             if self.word_timestamps or (end - start) > WINDOW_S * ASR_SAMPLE_RATE:
-                results[index] = self._transcribe_full(samples, lang, prompt, samples[start:end] if detect else None)
+                detect_from = samples[start:end] if detect else None
+                results[index] = self._transcribe_full(samples, lang, prompt, detect_from, hints)
                 continue
-            windows.append(_Window(index, samples[start:end], lang, prompt, start / ASR_SAMPLE_RATE, detect))
+            windows.append(_Window(index, samples[start:end], lang, prompt, start / ASR_SAMPLE_RATE, detect, hints))
         for first in range(0, len(windows), self.max_batch):
             chunk = windows[first : first + self.max_batch]
             for window, (text, detected) in zip(chunk, self._decode_windows(chunk), strict=True):
@@ -249,7 +253,7 @@ class WhisperRecognizer(SpeechRecognizer):
 
     def _decode_windows(self, windows: list[_Window]) -> list[tuple[str, Detection | None]]:
         features = self._features([w.audio for w in windows])
-        prompts = [self._prompt(w.language, w.prompt if self.prompt_previous else None) for w in windows]
+        prompts = [self._prompt(w.language, w.prompt if self.prompt_previous else None, w.hints) for w in windows]
         texts = [""] * len(windows)
         detections: list[Detection | None] = [None] * len(windows)
         # Prompt length decides the group: without prompts every request is in one group.
@@ -315,20 +319,23 @@ class WhisperRecognizer(SpeechRecognizer):
         # Tokens come back as "<|es|>", best first.
         return [(ranked[0][0][2:-2], float(ranked[0][1])) for ranked in self.model.model.detect_language(encoded)]
 
-    def _prompt(self, language: str, previous: str | None) -> list[int]:
-        """The task tokens, preceded (when there is a previous transcript) by a fixed-size context slot.
+    def _prompt(self, language: str, previous: str | None, hints: str | None = None) -> list[int]:
+        """The task tokens, preceded by the stream's vocabulary and/or a fixed-size context slot.
 
-        ``<|startofprev|>`` + exactly :data:`PROMPT_TOKENS` tokens: the tail of the previous
-        transcript without a trailing "..." or "-" (they invite "..." answers), left-padded with
-        spaces. The slot never depends on batch companions, so batched results equal single ones.
+        ``<|startofprev|>`` + the programme's terms (``hints``, at most :data:`HINT_TOKENS`; Whisper
+        favours spellings it has seen in the prompt) + exactly :data:`PROMPT_TOKENS` tokens of the
+        previous transcript's tail without a trailing "..." or "-" (they invite "..." answers),
+        left-padded with spaces. Neither depends on batch companions, so batched results equal single ones.
         """
         tokenizer = self._tokenizer(language)
         tail = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+        vocabulary = tokenizer.encode(" " + hints)[:HINT_TOKENS] if hints else []
         previous = _TRAILING_CUT.sub("", previous or "")
         if not previous:
-            return tail
+            return [tokenizer.sot_prev, *vocabulary, *tail] if vocabulary else tail
         context = tokenizer.encode(" " + previous)[-PROMPT_TOKENS:]
-        return [tokenizer.sot_prev, *([_SPACE_TOKEN] * (PROMPT_TOKENS - len(context))), *context, *tail]
+        slot = [*([_SPACE_TOKEN] * (PROMPT_TOKENS - len(context))), *context]
+        return [tokenizer.sot_prev, *vocabulary, *slot, *tail]
 
     def _tokenizer(self, language: str) -> Tokenizer:
         tokenizer = self._tokenizers.get(language)
@@ -350,7 +357,7 @@ class WhisperRecognizer(SpeechRecognizer):
     # --- the one-by-one path (long speech, word timestamps) ----------------------------------
 
     def _transcribe_full(
-        self, audio: Samples, language: str, prompt: str | None, detect_from: Samples | None
+        self, audio: Samples, language: str, prompt: str | None, detect_from: Samples | None, hints: str | None = None
     ) -> Transcript:
         detected: Detection | None = None
         if detect_from is not None:
@@ -372,7 +379,7 @@ class WhisperRecognizer(SpeechRecognizer):
                 vad_filter=True,
                 vad_parameters=VAD,
                 condition_on_previous_text=False,
-                initial_prompt=(prompt or None) if self.prompt_previous else None,
+                initial_prompt=" ".join(p for p in (hints, prompt if self.prompt_previous else None) if p) or None,
                 word_timestamps=self.word_timestamps,
             )
             segments = list(segments)  # the generator does the work

@@ -79,6 +79,8 @@ class TranslationOptions:
 
     formality: str | None = None
     glossary_id: str | None = None
+    #: The programme's terms (stream:init ``domain_hints``): context for engines that take it.
+    domain_hints: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +101,8 @@ class AsrRequest(NamedTuple):
     prompt: str | None = None
     #: Also report the spoken language (the stream's language check asks for it per stream).
     detect_language: bool = False
+    #: Vocabulary of the programme (stream:init ``domain_hints``), for engines that can be primed.
+    hints: str | None = None
 
 
 class SpeechRecognizer(ABC):
@@ -123,7 +127,7 @@ class SpeechRecognizer(ABC):
         """Transcribe one fragment. ``prompt`` is the previous fragment's transcript (context)."""
 
     def transcribe_many(self, requests: Sequence[AsrRequest | tuple[Samples, str, str | None]]) -> list[Transcript]:
-        """Transcribe several fragments. Batched backends override."""
+        """Transcribe several fragments. Batched backends override; engines that cannot be primed ignore ``hints``."""
         return [
             self.transcribe(r.audio, language=r.language, prompt=r.prompt, detect_language=r.detect_language)
             for r in (AsrRequest(*request) for request in requests)

@@ -282,7 +282,7 @@ class DeepLTranslator(Translator):
         target_code = self.target_code(target)
         formality = self._formality(options.formality if options else None, target_code)
         glossary = options.glossary_id if options and options.glossary_id else None
-        context = context if context and context.strip() else None
+        context = _with_hints(context, options.domain_hints if options else ())
         key = (text, source_code, target_code, context if self.cache_context else None, formality, glossary)
         cached = self.cache.get(key)
         if cached is not None:
@@ -413,3 +413,10 @@ def _version() -> str:
         return version("livedub")
     except Exception:  # not installed as a distribution (e.g. a bare checkout)
         return "dev"
+
+
+def _with_hints(context: str | None, hints: tuple[str, ...]) -> str | None:
+    """DeepL's ``context`` informs the translation without being translated: the programme's terms
+    (stream:init ``domain_hints``) go there, ahead of the previous sentence."""
+    parts = [f"Terms: {', '.join(hints)}." if hints else "", context.strip() if context else ""]
+    return " ".join(p for p in parts if p) or None

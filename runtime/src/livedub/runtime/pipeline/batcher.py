@@ -50,16 +50,20 @@ class AsrBatcher:
         self._busy = False
 
     async def transcribe(
-        self, audio: Samples, *, language: str, prompt: str | None, detect_language: bool = False
+        self,
+        audio: Samples,
+        *,
+        language: str,
+        prompt: str | None,
+        detect_language: bool = False,
+        hints: str | None = None,
     ) -> Transcript:
         loop = asyncio.get_running_loop()
+        asr_request = AsrRequest(audio, language, prompt, detect_language, hints)
         if self._window_s <= 0:
             self._on_call(1)
-            return await loop.run_in_executor(
-                self._executor,
-                lambda: self._asr.transcribe(audio, language=language, prompt=prompt, detect_language=detect_language),
-            )
-        request = _Request(AsrRequest(audio, language, prompt, detect_language), loop.create_future())
+            return await loop.run_in_executor(self._executor, lambda: self._asr.transcribe_many([asr_request])[0])
+        request = _Request(asr_request, loop.create_future())
         self._waiting.append(request)
         if self._busy:
             pass  # goes with the next call, started as soon as the running one returns

@@ -54,6 +54,8 @@ class FragmentJob:
     source_reference: object | None = None
     #: The stream's language check (pipeline/language.py); "off" asks ASR for no detection.
     language_check: LanguageCheck = "off"
+    #: The programme's terms: primed into ASR and given to translation as context.
+    domain_hints: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -149,13 +151,16 @@ class DubbingPipeline:
         finally:
             timings[key] = int((time.perf_counter() - started) * 1000)
 
-    async def process(self, job: FragmentJob) -> FragmentOutcome:
+    async def process(self, job: FragmentJob, on_stage: Callable[[Stage], None] | None = None) -> FragmentOutcome:
+        """Dub one fragment. ``on_stage`` hears each stage as it starts (a deadline names where it hit)."""
         timings: dict[str, int] = {}
+        on_stage = on_stage or (lambda stage: None)
         audio = job.audio
         original_s = audio.duration_s
         target_samples = len(audio.samples)
 
         asr_input = await self._run(lambda: resample(audio.samples, audio.sample_rate, ASR_SAMPLE_RATE))
+        on_stage(Stage.ASR)
         transcript: Transcript = await self._stage(
             Stage.ASR,
             self.timeouts.asr_s,
@@ -164,6 +169,7 @@ class DubbingPipeline:
                 language=job.source_language,
                 prompt=job.previous_transcript or None,
                 detect_language=job.language_check != "off",
+                hints=", ".join(job.domain_hints) or None,
             ),
             timings,
             "asr_ms",
@@ -184,6 +190,7 @@ class DubbingPipeline:
             self._check_language(job, transcript)
 
         engines = self.engines
+        on_stage(Stage.TRANSLATION)
         translation: str = await self._stage(
             Stage.TRANSLATION,
             self.timeouts.translation_s,
@@ -206,6 +213,7 @@ class DubbingPipeline:
         tts_name, language = engines.tts.name, job.target_language
         speed = self.speaking_rate.speed_for(tts_name, language, translation, original_s)
         extra = {"reference": job.source_reference} if job.source_reference is not None else {}
+        on_stage(Stage.TTS)
         async with self._tts_slots:
             speech = await self._stage(
                 Stage.TTS,
@@ -223,6 +231,7 @@ class DubbingPipeline:
         self.speaking_rate.observe(tts_name, language, translation, voiced_s, speed)
 
         speech_start = transcript.speech_start or (transcript.words[0].start if transcript.words else 0.0)
+        on_stage(Stage.DURATION_MATCH)
         fitted, rate = await self._stage(
             Stage.DURATION_MATCH,
             self.timeouts.duration_match_s,

@@ -70,6 +70,15 @@ class StreamInit(_Inbound):
     glossary_id: str | None = Field(None, max_length=128)
     #: This stream's language check (off / warn / refuse); default: the server's ASR_LANGUAGE_CHECK.
     language_check: Literal["off", "warn", "refuse"] | None = None
+    #: Deadline per fragment, from its arrival: a fragment that cannot be dubbed in time is answered
+    #: ``failed`` / ``TIMEOUT`` (retryable) before it, so the worker can play the original instead.
+    timeout_ms: int | None = Field(None, ge=1000, le=600_000)
+    #: Terms of the programme (names, jargon): a vocabulary for ASR and context for translation.
+    domain_hints: tuple[Annotated[str, Field(min_length=1, max_length=64)], ...] = Field((), max_length=32)
+    #: The client's own in-flight window; the server advertises the smaller of it and MAX_INFLIGHT.
+    max_inflight: int | None = Field(None, ge=1, le=64)
+    #: Which wire dialect to answer in (default: the shape of this payload; protocol/dialects).
+    dialect: Literal["guide", "worker"] | None = None
 
     @field_validator("source_language", "target_language")
     @classmethod
@@ -144,6 +153,8 @@ class FragmentAck(_Outbound):
     stream_id: str | None = None
     sequence_number: int | None = None
     error: ErrorInfo | None = None
+    #: Fragments of this stream admitted before this one and not yet answered.
+    queue_position: int | None = None
 
 
 class DurationMetadata(_Outbound):
@@ -256,6 +267,9 @@ class StreamComplete(_Outbound):
     success: int
     partial: int
     failed: int
+    avg_processing_time_ms: float | None = None
+    #: Fragments answered TIMEOUT because the stream's ``timeout_ms`` deadline came first.
+    deadline_misses: int | None = None
 
 
 class StreamState(_Outbound):

@@ -29,7 +29,7 @@ from livedub.runtime.metrics import Metrics
 from livedub.runtime.server.auth import TokenAuthenticator
 from livedub.runtime.server.http import add_routes
 from livedub.runtime.server.keys import SERVICE_KEY, SIO_KEY
-from livedub.runtime.server.namespace import DubbingNamespace
+from livedub.runtime.server.namespace import DubbingNamespace, make_sender
 from livedub.runtime.server.service import DubbingService
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def create_app(
         logger=False,
         engineio_logger=False,
     )
-    service = DubbingService(settings, metrics, emit=lambda event, data, to: sio.emit(event, data, to=to))
+    service = DubbingService(settings, metrics, send=make_sender(sio))
     sio.register_namespace(DubbingNamespace(service, TokenAuthenticator(settings)))
     app = web.Application(client_max_size=settings.max_message_bytes)
     app[SERVICE_KEY] = service

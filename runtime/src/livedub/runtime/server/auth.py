@@ -2,8 +2,9 @@
 
 Tokens come from ``AUTH_TOKENS`` (comma-separated) and/or ``AUTH_TOKENS_FILE`` (one per line; the Helm
 chart mounts a Secret there and rotation needs no restart: the file is re-read when it changes).
-A worker presents one in the Socket.IO ``auth`` payload (``{"token": …}``, what browsers can do) or an
-``Authorization: Bearer …`` header. Comparison is constant-time against every token, so timing reveals
+A worker presents one in the Socket.IO ``auth`` payload (``{"token": …}``, what browsers can do), an
+``Authorization: Bearer …`` header, or the connection URL's query (``?token=…``) when it can set
+neither. Comparison is constant-time against every token, so timing reveals
 neither which token nor how much of one matched.
 
 ``AUTH_MODE=auto`` (the default) requires a token whenever the runtime listens beyond loopback, so a
@@ -17,6 +18,7 @@ import ipaddress
 import logging
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 from livedub.runtime.config import Settings
 
@@ -70,7 +72,11 @@ class TokenAuthenticator:
         header = environ.get("HTTP_AUTHORIZATION", "")
         if header.lower().startswith("bearer "):
             return str(header[7:].strip())
-        return None
+        # Workers that can set neither headers nor an auth payload (the media-service worker: only
+        # its URL is configurable) put it in the query string. Access logging is off, and no log
+        # line of ours prints a query string, so the token is not written anywhere.
+        tokens = parse_qs(str(environ.get("QUERY_STRING", ""))).get("token")
+        return tokens[-1] if tokens else None
 
     def check(self, environ: dict[str, Any], auth: Any) -> str | None:
         """None when the connection may proceed, else the reason it is refused."""
@@ -78,7 +84,7 @@ class TokenAuthenticator:
             return None
         token = self.presented(environ, auth)
         if not token:
-            return "missing worker token: send it as auth={'token': ...} or 'Authorization: Bearer ...'"
+            return "missing worker token: send it as auth={'token': ...}, 'Authorization: Bearer ...' or ?token=..."
         candidate = token.encode()
         # No early exit: compare against every token so timing does not tell which one matched.
         matched = False

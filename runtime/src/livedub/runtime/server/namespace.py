@@ -1,9 +1,10 @@
-"""The Socket.IO adapter: parse each event, hand it to the service, turn failures into wire errors.
+"""The Socket.IO edge: parse each event in its dialect, hand it to the service, serialise the answers.
 
-Thin on purpose (kopf's and crate's handlers are too): no dubbing logic lives here. Each handler's
-return value doubles as the Socket.IO acknowledgement, so clients that pass a callback get the
-same payload the event carries. A handler never raises: python-socketio would send no ack and the
-client would wait forever.
+Thin on purpose (kopf's and crate's handlers are too): no dubbing logic lives here, and no payload
+shape either — each stream's dialect (``protocol/dialects``) owns those. Each handler's return value
+doubles as the Socket.IO acknowledgement, so clients that pass a callback get the same payload the
+event carries. A handler never raises: python-socketio would send no ack and the client would wait
+forever.
 """
 
 from __future__ import annotations
@@ -18,10 +19,37 @@ from pydantic import ValidationError
 from livedub.runtime.errors import DubbingError, ErrorCode, Stage
 from livedub.runtime.logs import fragment_id_var, stream_id_var
 from livedub.runtime.protocol import events as ev
+from livedub.runtime.protocol.dialects import DIALECTS, Dialect, detect
+from livedub.runtime.protocol.dialects.base import Outbound
 from livedub.runtime.server.auth import TokenAuthenticator
-from livedub.runtime.server.service import DubbingService
+from livedub.runtime.server.service import DubbingService, Send
 
 log = logging.getLogger(__name__)
+
+
+def make_sender(sio: socketio.AsyncServer) -> Send:
+    """The service's ``send``: serialise a typed message in the stream's dialect and emit it."""
+
+    async def send(sid: str, message: Outbound, dialect: str) -> None:
+        event, payload = DIALECTS[dialect].encode(message)
+        await sio.emit(event, payload, to=sid)
+
+    return send
+
+
+def _salvage(data: Any) -> tuple[str | None, str | None, int | None]:
+    """fragment_id, stream_id and sequence_number of a payload that failed validation, where usable,
+    so its rejection still names them (and keeps its place in the stream's order)."""
+    if not isinstance(data, dict):
+        return None, None, None
+
+    def ident(key: str) -> str | None:
+        value = data.get(key)
+        return value if isinstance(value, str) and 0 < len(value) <= 128 else None
+
+    sequence = data.get("sequence_number")
+    usable = isinstance(sequence, int) and not isinstance(sequence, bool) and 0 <= sequence <= 2**53
+    return ident("fragment_id"), ident("stream_id"), sequence if usable else None
 
 
 def _header_or_auth(environ: dict[str, Any], auth: Any, header: str, *keys: str) -> str | None:
@@ -59,56 +87,65 @@ class DubbingNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         await self.service.disconnect(sid)
 
-    async def _fail(self, sid: str, event: str, error: DubbingError, stream_id: str | None = None) -> dict[str, Any]:
-        payload = ev.ErrorEvent.from_error(error, event=event, stream_id=stream_id).wire()
+    async def _fail(
+        self, sid: str, event: str, error: DubbingError, dialect: Dialect, stream_id: str | None = None
+    ) -> dict[str, Any]:
+        name, payload = dialect.encode(ev.ErrorEvent.from_error(error, event=event, stream_id=stream_id))
         self.service.metrics.errors.labels(stage=str(error.stage or Stage.PROTOCOL), code=str(error.code)).inc()
-        await self.emit("error", payload, to=sid)
+        await self.emit(name, payload, to=sid)
         return {"status": "error", "error": payload}
+
+    async def _answer(self, sid: str, message: Outbound, dialect: Dialect) -> dict[str, Any]:
+        name, payload = dialect.encode(message)
+        await self.emit(name, payload, to=sid)
+        return payload
 
     def _known(self, sid: str) -> bool:
         return sid in self.service.connections
 
     async def on_stream_init(self, sid: str, data: Any = None, *_: Any) -> dict[str, Any]:  # "stream:init"
+        dialect = detect(data)
+        stream_id = _salvage(data)[1]
         try:
-            init = ev.StreamInit.model_validate(data if data is not None else {})
+            init = dialect.stream_init(data)
             stream_id_var.set(init.stream_id)
-            ready = self.service.stream_init(sid, init)
+            ready = self.service.stream_init(sid, init, dialect.name)
         except ValidationError as exc:
-            return await self._fail(sid, "stream:init", ev.invalid_payload("stream:init", exc))
+            return await self._fail(sid, "stream:init", ev.invalid_payload("stream:init", exc), dialect, stream_id)
         except DubbingError as exc:
-            return await self._fail(sid, "stream:init", exc)
-        await self.emit("stream:ready", ready.wire(), to=sid)
-        return ready.wire()
+            return await self._fail(sid, "stream:init", exc, dialect, stream_id)
+        return await self._answer(sid, ready, dialect)
 
     async def on_fragment_data(self, sid: str, data: Any = None, *_: Any) -> dict[str, Any]:  # "fragment:data"
         try:
-            fragment = ev.FragmentData.model_validate(data)
+            fragment = detect(data).fragment(data)  # parsed by its own shape, answered in its stream's dialect
         except ValidationError as exc:
-            fragment_id = data.get("fragment_id") if isinstance(data, dict) else None
-            fragment_id = fragment_id if isinstance(fragment_id, str) and 0 < len(fragment_id) <= 128 else None
+            fragment_id, stream_id, sequence = _salvage(data)
             error = ev.invalid_payload("fragment:data", exc)
-            await self.service.reject(sid, None, error, None, fragment_id=fragment_id)
-            return {"status": "rejected", "error": ev.ErrorInfo.from_error(error).wire()}
+            ack = await self.service.reject(
+                sid, error, None, fragment_id=fragment_id, stream_id=stream_id, sequence_number=sequence
+            )
+            return DIALECTS[self.service.dialect_of(sid, stream_id)].encode(ack)[1]
         fragment_id_var.set(fragment.fragment_id)
         ack = await self.service.fragment(sid, fragment)
-        return ack.wire()
+        return DIALECTS[self.service.dialect_of(sid, ack.stream_id)].encode(ack)[1]
 
     async def _control(
-        self, sid: str, event: str, data: Any, action: Callable[[ev.StreamControl], Awaitable[Any]]
+        self, sid: str, event: str, data: Any, action: Callable[[ev.StreamControl], Awaitable[Outbound]]
     ) -> dict[str, Any]:
-        """Parse a ``stream:*`` control payload, run ``action``, emit its reply under ``reply_event``."""
+        """Parse a ``stream:*`` control payload, run ``action``, send its reply in the stream's dialect."""
+        stream_id = _salvage(data)[1]
+        dialect = DIALECTS[self.service.dialect_of(sid, stream_id)]
         try:
-            control = ev.StreamControl.model_validate(data if isinstance(data, dict) else {})
-            reply_event, reply = await action(control)
+            reply = await action(dialect.control(data))
         except ValidationError as exc:
-            return await self._fail(sid, event, ev.invalid_payload(event, exc))
+            return await self._fail(sid, event, ev.invalid_payload(event, exc), dialect, stream_id)
         except DubbingError as exc:
-            return await self._fail(sid, event, exc)
-        await self.emit(reply_event, reply.wire(), to=sid)
-        return dict(reply.wire())
+            return await self._fail(sid, event, exc, dialect, stream_id)
+        return await self._answer(sid, reply, dialect)
 
-    async def _set_paused(self, sid: str, control: ev.StreamControl, paused: bool) -> tuple[str, ev.StreamState]:
-        return "stream:state", self.service.set_paused(sid, control.stream_id, paused)
+    async def _set_paused(self, sid: str, control: ev.StreamControl, paused: bool) -> ev.StreamState:
+        return self.service.set_paused(sid, control.stream_id, paused)
 
     async def on_stream_pause(self, sid: str, data: Any = None, *_: Any) -> dict[str, Any]:
         return await self._control(sid, "stream:pause", data, lambda c: self._set_paused(sid, c, True))
@@ -117,8 +154,8 @@ class DubbingNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         return await self._control(sid, "stream:resume", data, lambda c: self._set_paused(sid, c, False))
 
     async def on_stream_end(self, sid: str, data: Any = None, *_: Any) -> dict[str, Any]:
-        async def end(control: ev.StreamControl) -> tuple[str, ev.StreamComplete]:
-            return "stream:complete", await self.service.stream_end(sid, control.stream_id)
+        async def end(control: ev.StreamControl) -> ev.StreamComplete:
+            return await self.service.stream_end(sid, control.stream_id)
 
         return await self._control(sid, "stream:end", data, end)
 
@@ -136,8 +173,8 @@ class DubbingNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             except Exception:  # a bug must still answer the client, not leave it waiting
                 log.exception("handler crashed", extra={"event": event})
                 error = DubbingError(ErrorCode.INTERNAL, f"internal error handling {event}", stage=Stage.PROTOCOL)
-                return await self._fail(sid, event, error)
+                return await self._fail(sid, event, error, DIALECTS[self.service.dialect_of(sid)])
         if sid is not None and self._known(sid):
             error = DubbingError(ErrorCode.INVALID_PAYLOAD, f"unknown event '{event}'", stage=Stage.PROTOCOL)
-            return await self._fail(sid, event, error)
+            return await self._fail(sid, event, error, DIALECTS[self.service.dialect_of(sid)])
         return None

@@ -19,7 +19,7 @@ from livedub.runtime.errors import DubbingError, ErrorCode, Stage
 from livedub.runtime.pipeline.language import LanguageCheck
 from livedub.runtime.protocol.events import AudioFormat, BackpressureSeverity
 from livedub.runtime.session.backpressure import BackpressureTracker, Thresholds
-from livedub.runtime.session.ordering import ReorderBuffer
+from livedub.runtime.session.ordering import ReorderBuffer, Ticket
 
 #: Delivered fragment ids remembered for duplicate detection; bounded so a day-long stream
 #: does not grow memory (at 6 s fragments this is over an hour of history).
@@ -52,6 +52,12 @@ class StreamConfig:
     output_sample_rate: int | None
     #: off / warn / refuse (pipeline/language.py): stream:init's choice, else the server's setting.
     language_check: LanguageCheck = "off"
+    #: Per-fragment deadline from arrival (stream:init ``timeout_ms``), or None for no deadline.
+    timeout_ms: int | None = None
+    #: Programme vocabulary for ASR and translation (stream:init ``domain_hints``).
+    domain_hints: tuple[str, ...] = ()
+    #: The wire dialect the stream is answered in (protocol/dialects); opaque to the session.
+    dialect: str = "guide"
 
 
 @dataclass(slots=True)
@@ -61,9 +67,16 @@ class StreamStats:
     success: int = 0
     partial: int = 0
     failed: int = 0
+    processing_ms_total: int = 0
+    deadline_misses: int = 0
 
-    def count(self, status: str) -> None:
+    @property
+    def avg_processing_time_ms(self) -> float:
+        return round(self.processing_ms_total / self.delivered, 1) if self.delivered else 0.0
+
+    def count(self, status: str, processing_ms: int = 0) -> None:
         self.delivered += 1
+        self.processing_ms_total += processing_ms
         if status == "success":
             self.success += 1
         elif status == "partial":
@@ -83,7 +96,7 @@ class StreamSession:
     previous_transcript: str = ""
     previous_translation: str = ""
     order: ReorderBuffer[Any] = field(default_factory=ReorderBuffer)
-    inflight_ids: dict[str, int] = field(default_factory=dict)  # fragment_id -> sequence
+    inflight_ids: dict[str, Ticket] = field(default_factory=dict)  # fragment_id -> its place in order
     #: Serialises "complete + emit" so two finishing fragments cannot interleave their sends.
     delivery_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     #: Set whenever nothing is in flight; ``stream:end`` waits on it.
@@ -121,7 +134,9 @@ class StreamSession:
         previous = self._delivered_ids.get(fragment_id)
         if previous is not None and previous != "failed":
             return Admission.DUPLICATE  # a failed fragment may be retried under the same id
-        if sequence in self.order:
+        # Only a number being dubbed right now conflicts: one whose rejection is still waiting for
+        # its turn to be delivered may be retried (a retryable rejection must be retryable).
+        if any(ticket[0] == sequence for ticket in self.inflight_ids.values()):
             raise DubbingError(
                 ErrorCode.INVALID_PAYLOAD,
                 f"sequence_number {sequence} is already in flight under another fragment_id",
@@ -133,22 +148,30 @@ class StreamSession:
                 f"{self.inflight} fragments in flight (critical threshold {self.thresholds.critical}); retry later",
                 stage=Stage.SESSION,
             )
-        self.order.admit(sequence)
-        self.inflight_ids[fragment_id] = sequence
+        self.inflight_ids[fragment_id] = self.order.admit(sequence)
         self.stats.received += 1
         self.idle.clear()
         return Admission.QUEUED
 
     def complete(self, fragment_id: str, result: Any, status: str) -> list[Any]:
         """Record a finished fragment; return the results now deliverable, in sequence order."""
-        sequence = self.inflight_ids.pop(fragment_id)
+        ticket = self.inflight_ids.pop(fragment_id)
         self._delivered_ids[fragment_id] = status
         while len(self._delivered_ids) > _REMEMBERED_IDS:
             self._delivered_ids.popitem(last=False)
-        ready = self.order.complete(sequence, result)
+        ready = self.order.complete(ticket, result)
         if not self.inflight_ids:
             self.idle.set()
         return ready
+
+    def rejected(self, sequence: int, result: Any) -> list[Any]:
+        """Queue a rejection's result behind every lower (and earlier same) number; return what is deliverable."""
+        return self.order.complete(self.order.admit(sequence), result)
+
+    def queue_position(self, fragment_id: str) -> int:
+        """Fragments of this stream that will be answered before this one."""
+        ticket = self.inflight_ids.get(fragment_id)
+        return self.order.ahead_of(ticket) if ticket is not None else 0
 
     def backpressure_change(self) -> BackpressureSeverity | None:
         return self.backpressure.update(self.inflight)
