@@ -63,7 +63,7 @@ class Metrics:
             contract.BACKPRESSURE, "Backpressure events sent, by severity.", ["severity"], registry=r
         )
         self.rejected = Counter(
-            "sts_fragments_rejected_total", "Fragments refused before queueing.", ["code"], registry=r
+            contract.REJECTED, "Fragments refused before queueing.", ["code"], registry=r
         )
         self.variance = Histogram(
             "sts_duration_variance_ratio",

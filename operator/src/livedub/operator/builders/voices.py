@@ -20,6 +20,7 @@ FETCHED_DIR = f"{c.REFERENCE_AUDIO_DIR}/fetched"
 DEFAULT_FETCH_IMAGE = "curlimages/curl:8.11.1"
 
 
+
 @dataclass(frozen=True)
 class Voice:
     """A VoiceProfile resolved for one pool: its name and parsed spec."""
@@ -116,6 +117,7 @@ def fetch_init_containers(voices: list[Voice], image: str = DEFAULT_FETCH_IMAGE)
                 "allowPrivilegeEscalation": False,
                 "capabilities": {"drop": ["ALL"]},
                 "runAsNonRoot": True,
+                "runAsUser": c.RUNTIME_UID,
             },
         }
     ]
