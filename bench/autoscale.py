@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from livedub.operator.scaling.decide import Decision, History, Observation, Policy, decide
+from livedub.operator.scaling.decide import Decision, History, Policy, decide
 from livedub.operator.scaling.metrics import PodMetrics
 from livedub.operator.scaling.observe import observe
 from livedub.operator.scaling.policy import policy_of
@@ -69,6 +69,8 @@ class Profile:
     duration_s: int
     demand: Demand
     device: str = "cuda"
+    # The issue's four profiles carry the targets; the CPU step is reported beside them.
+    targeted: bool = True
 
 
 def _step(t: float) -> float:
@@ -105,7 +107,7 @@ PROFILES = (
     Profile("ramp", "0 → 500 → 0 over an hour", 4200, _ramp),
     Profile("spike", "50 → 500 within a minute (news), 30 min, back", 3600, _spike),
     Profile("diurnal", "24 h from 04:00: 20 → 500 at 16:00 → 20", 86400, _diurnal),
-    Profile("step-cpu", "0 → 100 streams on CPU pods", 1800, _step, device="cpu"),
+    Profile("step-cpu", "0 → 100 streams on CPU pods", 1800, _step, device="cpu", targeted=False),
 )
 STARTUP_S = {"cuda": 90, "cpu": 30}
 
@@ -302,6 +304,7 @@ def simulate(profile: Profile, seed: int = 1) -> tuple[dict[str, Any], Series]:
         "profile": profile.name,
         "description": profile.description,
         "device": profile.device,
+        "targeted": profile.targeted,
         "streams_per_pod": policy.streams_per_pod,
         "startup_s": startup,
         "absorb_s": absorb,
@@ -325,9 +328,7 @@ def _absorb(episodes: list[tuple[float, float]], series: Series, capacity: int) 
     """
     worst = 0.0
     for start, end in episodes:
-        enough = next(
-            (i for i in range(int(start), int(end)) if series.ready[i] * capacity >= series.demand[i]), None
-        )
+        enough = next((i for i in range(int(start), int(end)) if series.ready[i] * capacity >= series.demand[i]), None)
         if enough is not None:
             worst = max(worst, end - enough)
     return worst
@@ -336,7 +337,8 @@ def _absorb(episodes: list[tuple[float, float]], series: Series, capacity: int) 
 def meets(result: dict[str, Any]) -> dict[str, bool]:
     checks = {
         "absorb": result["absorb_s"] <= TARGETS["absorb_s"],
-        "scale_events": result["scale_events"] <= TARGETS["scale_events_vs_oracle"] * max(1, result["oracle_scale_events"]),
+        "scale_events": result["scale_events"]
+        <= TARGETS["scale_events_vs_oracle"] * max(1, result["oracle_scale_events"]),
     }
     if result["profile"] in COST_TARGET_PROFILES:
         checks["cost"] = result["cost_vs_oracle"] <= TARGETS["cost_vs_oracle"]
@@ -379,18 +381,20 @@ def table(results: list[dict[str, Any]]) -> str:
         f"{spec.stream_retry_after_seconds} s, tick {TICK_S:g} s) on a cluster model.",
         "",
         "| profile | device (streams/pod, start-up) | absorb_s (≤ 15) | longest overload | overload stream·s "
-        "| peak / needed pods | scale events (oracle; ≤ 2×) | forced reconnects | cost vs oracle (≤ 1.3 ramp, diurnal) "
+        "| peak / needed pods | scale events (oracle; ≤ 2x) | forced reconnects | cost vs oracle (≤ 1.3 ramp, diurnal) "
         "| targets |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
         ok = meets(r)
         verdict = "met" if all(ok.values()) else "missed: " + ", ".join(k for k, v in ok.items() if not v)
+        if not r["targeted"]:
+            verdict += " (reported, not a target)"
         lines.append(
             f"| {r['profile']} | {r['device']} ({r['streams_per_pod']}, {r['startup_s']} s) | {r['absorb_s']:g} "
             f"| {r['longest_overload_s']:g} s | {r['overload_stream_s']} | {r['peak_pods']} / {r['needed_pods']} "
-            f"| {r['scale_events']} ({r['oracle_scale_events']}) | {r['forced_reconnects']} | {r['cost_vs_oracle']:.2f} "
-            f"| {verdict} |"
+            f"| {r['scale_events']} ({r['oracle_scale_events']}) | {r['forced_reconnects']} "
+            f"| {r['cost_vs_oracle']:.2f} | {verdict} |"
         )
     return "\n".join(lines)
 
@@ -425,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     (RESULTS / "autoscale.json").write_text(json.dumps(payload, indent=2) + "\n")
     if args.readme:
         update_readme(table(results))
-    return 0 if all(all(r["meets"].values()) for r in results) else 1
+    return 0 if all(all(r["meets"].values()) for r in results if r["targeted"]) else 1
 
 
 if __name__ == "__main__":

@@ -208,9 +208,9 @@ def test_min_replicas_zero_pool_scales_to_one_pod_on_the_first_connection_attemp
     async def connect() -> tuple[int, dict[str, Any]]:
         # What a worker's Socket.IO client sends, routed to the activator while the pool has no pods.
         url = f"http://127.0.0.1:{ACTIVATOR_PORT}/socket.io/?EIO=4&transport=websocket"
-        async with aiohttp.ClientSession() as session:
-            async with session.get(url, headers={"Host": "news.default.svc.cluster.local"}) as resp:
-                return resp.status, await resp.json()
+        host = {"Host": "news.default.svc.cluster.local"}
+        async with aiohttp.ClientSession() as session, session.get(url, headers=host) as resp:
+            return resp.status, await resp.json()
 
     status, body = background.run(connect())
     assert status == 503 and body["code"] == "POD_STARTING" and body["retryable"] is True

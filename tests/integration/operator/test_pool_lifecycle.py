@@ -112,9 +112,7 @@ def test_drift_is_repaired_and_delete_cascades(cluster: Cluster, operator: Any) 
     cluster.create("pools", pool("news"))
     wait_for(lambda: cluster.get("services", "news"), what="Service")
     cluster.patch("services", "news", {"spec": {"sessionAffinity": "ClientIP"}})
-    wait_for(
-        lambda: cluster.require("services", "news")["spec"]["sessionAffinity"] == "None", what="drift repaired"
-    )
+    wait_for(lambda: cluster.require("services", "news")["spec"]["sessionAffinity"] == "None", what="drift repaired")
 
     cluster.delete("pools", "news")
     for kind, name in [("deployments", "news"), ("services", "news"), ("configmaps", "news-voices"), ("pdbs", "news")]:

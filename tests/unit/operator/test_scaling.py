@@ -228,5 +228,7 @@ def test_observe_sums_pods_and_counts_counter_deltas() -> None:
     )
     assert rnd.counters["b"] == {"backpressure:critical": 1, "streams_refused": 50, "overload_rejected": 2}
     # A restarted pod (counter went down): its new value is all since the restart.
-    again = observe({"b": PodMetrics(in_flight=0, streams_refused=5)}, rnd.counters, current_replicas=1, min_severity="high")
+    again = observe(
+        {"b": PodMetrics(in_flight=0, streams_refused=5)}, rnd.counters, current_replicas=1, min_severity="high"
+    )
     assert again.observation.streams_refused == 5

@@ -62,9 +62,7 @@ class Metrics:
         self.backpressure = Counter(
             contract.BACKPRESSURE, "Backpressure events sent, by severity.", ["severity"], registry=r
         )
-        self.rejected = Counter(
-            contract.REJECTED, "Fragments refused before queueing.", ["code"], registry=r
-        )
+        self.rejected = Counter(contract.REJECTED, "Fragments refused before queueing.", ["code"], registry=r)
         self.variance = Histogram(
             "sts_duration_variance_ratio",
             "|dubbed - original| / original per fragment with speech.",

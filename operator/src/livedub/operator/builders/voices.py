@@ -20,7 +20,6 @@ FETCHED_DIR = f"{c.REFERENCE_AUDIO_DIR}/fetched"
 DEFAULT_FETCH_IMAGE = "curlimages/curl:8.11.1"
 
 
-
 @dataclass(frozen=True)
 class Voice:
     """A VoiceProfile resolved for one pool: its name and parsed spec."""

@@ -1,5 +1,7 @@
 """DubbingPool create/update/resume: validate the spec, reconcile children, report."""
 
+from typing import Any
+
 import kopf
 
 from livedub.operator.client import connect
@@ -35,7 +37,7 @@ def missing_changed(body: kopf.Body, missing: list[str]) -> bool:
     same Warning Event every tick. A change in what is missing is news and posts again.
     """
     conditions = (body.get("status") or {}).get("conditions") or []
-    degraded = next((cond for cond in conditions if cond.get("type") == "Degraded"), {})
+    degraded: dict[str, Any] = next((cond for cond in conditions if cond.get("type") == "Degraded"), {})
     reported = "missing VoiceProfiles: " + ", ".join(missing)
     return not (degraded.get("reason") == "VoiceProfileMissing" and degraded.get("message") == reported)
 

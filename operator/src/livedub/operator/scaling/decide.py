@@ -5,7 +5,7 @@ The signal is demand, not backlog (issue 12). A pod serves at most ``streams_per
 ``target_utilization`` of that, which leaves room for streams that arrive while a new pod starts.
 Demand is the streams the pods serve (``sts_streams_active``) plus the streams waiting for a place:
 a refused worker reconnects after ``retry_after_s`` (the refusal says so), so a waiting stream is
-refused about once per ``retry_after_s`` and ``refusals × retry_after_s / interval`` estimates how
+refused about once per ``retry_after_s`` and ``refusals * retry_after_s / interval`` estimates how
 many wait. That figure does not saturate: the old signal (in flight + queued) stopped growing at
 ``MAX_POD_INFLIGHT`` and counted queued fragments twice (``sts_fragments_in_flight`` includes them).
 
@@ -143,7 +143,9 @@ def decide(obs: Observation, policy: Policy, history: History, now: float) -> De
     demand = obs.streams + pending + obs.pods_unreachable * target
     ratio = demand / (cur * target)
     wanted = math.ceil(demand / target - 1e-9)
-    summary = f"{obs.streams:g} streams + {pending:.0f} waiting over {cur} pods (target {target:g}/pod, ratio {ratio:.2f})"
+    summary = (
+        f"{obs.streams:g} streams + {pending:.0f} waiting over {cur} pods (target {target:g}/pod, ratio {ratio:.2f})"
+    )
 
     up_reasons = []
     if wanted > cur and (ratio > 1 + policy.tolerance or pending > 0):

@@ -38,7 +38,9 @@ def observe(
     events = refused = rejected = 0.0
     for pod, m in answered.items():
         before = previous_counters.get(pod)
-        events += backpressure_events_since(None if before is None else _backpressure(before), m.backpressure, min_severity)
+        events += backpressure_events_since(
+            None if before is None else _backpressure(before), m.backpressure, min_severity
+        )
         if before is not None:
             refused += counter_delta(before.get(REFUSED_KEY, 0.0), m.streams_refused)
             rejected += counter_delta(before.get(REJECTED_KEY, 0.0), m.overload_rejected)
