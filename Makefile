@@ -10,7 +10,7 @@ PRODUCTION_STAMP := $(PRODUCTION_VENV)/.installed
 # The production engines' tests (XTTS on torch), run in their own environment.
 PRODUCTION_TESTS := tests/unit/engines/test_tts_xtts.py
 
-.PHONY: setup setup-production run test test-fast test-production test-install bench lint dub clean
+.PHONY: setup setup-production run test test-fast test-production test-install bench bench-autoscale lint dub clean
 
 setup: $(STAMP)
 setup-production: $(PRODUCTION_STAMP)
@@ -47,6 +47,11 @@ dub: setup
 
 bench: setup
 	$(VENV)/bin/python -m bench.run
+
+# The operator's scaling code against a cluster model, four traffic profiles (seconds; no cluster):
+# bench/results/autoscale.json, autoscale_*.png and the README's autoscaling table.
+bench-autoscale: setup
+	$(VENV)/bin/python -m bench.autoscale --readme
 
 lint: setup
 	$(VENV)/bin/ruff check runtime operator tests bench hack

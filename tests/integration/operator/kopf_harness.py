@@ -9,6 +9,7 @@ import asyncio
 import json
 import logging
 import os
+import socket
 import sys
 import threading
 import time
@@ -24,6 +25,16 @@ from aiohttp import web
 # fast ticks so scaling shows within a second or two.
 os.environ.setdefault("LIVEDUB_OPERATOR_AUTOSCALE_INTERVAL_S", "0.3")
 os.environ.setdefault("LIVEDUB_OPERATOR_SCRAPE_TIMEOUT_S", "0.5")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# The scale-from-zero endpoint, on a port of its own per test process.
+ACTIVATOR_PORT = int(os.environ.setdefault("LIVEDUB_OPERATOR_ACTIVATOR_PORT", str(_free_port())))
 logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # one line per request drowns the rest
 if "livedub.operator.main" in sys.modules:  # pragma: no cover  # a unit test imported it first
     raise RuntimeError("livedub.operator.main imported before the integration settings were set")
@@ -147,17 +158,26 @@ class MetricsPod:
         self.bg = bg
         self.in_flight = 0.0
         self.queue_depth = 0.0
+        self.streams = 0.0
+        self.streams_refused = 0.0
+        # Stream refusals added at every scrape: workers that keep being refused while it is full.
+        self.refusals_per_scrape = 0.0
         self.backpressure: dict[str, float] = {}
         self.alive = True
 
     async def _metrics(self, _: web.Request) -> web.Response:
         if not self.alive:
             raise web.HTTPServiceUnavailable()
+        self.streams_refused += self.refusals_per_scrape
         lines = [
             "# TYPE sts_fragments_in_flight gauge",
             f"sts_fragments_in_flight {self.in_flight}",
             "# TYPE sts_queue_depth gauge",
             f"sts_queue_depth {self.queue_depth}",
+            "# TYPE sts_streams_active gauge",
+            f"sts_streams_active {self.streams}",
+            "# TYPE sts_streams_refused_total counter",
+            f"sts_streams_refused_total {self.streams_refused}",
             "# TYPE sts_backpressure_events_total counter",
         ] + [f'sts_backpressure_events_total{{severity="{s}"}} {v}' for s, v in self.backpressure.items()]
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")

@@ -5,18 +5,22 @@ There is no Deployment controller here, so the test plays it: ``sync_pods`` make
 match the Deployment's replicas, each pod backed by its own metrics server.
 """
 
+import re
 from collections.abc import Callable
 from typing import Any
 
-from kopf_harness import Cluster, MetricsPod, wait_for
+import aiohttp
+from kopf_harness import ACTIVATOR_PORT, Background, Cluster, MetricsPod, wait_for
 
 API = "dubbing.livedub.io/v1alpha1"
 SELECTOR = "app.kubernetes.io/instance=news,app.kubernetes.io/name=livedub-runtime"
 
 
 def scaling_pool(**autoscaling: Any) -> dict[str, Any]:
+    # Two streams per pod, aimed for in full: round numbers for the arithmetic below.
     policy = {
-        "targetInFlightPerPod": 2,
+        "maxStreamsPerPod": 2,
+        "targetUtilization": 1.0,
         "scaleUpCooldownSeconds": 0,
         "scaleDownCooldownSeconds": 1,
         "tolerance": 0.1,
@@ -36,13 +40,24 @@ class FakeDeploymentController:
         self.start_metrics = start_metrics
         self.pods: dict[str, MetricsPod] = {}
 
+    def victim(self) -> str:
+        """The ReplicaSet's choice: lowest pod-deletion-cost first, newest among equals."""
+
+        def cost(name: str) -> tuple[int, int]:
+            pod = self.cluster.require("pods", name)
+            annotations = pod["metadata"].get("annotations") or {}
+            return int(annotations.get("controller.kubernetes.io/pod-deletion-cost", 0)), -int(name.split("-")[1])
+
+        return min(self.pods, key=cost)
+
     def sync(self) -> list[MetricsPod]:
         """Create or delete pod objects until they match the Deployment's replicas."""
         dep = self.cluster.get("deployments", "news")
         assert dep is not None
         want = dep["spec"]["replicas"]
         while len(self.pods) < want:
-            name = f"news-{len(self.pods)}"
+            self.serial = getattr(self, "serial", 0) + 1
+            name = f"news-{self.serial}"
             metrics = self.start_metrics()
             self.cluster.create(
                 "pods",
@@ -71,7 +86,7 @@ class FakeDeploymentController:
             )
             self.pods[name] = metrics
         while len(self.pods) > want:
-            name = sorted(self.pods)[-1]
+            name = self.victim()
             self.cluster.delete("pods", name)
             self.pods.pop(name)
         ready = len(self.pods)
@@ -96,18 +111,19 @@ def test_load_scales_up_then_idle_scales_down_after_cooldown(
     controller = FakeDeploymentController(cluster, metrics_pods)
     (first,) = controller.sync()
 
-    first.in_flight, first.queue_depth = 5, 2  # 7 fragments for a target of 2 per pod -> 4 pods
+    # 7 streams for 2 per pod -> 4 pods. In flight and queued are not demand (and not added up).
+    first.streams, first.in_flight, first.queue_depth = 7, 5, 2
     wait_for(lambda: replicas(cluster) == 4, what="scale-up to 4")
     # The Deployment is patched inside the handler; kopf writes the pool's status just after it.
     wait_for(lambda: last_scaling(cluster).get("toReplicas") == 4, what="scale-up recorded in status")
     decision = last_scaling(cluster)
     assert decision["action"] == "up" and decision["fromReplicas"] == 1 and decision["toReplicas"] == 4
-    assert decision["inFlight"] == 5 and decision["queueDepth"] == 2 and decision["podsScraped"] == 1
+    assert decision["streams"] == 7 and decision["inFlight"] == 5 and decision["podsScraped"] == 1
     pods = controller.sync()
     wait_for(lambda: cluster.require("pools", "news")["status"]["readyReplicas"] == 4, what="status shows 4 ready")
 
     for pod in pods:
-        pod.in_flight, pod.queue_depth = 0, 0
+        pod.streams, pod.in_flight, pod.queue_depth = 0, 0, 0
     # One pod per decision (scaleDownStep 1), each after the 1 s cooldown: 4 -> 3 -> 2 -> 1.
     seen = set()
     for expected in (3, 2, 1):
@@ -162,3 +178,64 @@ def test_external_mode_follows_spec_replicas_from_the_scale_subresource(cluster:
     cluster.patch("pools", "news", {"spec": {"replicas": 3}})
     wait_for(lambda: replicas(cluster) == 3, what="Deployment follows the new spec.replicas")
     assert "lastScaling" not in cluster.require("pools", "news")["status"]
+
+
+def test_refused_streams_scale_up_past_what_the_full_pods_show(
+    cluster: Cluster, operator: Any, metrics_pods: Callable[[], MetricsPod]
+) -> None:
+    cluster.create("pools", scaling_pool(streamRetryAfterSeconds=1))
+    wait_for(lambda: replicas(cluster) == 1, what="Deployment at minReplicas")
+    (pod,) = FakeDeploymentController(cluster, metrics_pods).sync()
+    pod.streams = 2  # full: it shows 2 streams, whatever the demand
+    wait_for(lambda: last_scaling(cluster).get("code") == "WithinTolerance", what="full pod, nothing waiting")
+    # Refusals keep coming (2 per 0.3 s tick, each waiting worker retrying every second): about 7
+    # streams wait, which the full pod's own figures (2 streams, at target) cannot show.
+    pod.refusals_per_scrape = 2
+    wait_for(lambda: replicas(cluster) == 4, what="scale-up from refusals to maxReplicas")
+    ups = [e["message"] for e in cluster.list("events") if e.get("reason") == "ScaledUp"]
+    assert any(re.search(r"\+ ([3-9]|\d\d+) waiting", m) for m in ups), ups
+
+
+def test_min_replicas_zero_pool_scales_to_one_pod_on_the_first_connection_attempt(
+    cluster: Cluster, operator: Any, background: Background
+) -> None:
+    spec = scaling_pool()
+    spec["spec"]["minReplicas"] = 0
+    cluster.create("pools", spec)
+    wait_for(lambda: last_scaling(cluster).get("code") == "ScaledToZero", what="pool idle at zero")
+    assert replicas(cluster) == 0
+
+    async def connect() -> tuple[int, dict[str, Any]]:
+        # What a worker's Socket.IO client sends, routed to the activator while the pool has no pods.
+        url = f"http://127.0.0.1:{ACTIVATOR_PORT}/socket.io/?EIO=4&transport=websocket"
+        host = {"Host": "news.default.svc.cluster.local"}
+        async with aiohttp.ClientSession() as session, session.get(url, headers=host) as resp:
+            return resp.status, await resp.json()
+
+    status, body = background.run(connect())
+    assert status == 503 and body["code"] == "POD_STARTING" and body["retryable"] is True
+    wait_for(lambda: replicas(cluster) == 1, what="scale from zero to one pod")
+    wait_for(lambda: last_scaling(cluster).get("code") == "Activated", what="activation recorded")
+    assert any(e.get("reason") == "Activated" for e in cluster.list("events"))
+
+
+def test_scale_down_removes_the_least_loaded_pod(
+    cluster: Cluster, operator: Any, metrics_pods: Callable[[], MetricsPod]
+) -> None:
+    spec = scaling_pool(scaleDownCooldownSeconds=0)
+    spec["spec"]["minReplicas"] = 3
+    cluster.create("pools", spec)
+    wait_for(lambda: replicas(cluster) == 3, what="three pods")
+    controller = FakeDeploymentController(cluster, metrics_pods)
+    busy, idle, middle = controller.sync()
+    busy.streams, idle.streams, middle.streams = 2, 0, 1
+    # 3 streams need 2 pods once the floor allows it: the pod with no stream must be the one to go.
+    cluster.patch("pools", "news", {"spec": {"minReplicas": 1}})
+    wait_for(lambda: replicas(cluster) == 2, what="scale-down to 2")
+    costs = {
+        p["metadata"]["name"]: p["metadata"]["annotations"].get("controller.kubernetes.io/pod-deletion-cost")
+        for p in cluster.list("pods")
+    }
+    assert costs == {"news-1": "2", "news-2": "0", "news-3": "1"}
+    controller.sync()
+    assert sorted(controller.pods) == ["news-1", "news-3"]

@@ -111,10 +111,8 @@ def test_invalid_pool_reports_why_and_creates_nothing(cluster: Cluster, operator
 def test_drift_is_repaired_and_delete_cascades(cluster: Cluster, operator: Any) -> None:
     cluster.create("pools", pool("news"))
     wait_for(lambda: cluster.get("services", "news"), what="Service")
-    cluster.patch("services", "news", {"spec": {"sessionAffinity": "None"}})
-    wait_for(
-        lambda: cluster.require("services", "news")["spec"]["sessionAffinity"] == "ClientIP", what="drift repaired"
-    )
+    cluster.patch("services", "news", {"spec": {"sessionAffinity": "ClientIP"}})
+    wait_for(lambda: cluster.require("services", "news")["spec"]["sessionAffinity"] == "None", what="drift repaired")
 
     cluster.delete("pools", "news")
     for kind, name in [("deployments", "news"), ("services", "news"), ("configmaps", "news-voices"), ("pdbs", "news")]:

@@ -120,6 +120,16 @@ def test_deployment_wiring() -> None:
     assert {"secret": {"name": "private", "items": [{"key": "cy", "path": "cy.wav"}]}} in sources
     (fetch,) = pod["initContainers"]
     assert fetch["args"] == [f"{FETCHED_DIR}/bob.wav", "https://example.com/bob.wav"]
+    # runAsNonRoot needs a numeric user, or the kubelet refuses an image whose USER is a name.
+    assert fetch["securityContext"]["runAsNonRoot"] is True
+    assert isinstance(fetch["securityContext"]["runAsUser"], int)
+    # The autoscaler's model of the pod is the runtime's: capacity and retry-after come from the spec.
+    assert env["MAX_POD_STREAMS"] == "60" and env["STREAM_RETRY_AFTER_S"] == "10"
+
+
+def test_cpu_pool_capacity_defaults_to_the_measured_three_streams() -> None:
+    spec = parse_pool_spec({"asr": {"device": "cpu"}, "tts": {"device": "cpu"}, **TOKENS})
+    assert env_of(build_deployment("dev", "ns", spec, [], 1))["MAX_POD_STREAMS"] == "3"
 
 
 def test_cpu_pool_requests_no_gpu_and_has_no_init_containers() -> None:
@@ -166,11 +176,14 @@ def test_service_and_pdb() -> None:
     svc = build_service("news", "ns", FULL)
     strict(svc)
     assert svc["spec"]["type"] == "LoadBalancer"
-    assert svc["spec"]["sessionAffinity"] == "ClientIP"
+    # No affinity by default: new streams must reach the pods with room (issue 12).
+    assert svc["spec"]["sessionAffinity"] == "None"
+    assert "sessionAffinityConfig" not in svc["spec"]
     assert svc["metadata"]["annotations"] == {"a": "b"}
-    no_affinity_spec = parse_pool_spec({"service": {"sessionAffinity": "None"}, **TOKENS})
-    no_affinity = build_service("news", "ns", no_affinity_spec)
-    assert "sessionAffinityConfig" not in no_affinity["spec"]
+    affinity_spec = parse_pool_spec({"service": {"sessionAffinity": "ClientIP"}, **TOKENS})
+    affinity = build_service("news", "ns", affinity_spec)
+    strict(affinity)
+    assert affinity["spec"]["sessionAffinityConfig"] == {"clientIP": {"timeoutSeconds": 10800}}
     pdb = build_pdb("news", "ns", MINIMAL)
     assert pdb is not None
     strict(pdb)

@@ -56,7 +56,8 @@ def voice(**spec: Any) -> dict[str, Any]:
         (pool(replicas=9, maxReplicas=4), "replicas must lie between"),
         (pool(mt={"engine": "deepl"}), "mt.engine deepl needs mt.deeplSecretRef"),
         (pool(asr={"modelSize": "huge"}), "'huge' is not one of"),
-        (pool(autoscaling={"targetInFlightPerPod": 0}), "less than the minimum"),
+        (pool(autoscaling={"maxStreamsPerPod": 0}), "less than the minimum"),
+        (pool(autoscaling={"targetUtilization": 0}), "less than the minimum"),
         (pool(autoscaling={"backpressureSeverity": "extreme"}), "is not one of"),
         (pool(resources={"gpu": 9}), "greater than the maximum"),
         (pool(languages={"targets": ["Spanish"]}), "does not match"),
@@ -82,7 +83,9 @@ def test_invalid_specs_are_rejected(obj: dict[str, Any], expected: str) -> None:
 def test_minimal_pool_is_valid_and_defaulted() -> None:
     assert validate(pool()) == []
     spec = apply_defaults(schema_of(load_crds()[f"{c.GROUP}/DubbingPool"]), pool())["spec"]
-    assert spec["autoscaling"]["targetInFlightPerPod"] == 4
+    assert spec["autoscaling"]["targetUtilization"] == 0.85
+    assert "maxStreamsPerPod" not in spec["autoscaling"]  # per device, in the operator
+    assert spec["service"]["sessionAffinity"] == "None"
     assert spec["asr"]["modelSize"] == "base"
 
 

@@ -3,7 +3,8 @@
 Builders produce plain manifest dicts, so the client speaks plain dicts too: it uses
 kubernetes_asyncio only for configuration (kubeconfig or in-cluster service account, TLS, tokens)
 and its generic ``call_api`` transport, never its typed models. Every failure leaves here as
-:class:`KubernetesApiError` (retryable) with the API's status code kept, chaining the cause.
+:class:`KubernetesApiError` (retryable) or, for 400/403/422, :class:`KubernetesApiRejected`
+(permanent), with the API's status code kept, chaining the cause.
 """
 
 import contextlib
@@ -17,7 +18,7 @@ from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio.config.config_exception import ConfigException
 
-from livedub.operator.errors import KubernetesApiError
+from livedub.operator.errors import PERMANENT_STATUSES, KubernetesApiError, KubernetesApiRejected
 
 MERGE_PATCH = "application/merge-patch+json"
 
@@ -111,6 +112,8 @@ class Client:
             )
         except k8s.ApiException as exc:
             message = f"{method} {path}: {exc.status} {exc.reason}"
+            if exc.status in PERMANENT_STATUSES:
+                raise KubernetesApiRejected(message, status=exc.status) from exc
             raise KubernetesApiError(message, status=exc.status) from exc
         except (OSError, TimeoutError) as exc:
             raise KubernetesApiError(f"{method} {path}: {exc!r}") from exc

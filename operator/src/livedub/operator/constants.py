@@ -41,3 +41,15 @@ VOICES_FILE: Final = f"{VOICES_DIR}/voices.json"
 REFERENCE_AUDIO_DIR: Final = "/var/lib/livedub/reference-audio"
 AUTH_TOKENS_FILE: Final = "/etc/livedub/auth/tokens"
 MODEL_CACHE_DIR: Final = "/root/.cache/huggingface"
+
+# The runtime image's user (deploy/Dockerfile.runtime), by number: with runAsNonRoot the kubelet
+# refuses an image whose USER is a name, since it cannot prove a name is not root. The reference-audio
+# init container runs as the same uid, so the runtime owns the files it reads.
+RUNTIME_UID: Final = 10001
+
+# Written by the autoscaler on a pool's pods before a scale-down: the ReplicaSet removes the pod with
+# the lowest cost first, so the least-loaded pod goes (its streams are the ones that must move).
+ANNOTATION_DELETION_COST: Final = "controller.kubernetes.io/pod-deletion-cost"
+# Set on a pool by the activation endpoint (a connection attempt or a pending stream): a pool with
+# minReplicas 0 at zero replicas scales to one pod.
+ANNOTATION_ACTIVATION: Final = f"{GROUP}/activation-requested"

@@ -14,7 +14,7 @@ import kopf
 from livedub.operator import client as api
 from livedub.operator.constants import GROUP, POOL_PLURAL, VERSION, VOICE_PLURAL
 from livedub.operator.errors import KubernetesApiError
-from livedub.operator.handlers import handle_autoscale, handle_pool, handle_voice
+from livedub.operator.handlers import activator, handle_autoscale, handle_pool, handle_voice
 from livedub.operator.settings import load_settings
 
 SETTINGS = load_settings()
@@ -23,7 +23,7 @@ VOICE_USAGE_INTERVAL_S = 60.0
 
 
 @kopf.on.startup()
-async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     # Peering (`--peering NAME`, the chart's default): replicas pause all but the highest-priority
     # one. A random priority per process makes "highest" unique, kopf's documented way to run
     # more than one replica safely.
@@ -39,6 +39,15 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # creates (docs/operator.md); the cluster-wide one is ours to create.
     if settings.peering.mandatory and settings.peering.clusterwide and not settings.peering.standalone:
         await ensure_peering(settings.peering.name)
+    if SETTINGS.activator_port:
+        memo["activator"] = await activator.start(SETTINGS.activator_port)
+
+
+@kopf.on.cleanup()
+async def stop_activator(memo: kopf.Memo, **_: Any) -> None:
+    runner = memo.get("activator")
+    if runner is not None:
+        await runner.cleanup()
 
 
 async def ensure_peering(name: str) -> None:

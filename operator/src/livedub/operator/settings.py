@@ -22,6 +22,12 @@ class OperatorSettings(BaseSettings):
         None,
         description="kopf peering priority; unset picks a random one so exactly one replica is active.",
     )
+    activator_port: int = Field(
+        8081,
+        ge=0,
+        le=65535,
+        description="Port of the scale-from-zero activation endpoint (handlers/activator.py); 0 turns it off.",
+    )
     watch_timeout_s: int = Field(
         300, ge=10, description="Server-side watch timeout; bounded so dead connections get noticed."
     )

@@ -61,13 +61,27 @@ class Resources(_Model):
     gpu_resource_name: str = "nvidia.com/gpu"
 
 
+# Live streams one pod serves in real time, when ``autoscaling.maxStreamsPerPod`` is unset; keyed by
+# ``asr.device``. CPU: measured by ``make bench`` on a 2-core machine (3 real-time streams keep up at
+# p95 2.1 s, 4 do not; README "Streams per machine"). CUDA: an estimate, not a measurement — Whisper
+# base's ASR stage alone sustained ~512 streams on one H200 (README "GPU figures"), but TTS (Kokoro on
+# onnxruntime's CUDA provider, 68 % of a fragment's time on CPU) has not run on a GPU here, so the
+# default is the issue-12 model's 60, an order of magnitude under the ASR figure; measure yours with
+# ``hack/loadgen.py`` against one pod and set maxStreamsPerPod.
+DEFAULT_STREAMS_PER_POD: dict[str, int] = {"cpu": 3, "cuda": 60}
+
+
 class Autoscaling(_Model):
     mode: Literal["builtin", "external"] = "builtin"
-    target_in_flight_per_pod: int = Field(4, ge=1, le=1000)
+    max_streams_per_pod: int | None = Field(None, ge=1, le=10000)
+    # Chosen with ``make bench-autoscale`` (bench/autoscale.py): see README "Autoscaling".
+    target_utilization: float = Field(0.85, ge=0.05, le=1)
+    tolerance: float = Field(0.05, ge=0, le=0.9)
+    stream_retry_after_seconds: int = Field(10, ge=1, le=300)
+    overload_in_flight_per_stream: float = Field(2.0, ge=0.5, le=64)
     backpressure_severity: Literal["low", "medium", "high", "critical"] = "high"
-    tolerance: float = Field(0.1, ge=0, le=0.9)
-    scale_up_cooldown_seconds: int = Field(30, ge=0, le=3600)
-    scale_down_cooldown_seconds: int = Field(300, ge=0, le=86400)
+    scale_up_cooldown_seconds: int = Field(15, ge=0, le=3600)
+    scale_down_cooldown_seconds: int = Field(120, ge=0, le=86400)
     scale_down_step: int = Field(1, ge=1, le=100)
 
 
@@ -91,7 +105,9 @@ class ModelCache(_Model):
 
 class ServiceSpec(_Model):
     type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
-    session_affinity: Literal["None", "ClientIP"] = "ClientIP"
+    # None: websocket clients hold one connection and need no affinity, and new streams must reach
+    # the pods with room (issue 12). Polling clients behind an ingress: cookie affinity there.
+    session_affinity: Literal["None", "ClientIP"] = "None"
     annotations: dict[str, str] = Field(default_factory=dict)
 
 
@@ -136,6 +152,12 @@ class PoolSpec(_Model):
         if self.mt.engine == "deepl" and self.mt.deepl_secret_ref is None:
             raise ValueError("mt.engine deepl needs mt.deeplSecretRef")
         return self
+
+    @property
+    def streams_per_pod(self) -> int:
+        """The pod's capacity in live streams: the spec's, else the default for the ASR device."""
+        explicit = self.autoscaling.max_streams_per_pod
+        return explicit if explicit is not None else DEFAULT_STREAMS_PER_POD[self.asr.device]
 
 
 class ReferenceAudio(_Model):

@@ -67,9 +67,7 @@ class Metrics:
             "Fragments answered failed/TIMEOUT because their stream's deadline (timeout_ms) came first.",
             registry=r,
         )
-        self.rejected = Counter(
-            "sts_fragments_rejected_total", "Fragments refused before queueing.", ["code"], registry=r
-        )
+        self.rejected = Counter(contract.REJECTED, "Fragments refused before queueing.", ["code"], registry=r)
         self.variance = Histogram(
             "sts_duration_variance_ratio",
             "|dubbed - original| / original per fragment with speech.",

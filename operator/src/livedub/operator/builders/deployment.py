@@ -29,7 +29,7 @@ from livedub.operator.spec import PoolSpec
 
 PRESTOP_SLEEP_S = 5  # endpoint removal propagates in a few seconds on typical clusters
 GRACE_MARGIN_S = 10
-RUNTIME_UID = 10001  # matches the user created in deploy/Dockerfile.runtime
+RUNTIME_UID = c.RUNTIME_UID
 MODEL_CACHE_MOUNT = "/models"
 MAX_ENGINE_THREADS = 64  # the runtime's TTS_CPU_THREADS upper bound
 
@@ -69,6 +69,10 @@ def _env(spec: PoolSpec) -> list[dict[str, Any]]:
     put(env_names.TTS_MODEL_PATH, spec.tts.model_path)
     put(env_names.VOICES_FILE, c.VOICES_FILE)
     put(env_names.MAX_INFLIGHT, spec.runtime.max_inflight)
+    # The pod's stream capacity and the refusal's retry-after are the autoscaler's model of the pod
+    # (livedub.operator.scaling.decide): the runtime and the operator must use the same figures.
+    put(env_names.MAX_POD_STREAMS, spec.streams_per_pod)
+    put(env_names.STREAM_RETRY_AFTER_S, spec.autoscaling.stream_retry_after_seconds)
     put(env_names.ARTIFACTS_ENABLED, spec.runtime.artifacts_enabled)
     put(env_names.DRAIN_TIMEOUT_S, spec.runtime.drain_timeout_seconds)
     put(env_names.HF_HOME, f"{MODEL_CACHE_MOUNT}/huggingface")

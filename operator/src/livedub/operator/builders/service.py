@@ -5,8 +5,10 @@ from typing import Any
 from livedub.operator.builders.common import child_labels, metadata, pdb_name, selector_labels, service_name
 from livedub.operator.spec import PoolSpec
 
-# Socket.IO's long-polling transport sends each request separately: without affinity a client's
-# requests land on different pods that do not know its session. Three hours covers a broadcast.
+# Affinity is off by default (issue 12): websocket clients keep one connection and need none, and
+# ClientIP affinity pinned every new stream of a worker to the pod it first reached, so new pods got
+# no load. Long-polling clients do need one pod per session: behind an ingress, use its cookie
+# affinity (docs/operator.md); ClientIP stays available, for three hours (a broadcast).
 AFFINITY_TIMEOUT_S = 10800
 
 

@@ -116,6 +116,7 @@ def fetch_init_containers(voices: list[Voice], image: str = DEFAULT_FETCH_IMAGE)
                 "allowPrivilegeEscalation": False,
                 "capabilities": {"drop": ["ALL"]},
                 "runAsNonRoot": True,
+                "runAsUser": c.RUNTIME_UID,
             },
         }
     ]

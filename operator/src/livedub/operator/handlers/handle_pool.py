@@ -1,5 +1,7 @@
 """DubbingPool create/update/resume: validate the spec, reconcile children, report."""
 
+from typing import Any
+
 import kopf
 
 from livedub.operator.client import connect
@@ -24,8 +26,20 @@ def announce(body: kopf.Body, result: ReconcileResult) -> None:
         if outcome != "unchanged":
             message = f"{kind} {body['metadata']['name']} {outcome}"
             kopf.info(body, reason=f"{kind}{outcome.capitalize()}", message=message)
-    if result.missing_voices:
+    if result.missing_voices and missing_changed(body, result.missing_voices):
         kopf.warn(body, reason="VoiceProfileMissing", message="missing: " + ", ".join(result.missing_voices))
+
+
+def missing_changed(body: kopf.Body, missing: list[str]) -> bool:
+    """True unless the stored status already reports exactly these missing VoiceProfiles.
+
+    The periodic tick reconciles every 15 s; without this, a pool missing one profile posted the
+    same Warning Event every tick. A change in what is missing is news and posts again.
+    """
+    conditions = (body.get("status") or {}).get("conditions") or []
+    degraded: dict[str, Any] = next((cond for cond in conditions if cond.get("type") == "Degraded"), {})
+    reported = "missing VoiceProfiles: " + ", ".join(missing)
+    return not (degraded.get("reason") == "VoiceProfileMissing" and degraded.get("message") == reported)
 
 
 async def reconcile_pool(body: kopf.Body, patch: kopf.Patch) -> None:

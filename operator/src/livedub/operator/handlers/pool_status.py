@@ -8,7 +8,7 @@ import kopf
 from livedub.operator.builders.common import label_selector_string
 from livedub.operator.builders.status import rollout_conditions, set_condition
 from livedub.operator.handlers.reconcile import ReconcileResult
-from livedub.operator.scaling.decide import Decision, Observation
+from livedub.operator.scaling.decide import Decision, Observation, Policy, pending_streams
 
 
 def now_iso() -> str:
@@ -60,7 +60,7 @@ def record_rollout(body: kopf.Body, patch: kopf.Patch, result: ReconcileResult) 
     patch.status["voiceProfiles"] = result.voices
 
 
-def record_decision(body: kopf.Body, patch: kopf.Patch, decision: Decision, obs: Observation) -> None:
+def record_decision(body: kopf.Body, patch: kopf.Patch, decision: Decision, obs: Observation, policy: Policy) -> None:
     now = now_iso()
     patch.status["lastScaling"] = {
         "time": now,
@@ -69,11 +69,14 @@ def record_decision(body: kopf.Body, patch: kopf.Patch, decision: Decision, obs:
         "fromReplicas": decision.from_replicas,
         "toReplicas": decision.to_replicas,
         "reason": decision.reason,
+        "streams": int(obs.streams),
+        "streamsWaiting": round(pending_streams(obs, policy)),
         "inFlight": int(obs.in_flight),
         "queueDepth": int(obs.queue_depth),
         "podsScraped": obs.pods_scraped,
         "podsUnreachable": obs.pods_unreachable,
         "backpressureEvents": obs.backpressure_events,
+        "overloadRejections": obs.overload_rejections,
     }
     patch.status["desiredReplicas"] = decision.to_replicas
     if decision.action == "up":

@@ -2,15 +2,28 @@
 
 Parsing uses prometheus_client's own parser so every exposition detail (escaping, ``# EOF``,
 exemplars) is handled as Prometheus handles it; unknown metrics are ignored so a newer runtime
-with more metrics never breaks an older operator.
+with more metrics never breaks an older operator, and a metric an older runtime lacks reads 0
+(``sts_streams_refused_total`` before the runtime refuses full pods).
 """
 
 from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from livedub.contract.metrics import BACKPRESSURE, IN_FLIGHT, QUEUE_DEPTH, STREAMS
+from livedub.contract.metrics import (
+    BACKPRESSURE,
+    IN_FLIGHT,
+    OVERLOAD_REJECTION_CODES,
+    QUEUE_DEPTH,
+    REJECTED,
+    STREAMS,
+    STREAMS_REFUSED,
+)
 from livedub.contract.metrics import BACKPRESSURE_SEVERITIES as SEVERITIES
+
+#: Keys of :attr:`PodMetrics.counters` besides ``backpressure:<severity>``.
+REFUSED_KEY = "streams_refused"
+REJECTED_KEY = "overload_rejected"
 
 
 class MetricsParseError(ValueError):
@@ -24,11 +37,23 @@ class PodMetrics:
     streams: float = 0.0
     # Counter values by severity, as exposed (cumulative since the pod started).
     backpressure: dict[str, float] = field(default_factory=dict)
+    streams_refused: float = 0.0
+    overload_rejected: float = 0.0
+
+    @property
+    def counters(self) -> dict[str, float]:
+        """Every cumulative counter the autoscaler compares between scrapes, by key."""
+        return {
+            **{f"backpressure:{s}": v for s, v in self.backpressure.items()},
+            REFUSED_KEY: self.streams_refused,
+            REJECTED_KEY: self.overload_rejected,
+        }
 
 
 def parse_metrics(text: str) -> PodMetrics:
     values: dict[str, float] = {}
     backpressure: dict[str, float] = {}
+    rejected = 0.0
     try:
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
@@ -36,8 +61,11 @@ def parse_metrics(text: str) -> PodMetrics:
                     severity = sample.labels.get("severity", "")
                     if severity in SEVERITIES:
                         backpressure[severity] = backpressure.get(severity, 0.0) + sample.value
-                elif sample.name in (IN_FLIGHT, QUEUE_DEPTH, STREAMS):
-                    # Summed: a runtime may label gauges (e.g. per engine); the pod's load is the total.
+                elif sample.name == REJECTED:
+                    if sample.labels.get("code", "") in OVERLOAD_REJECTION_CODES:
+                        rejected += sample.value
+                elif sample.name in (IN_FLIGHT, QUEUE_DEPTH, STREAMS, STREAMS_REFUSED):
+                    # Summed: a runtime may label these (e.g. per engine); the pod's figure is the total.
                     values[sample.name] = values.get(sample.name, 0.0) + sample.value
     except ValueError as exc:
         raise MetricsParseError(f"not Prometheus text: {exc}") from exc
@@ -48,21 +76,26 @@ def parse_metrics(text: str) -> PodMetrics:
         queue_depth=values.get(QUEUE_DEPTH, 0.0),
         streams=values.get(STREAMS, 0.0),
         backpressure=backpressure,
+        streams_refused=values.get(STREAMS_REFUSED, 0.0),
+        overload_rejected=rejected,
     )
 
 
-def backpressure_events_since(previous: dict[str, float] | None, current: dict[str, float], min_severity: str) -> int:
-    """Events at or above ``min_severity`` between two scrapes of one pod.
+def counter_delta(previous: float | None, current: float) -> float:
+    """Increase of one counter between two scrapes of one pod.
 
-    A pod seen for the first time contributes nothing: its counters hold its whole history, not
+    A pod seen for the first time contributes nothing: its counter holds its whole history, not
     what happened since the last tick. A counter that went down means the pod restarted; its new
     value is all since the restart.
     """
     if previous is None:
+        return 0.0
+    return current - previous if current >= previous else current
+
+
+def backpressure_events_since(previous: dict[str, float] | None, current: dict[str, float], min_severity: str) -> int:
+    """Events at or above ``min_severity`` between two scrapes of one pod (see :func:`counter_delta`)."""
+    if previous is None:
         return 0
     wanted = SEVERITIES[SEVERITIES.index(min_severity) :]
-    events = 0.0
-    for severity in wanted:
-        now, before = current.get(severity, 0.0), previous.get(severity, 0.0)
-        events += now - before if now >= before else now
-    return int(events)
+    return int(sum(counter_delta(previous.get(s, 0.0), current.get(s, 0.0)) for s in wanted))

@@ -30,6 +30,21 @@ AUTH_MODE: Final = "AUTH_MODE"
 AUTH_TOKENS_FILE: Final = "AUTH_TOKENS_FILE"
 HF_HOME: Final = "HF_HOME"
 
+# --- Requested from the runtime (issue 12), set by the operator already, not read yet -------------
+#: Most live streams this pod serves; the next ``stream:init`` gets the retryable ``POD_FULL`` refusal
+#: (with ``retry_after_ms``) and ``sts_accepting_streams`` turns 0.
+MAX_POD_STREAMS: Final = "MAX_POD_STREAMS"
+#: Seconds a refused worker waits before reconnecting (the refusal's ``retry_after_ms``, jittered by
+#: the worker ±50 %): the operator needs it to turn refusals per second into streams waiting.
+STREAM_RETRY_AFTER_S: Final = "STREAM_RETRY_AFTER_S"
+#: A file (downward API volume of the pod's annotations) where the operator's
+#: ``dubbing.livedub.io/draining`` mark appears: the runtime then stops admitting new streams and asks
+#: its live streams to move at their next fragment boundary (gentle scale-down).
+POD_ANNOTATIONS_FILE: Final = "POD_ANNOTATIONS_FILE"
+
+#: Set by the operator now, read by the runtime once it is wired (``tests/unit/test_contract.py``).
+AWAITED_BY_OPERATOR: Final = frozenset({MAX_POD_STREAMS, STREAM_RETRY_AFTER_S, POD_ANNOTATIONS_FILE})
+
 #: Read by libraries inside the runtime rather than by its Settings.
 LIBRARY: Final = frozenset({HF_HOME})
 

@@ -1,0 +1,21 @@
+"""The decision's :class:`Policy` from a parsed pool spec: one place, shared by the operator's tick
+and the autoscaling simulator (``bench/autoscale.py``), so the benchmark runs the shipped defaults."""
+
+from livedub.operator.scaling.decide import Policy
+from livedub.operator.spec import PoolSpec
+
+
+def policy_of(spec: PoolSpec) -> Policy:
+    a = spec.autoscaling
+    return Policy(
+        min_replicas=spec.min_replicas,
+        max_replicas=spec.max_replicas,
+        streams_per_pod=spec.streams_per_pod,
+        target_utilization=a.target_utilization,
+        tolerance=a.tolerance,
+        scale_up_cooldown_s=a.scale_up_cooldown_seconds,
+        scale_down_cooldown_s=a.scale_down_cooldown_seconds,
+        scale_down_step=a.scale_down_step,
+        retry_after_s=a.stream_retry_after_seconds,
+        overload_in_flight_per_stream=a.overload_in_flight_per_stream,
+    )
