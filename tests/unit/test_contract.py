@@ -1,7 +1,6 @@
 """The runtime keeps the promises the operator relies on (livedub.contract): a rename on either side
 fails here, instead of an autoscaler that silently reads zeros or a setting that is silently ignored."""
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from livedub.contract import env, metrics
@@ -27,20 +26,6 @@ def test_every_variable_the_operator_may_set_is_read_by_the_runtime() -> None:
     assert env.SET_BY_OPERATOR - env.LIBRARY - runtime_env == set()
 
 
-# Issue 12's placement work needs runtime support that is not wired yet; the operator already reads
-# and sets these names. When the runtime provides them these xfails pass, strict makes that a failure,
-# and the names move into READ_BY_OPERATOR / SET_BY_OPERATOR.
-@pytest.mark.xfail(strict=True, reason="runtime does not expose the issue-12 placement metrics yet")
-def test_runtime_exposes_the_awaited_metrics() -> None:
-    assert metrics.AWAITED_FROM_RUNTIME - _exposed() == set()
-
-
-@pytest.mark.xfail(strict=True, reason="runtime does not read the issue-12 placement settings yet")
-def test_runtime_reads_the_awaited_variables() -> None:
-    runtime_env = {name.upper() for name in Settings.model_fields}
-    assert env.AWAITED_BY_OPERATOR - runtime_env == set()
-
-
 def test_the_builder_sets_only_contract_variables() -> None:
     spec = parse_pool_spec(
         {
@@ -54,5 +39,5 @@ def test_the_builder_sets_only_contract_variables() -> None:
     )
     container = build_deployment("p", "ns", spec, [], 1)["spec"]["template"]["spec"]["containers"][0]
     names = {e["name"] for e in container["env"]}
-    assert names - env.SET_BY_OPERATOR - env.AWAITED_BY_OPERATOR == set()
+    assert names - env.SET_BY_OPERATOR == set()
     assert {env.TTS_CPU_THREADS, env.DEEPL_AUTH_KEY, env.ASR_MODEL_PATH} <= names

@@ -44,7 +44,7 @@ def test_create_pool_makes_owned_children_and_status(cluster: Cluster, operator:
     assert dep["spec"]["replicas"] == 2
     assert '"ana"' in cm["data"]["voices.json"]
     container = dep["spec"]["template"]["spec"]["containers"][0]
-    assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/ready/streams"
 
     status = wait_for(
         lambda: (

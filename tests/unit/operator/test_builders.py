@@ -96,7 +96,7 @@ def test_deployment_wiring() -> None:
     assert dep["spec"]["replicas"] == 3
     assert dep["spec"]["selector"]["matchLabels"] == selector_labels("news")
     assert container["command"] == ["livedub", "serve", "--host", "0.0.0.0", "--port", "8000"]
-    assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/ready/streams"
     assert container["livenessProbe"]["httpGet"]["path"] == "/health"
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "2"
     # Grace covers preStop (5) + the runtime's drain (60) + margin.

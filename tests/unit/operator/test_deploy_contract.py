@@ -28,7 +28,7 @@ def test_operator_env_names_are_runtime_settings() -> None:
     dep = build_deployment("p", "ns", spec, [], 1)
     names = {e["name"] for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
     # The issue-12 placement names are set ahead of the runtime reading them (tests/unit/test_contract.py).
-    assert names - RUNTIME_ENV - env.AWAITED_BY_OPERATOR == set()
+    assert names - RUNTIME_ENV == set()
 
 
 def test_compose_env_names_are_runtime_settings() -> None:

@@ -47,3 +47,13 @@ def test_backpressure_deltas() -> None:
     assert backpressure_events_since({"high": 1, "critical": 1}, {"high": 3, "critical": 2}, "high") == 3
     assert backpressure_events_since({"low": 1}, {"low": 50}, "medium") == 0
     assert backpressure_events_since({"high": 9}, {"high": 2}, "low") == 2  # pod restarted
+
+
+def test_a_pod_still_loading_its_models_is_no_capacity() -> None:
+    from livedub.operator.scaling.observe import observe
+
+    loading = parse_metrics("# TYPE sts_fragments_in_flight gauge\nsts_fragments_in_flight 0\nsts_ready 0\n")
+    serving = parse_metrics(exposition())
+    assert not loading.models_ready and serving.models_ready  # no sts_ready at all: an older runtime, ready
+    seen = observe({"a": loading, "b": serving}, {}, current_replicas=2, min_severity="high").observation
+    assert seen.pods_scraped == 1 and seen.streams == 4

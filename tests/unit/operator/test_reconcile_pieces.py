@@ -104,7 +104,14 @@ def test_scrape_targets() -> None:
         8000,
     )
     assert target is not None and target.url == "https://[fd00::1]:9/m"
-    assert scrape_target(pod(ready=False), 8000) is None
+    # A full pod is not Ready (it takes no new streams) but carries load: it is scraped.
+    assert scrape_target(pod(ready=False), 8000) is not None
+    starting = pod(ready=False)
+    starting["status"]["containerStatuses"] = [{"name": "runtime", "started": False}]
+    assert scrape_target(starting, 8000) is None
+    pending = pod()
+    pending["status"]["phase"] = "Pending"
+    assert scrape_target(pending, 8000) is None
     terminating = pod()
     terminating["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
     assert scrape_target(terminating, 8000) is None

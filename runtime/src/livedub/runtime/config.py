@@ -165,6 +165,24 @@ class Settings(BaseSettings):
     backpressure_threshold_high: int = Field(7, ge=1, description="… severity high (action pause).")
     backpressure_threshold_critical: int = Field(10, ge=1, description="At or above: new fragments are rejected.")
     max_pod_inflight: int = Field(64, ge=1, description="In-flight fragments across all streams of this process.")
+    max_pod_streams: int | None = Field(
+        None,
+        ge=1,
+        description="Most live streams this process serves (the operator sets it from the pool's "
+        "maxStreamsPerPod); the next stream:init is refused POD_FULL (retryable, with retry_after_ms) "
+        "and /ready/streams answers 503, so the Service sends new connections elsewhere. Unset: no limit.",
+    )
+    stream_retry_after_s: float = Field(
+        10.0,
+        ge=1,
+        le=300,
+        description="retry_after_ms of a POD_FULL refusal, in seconds (the operator reads refusals at this pace).",
+    )
+    pod_annotations_file: Path | None = Field(
+        None,
+        description="The pod's annotations (a downward-API file): while it holds dubbing.livedub.io/draining "
+        "the process takes no new streams (gentle scale-down); live streams go on.",
+    )
     fragment_timeout_ms: int | None = Field(
         None,
         ge=1000,

@@ -49,6 +49,9 @@ class ErrorCode(StrEnum):
     QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
     SHUTTING_DOWN = "SHUTTING_DOWN"
+    #: This pod serves its MAX_POD_STREAMS already (or is marked for removal): reconnect after
+    #: ``retry_after_ms`` and the Service routes the new connection to a pod with room.
+    POD_FULL = "POD_FULL"
     INTERNAL = "INTERNAL"
 
 
@@ -61,6 +64,7 @@ RETRYABLE_CODES: frozenset[ErrorCode] = frozenset(
         ErrorCode.SERVICE_UNAVAILABLE,
         ErrorCode.SHUTTING_DOWN,
         ErrorCode.STREAM_PAUSED,
+        ErrorCode.POD_FULL,
     }
 )
 
@@ -75,11 +79,14 @@ class DubbingError(Exception):
         *,
         stage: Stage | None = None,
         retryable: bool | None = None,
+        retry_after_ms: int | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.stage = stage
+        #: How long a client should wait before retrying, when the server knows.
+        self.retry_after_ms = retry_after_ms
         self.retryable = code in RETRYABLE_CODES if retryable is None else retryable
 
     def at(self, stage: Stage) -> DubbingError:

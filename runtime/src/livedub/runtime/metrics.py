@@ -67,6 +67,12 @@ class Metrics:
             "Fragments answered failed/TIMEOUT because their stream's deadline (timeout_ms) came first.",
             registry=r,
         )
+        self.streams_refused = Counter(
+            contract.STREAMS_REFUSED, "stream:init refused POD_FULL (this pod was full or leaving).", registry=r
+        )
+        self.accepting_streams = Gauge(
+            contract.ACCEPTING_STREAMS, "1 while this pod takes new streams (/ready/streams).", registry=r
+        )
         self.rejected = Counter(contract.REJECTED, "Fragments refused before queueing.", ["code"], registry=r)
         self.variance = Histogram(
             "sts_duration_variance_ratio",

@@ -1,6 +1,7 @@
 """The runtime Deployment of a pool.
 
-Why the numbers: the readiness probe is ``/ready`` (503 while models load and while draining), so a
+Why the numbers: the readiness probe is ``/ready/streams`` (503 while models load, while draining, and
+while the pod is full or marked for removal, so new connections go to pods with room), so a
 pod that received SIGTERM leaves the Service at once; ``preStop`` sleeps a few seconds so kube-proxy
 and ingress notice that before the process starts draining; the grace period covers preStop, the
 runtime's own DRAIN_TIMEOUT_S and a margin, so in-flight fragments finish instead of being killed.
@@ -31,6 +32,9 @@ PRESTOP_SLEEP_S = 5  # endpoint removal propagates in a few seconds on typical c
 GRACE_MARGIN_S = 10
 RUNTIME_UID = c.RUNTIME_UID
 MODEL_CACHE_MOUNT = "/models"
+#: Downward-API volume with the pod's annotations: the runtime stops taking new streams when the
+#: operator marks the pod for removal (runtime server/placement.py).
+PODINFO_DIR = "/etc/podinfo"
 MAX_ENGINE_THREADS = 64  # the runtime's TTS_CPU_THREADS upper bound
 
 
@@ -73,6 +77,7 @@ def _env(spec: PoolSpec) -> list[dict[str, Any]]:
     # (livedub.operator.scaling.decide): the runtime and the operator must use the same figures.
     put(env_names.MAX_POD_STREAMS, spec.streams_per_pod)
     put(env_names.STREAM_RETRY_AFTER_S, spec.autoscaling.stream_retry_after_seconds)
+    put(env_names.POD_ANNOTATIONS_FILE, f"{PODINFO_DIR}/annotations")
     put(env_names.ARTIFACTS_ENABLED, spec.runtime.artifacts_enabled)
     put(env_names.DRAIN_TIMEOUT_S, spec.runtime.drain_timeout_seconds)
     put(env_names.HF_HOME, f"{MODEL_CACHE_MOUNT}/huggingface")
@@ -104,8 +109,13 @@ def _volumes(pool: str, spec: PoolSpec, voices: list[Voice]) -> tuple[list[Any],
         {"name": "voices", "configMap": {"name": voices_configmap_name(pool)}},
         {"name": "model-cache", **cache},
         {"name": "tmp", "emptyDir": {}},
+        {
+            "name": "podinfo",
+            "downwardAPI": {"items": [{"path": "annotations", "fieldRef": {"fieldPath": "metadata.annotations"}}]},
+        },
     ]
     mounts: list[dict[str, Any]] = [
+        {"name": "podinfo", "mountPath": PODINFO_DIR, "readOnly": True},
         {"name": "voices", "mountPath": c.VOICES_DIR, "readOnly": True},
         {"name": "model-cache", "mountPath": MODEL_CACHE_MOUNT},
         {"name": "tmp", "mountPath": "/tmp"},
@@ -143,7 +153,9 @@ def build_deployment(pool: str, namespace: str, spec: PoolSpec, voices: list[Voi
         # allows 10 minutes before liveness takes over.
         "startupProbe": _probe("/health", port, 10, 60),
         "livenessProbe": _probe("/health", port, 10, 3),
-        "readinessProbe": _probe("/ready", port, 5, 2),
+        # Ready = takes new streams (models loaded, not draining, below MAX_POD_STREAMS, not leaving):
+        # the Service sends new connections to pods with room; live streams on a full pod go on.
+        "readinessProbe": _probe("/ready/streams", port, 5, 1),
         "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(PRESTOP_SLEEP_S)]}}},
         "securityContext": {
             "allowPrivilegeEscalation": False,

@@ -15,6 +15,7 @@ from livedub.contract.metrics import (
     IN_FLIGHT,
     OVERLOAD_REJECTION_CODES,
     QUEUE_DEPTH,
+    READY,
     REJECTED,
     STREAMS,
     STREAMS_REFUSED,
@@ -39,6 +40,8 @@ class PodMetrics:
     backpressure: dict[str, float] = field(default_factory=dict)
     streams_refused: float = 0.0
     overload_rejected: float = 0.0
+    #: ``sts_ready``: models loaded and not draining. A pod without it (an older runtime) counts as ready.
+    models_ready: bool = True
 
     @property
     def counters(self) -> dict[str, float]:
@@ -64,7 +67,7 @@ def parse_metrics(text: str) -> PodMetrics:
                 elif sample.name == REJECTED:
                     if sample.labels.get("code", "") in OVERLOAD_REJECTION_CODES:
                         rejected += sample.value
-                elif sample.name in (IN_FLIGHT, QUEUE_DEPTH, STREAMS, STREAMS_REFUSED):
+                elif sample.name in (IN_FLIGHT, QUEUE_DEPTH, STREAMS, STREAMS_REFUSED, READY):
                     # Summed: a runtime may label these (e.g. per engine); the pod's figure is the total.
                     values[sample.name] = values.get(sample.name, 0.0) + sample.value
     except ValueError as exc:
@@ -78,6 +81,7 @@ def parse_metrics(text: str) -> PodMetrics:
         backpressure=backpressure,
         streams_refused=values.get(STREAMS_REFUSED, 0.0),
         overload_rejected=rejected,
+        models_ready=values.get(READY, 1.0) > 0,
     )
 
 

@@ -34,7 +34,8 @@ def observe(
     activation_requested: bool = False,
 ) -> Round:
     """``interval_s``: seconds since the previous round (0 when there was none)."""
-    answered = {pod: m for pod, m in samples.items() if m is not None}
+    # A pod still loading its models (or whose models failed to load) answers, but is no capacity.
+    answered = {pod: m for pod, m in samples.items() if m is not None and m.models_ready}
     events = refused = rejected = 0.0
     for pod, m in answered.items():
         before = previous_counters.get(pod)

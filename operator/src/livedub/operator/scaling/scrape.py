@@ -1,4 +1,9 @@
-"""Find a pool's ready pods and read their ``/metrics`` concurrently with a short timeout.
+"""Find a pool's serving pods and read their ``/metrics`` concurrently with a short timeout.
+
+Serving, not Ready: a pod's readiness means "takes new streams" (``/ready/streams``), so a full pod is
+not Ready while it carries its streams — skipping it would hide exactly the load that asks for more
+pods. Whether its models are loaded comes from its own ``sts_ready`` (``observe`` leaves out pods that
+are not, so a pod whose models failed to load is never counted as capacity).
 
 The scrape address comes from the pod's Prometheus annotations (which the Deployment builder sets),
 so the autoscaler reads exactly what Prometheus reads; a pod that is slow, refuses, or returns junk
@@ -26,17 +31,18 @@ class ScrapeTarget:
     url: str
 
 
-def _is_ready(pod: Mapping[str, Any]) -> bool:
+def _is_serving(pod: Mapping[str, Any]) -> bool:
     status = pod.get("status") or {}
     if pod.get("metadata", {}).get("deletionTimestamp") or status.get("phase") != "Running":
         return False
-    conditions = status.get("conditions") or []
-    return any(cond.get("type") == "Ready" and cond.get("status") == "True" for cond in conditions)
+    # Started: past its startup probe (the port answers), whether or not it takes new streams now.
+    containers = status.get("containerStatuses") or []
+    return all(cs.get("started", True) for cs in containers)
 
 
 def scrape_target(pod: Mapping[str, Any], default_port: int) -> ScrapeTarget | None:
-    """The pod's metrics URL, or None when the pod is not ready (it takes no traffic yet)."""
-    if not _is_ready(pod):
+    """The pod's metrics URL, or None when the pod is not serving yet (or is being deleted)."""
+    if not _is_serving(pod):
         return None
     ip = (pod.get("status") or {}).get("podIP")
     if not ip:

@@ -30,7 +30,7 @@ AUTH_MODE: Final = "AUTH_MODE"
 AUTH_TOKENS_FILE: Final = "AUTH_TOKENS_FILE"
 HF_HOME: Final = "HF_HOME"
 
-# --- Requested from the runtime (issue 12), set by the operator already, not read yet -------------
+# --- Placement (issue 12) -------------------------------------------------------------------------
 #: Most live streams this pod serves; the next ``stream:init`` gets the retryable ``POD_FULL`` refusal
 #: (with ``retry_after_ms``) and ``sts_accepting_streams`` turns 0.
 MAX_POD_STREAMS: Final = "MAX_POD_STREAMS"
@@ -42,9 +42,6 @@ STREAM_RETRY_AFTER_S: Final = "STREAM_RETRY_AFTER_S"
 #: its live streams to move at their next fragment boundary (gentle scale-down).
 POD_ANNOTATIONS_FILE: Final = "POD_ANNOTATIONS_FILE"
 
-#: Set by the operator now, read by the runtime once it is wired (``tests/unit/test_contract.py``).
-AWAITED_BY_OPERATOR: Final = frozenset({MAX_POD_STREAMS, STREAM_RETRY_AFTER_S, POD_ANNOTATIONS_FILE})
-
 #: Read by libraries inside the runtime rather than by its Settings.
 LIBRARY: Final = frozenset({HF_HOME})
 
@@ -54,6 +51,6 @@ SET_BY_OPERATOR: Final = frozenset(
         HOST, PORT, LOG_LEVEL, LOG_FORMAT, ASR_ENGINE, ASR_MODEL_SIZE, ASR_MODEL_PATH, ASR_DEVICE,
         ASR_COMPUTE_TYPE, MT_ENGINE, DEEPL_SERVER_URL, DEEPL_AUTH_KEY, TTS_CPU_THREADS, TTS_ENGINE,
         TTS_DEVICE, TTS_MODEL_PATH, VOICES_FILE, MAX_INFLIGHT, ARTIFACTS_ENABLED, DRAIN_TIMEOUT_S,
-        AUTH_MODE, AUTH_TOKENS_FILE, HF_HOME,
+        AUTH_MODE, AUTH_TOKENS_FILE, HF_HOME, MAX_POD_STREAMS, STREAM_RETRY_AFTER_S, POD_ANNOTATIONS_FILE,
     }
 )  # fmt: skip

@@ -9,7 +9,7 @@ BACKPRESSURE: Final = "sts_backpressure_events_total"
 READY: Final = "sts_ready"
 REJECTED: Final = "sts_fragments_rejected_total"
 
-# --- Requested from the runtime (issue 12), not exposed yet ---------------------------------------
+# --- Placement (issue 12) -------------------------------------------------------------------------
 #: Counter: ``stream:init`` refused because the pod already serves ``MAX_POD_STREAMS`` streams (the
 #: retryable ``POD_FULL`` refusal). The operator turns its rate into an estimate of streams waiting
 #: for a place (``livedub.operator.scaling.decide``); absent, it reads 0.
@@ -18,10 +18,6 @@ STREAMS_REFUSED: Final = "sts_streams_refused_total"
 #: removal), 0 otherwise.
 ACCEPTING_STREAMS: Final = "sts_accepting_streams"
 
-#: Names the operator reads once the runtime exposes them; ``tests/unit/test_contract.py`` has a
-#: strict xfail that turns red (so the name moves to ``READ_BY_OPERATOR``) once it does.
-AWAITED_FROM_RUNTIME: Final = frozenset({STREAMS_REFUSED, ACCEPTING_STREAMS})
-
 #: Label values of ``REJECTED``'s ``code`` that mean "this pod is past its capacity" (overload).
 OVERLOAD_REJECTION_CODES: Final[tuple[str, ...]] = ("BACKPRESSURE_EXCEEDED",)
 
@@ -29,4 +25,6 @@ OVERLOAD_REJECTION_CODES: Final[tuple[str, ...]] = ("BACKPRESSURE_EXCEEDED",)
 BACKPRESSURE_SEVERITIES: Final[tuple[str, ...]] = ("low", "medium", "high", "critical")
 
 #: Every name above: the runtime's registry must expose each of them.
-READ_BY_OPERATOR: Final = frozenset({IN_FLIGHT, QUEUE_DEPTH, STREAMS, BACKPRESSURE, READY, REJECTED})
+READ_BY_OPERATOR: Final = frozenset(
+    {IN_FLIGHT, QUEUE_DEPTH, STREAMS, BACKPRESSURE, READY, REJECTED, STREAMS_REFUSED, ACCEPTING_STREAMS}
+)

@@ -236,6 +236,8 @@ class ErrorEvent(_Outbound):
     event: str | None = None
     stream_id: str | None = None
     fragment_id: str | None = None
+    #: With a retryable refusal (``POD_FULL``): wait this long, jittered, before reconnecting.
+    retry_after_ms: int | None = None
 
     @classmethod
     def from_error(
@@ -254,6 +256,7 @@ class ErrorEvent(_Outbound):
             event=event,
             stream_id=stream_id,
             fragment_id=fragment_id,
+            retry_after_ms=error.retry_after_ms,
         )
 
 

@@ -76,12 +76,14 @@ def create_app(
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         task: asyncio.Task[None] | None = None
+        watcher = asyncio.create_task(service.placement.watch())
         if engines is not None:
             service.attach_engines(engines, voices)
             metrics.ready.set(1)
         else:
             task = asyncio.create_task(_load(service, loader))
         yield
+        watcher.cancel()
         if task is not None and not task.done():
             task.cancel()
         service.close()

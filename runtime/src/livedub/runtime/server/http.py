@@ -1,7 +1,8 @@
 """Plain HTTP endpoints: liveness, readiness, metrics, and a small info document.
 
 ``/health`` answers as soon as the process listens (Kubernetes liveness must not fail while models
-load); ``/ready`` only once models are loaded and while not draining (readiness gates traffic);
+load); ``/ready`` only once models are loaded and while not draining; ``/ready/streams`` only while
+the pod also takes new streams (server/placement.py: the operator's readiness probe);
 ``/metrics`` is Prometheus text. None of them reveals stream content.
 """
 
@@ -25,6 +26,19 @@ async def ready(request: web.Request) -> web.Response:
     return web.json_response({"status": "not_ready", "reason": reason}, status=503)
 
 
+async def ready_for_streams(request: web.Request) -> web.Response:
+    """The pod's readiness probe under the operator: 200 only while it takes new streams, so the
+    Service routes new connections to pods with room (established connections are not affected)."""
+    service = request.app[SERVICE_KEY]
+    state = service.placement.state()
+    body = {
+        "status": state,
+        "streams": sum(len(c.streams) for c in service.connections.values()),
+        "max_streams": service.settings.max_pod_streams,
+    }
+    return web.json_response(body, status=200 if state == "accepting" else 503)
+
+
 async def metrics(request: web.Request) -> web.Response:
     body = request.app[SERVICE_KEY].metrics.render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -33,4 +47,5 @@ async def metrics(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
+    app.router.add_get("/ready/streams", ready_for_streams)
     app.router.add_get("/metrics", metrics)

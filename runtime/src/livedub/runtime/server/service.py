@@ -35,6 +35,7 @@ from livedub.runtime.pipeline.pipeline import DubbingPipeline, FragmentJob, Frag
 from livedub.runtime.protocol import events as ev
 from livedub.runtime.protocol.dialects.base import Outbound
 from livedub.runtime.server.connections import Connection
+from livedub.runtime.server.placement import Placement
 from livedub.runtime.server.results import Attempt, ResultBuilder
 from livedub.runtime.server.streams import StreamFactory
 from livedub.runtime.session.backpressure import ACTIONS, Thresholds
@@ -72,6 +73,13 @@ class DubbingService:
             settings.backpressure_threshold_critical,
         )
         self.streams: StreamFactory | None = None
+        self.placement = Placement(
+            settings,
+            metrics,
+            streams=lambda: sum(len(c.streams) for c in self.connections.values()),
+            loaded=lambda: self.pipeline is not None,
+            draining=lambda: self.draining,
+        )
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -202,6 +210,8 @@ class DubbingService:
                 f"this connection already has {len(conn.streams)} streams (MAX_STREAMS_PER_CONNECTION)",
                 stage=Stage.SESSION,
             )
+        if existing is None:
+            self.placement.admit_new_stream()
         session = factory.session(f"{sid}:{stream_id}", stream_id, init, dialect)
         if existing is None:
             self.metrics.streams.inc()

@@ -1,0 +1,77 @@
+"""A full pod stops taking new streams, says so where the Service and the operator look, and recovers.
+
+Real server, real engines: ``MAX_POD_STREAMS`` caps live streams across connections; the next
+``stream:init`` is refused ``POD_FULL`` (retryable, with ``retry_after_ms``), ``/ready/streams`` (the
+pod's readiness probe) answers 503, ``sts_accepting_streams`` reads 0, and a refusal is counted in
+``sts_streams_refused_total``. The operator's removal mark arrives as a downward-API annotations file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+
+from livedub.runtime.server.keys import SERVICE_KEY
+from livedub.runtime.server.placement import ANNOTATIONS_POLL_S, DRAINING_ANNOTATION
+
+
+async def _get(url: str) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as http, http.get(url) as response:
+        return response.status, await response.text()
+
+
+def _metric(text: str, name: str) -> float:
+    return next(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " "))
+
+
+async def test_a_full_pod_refuses_new_streams_until_one_ends(make_server):
+    server = await make_server(max_pod_streams=2, stream_retry_after_s=7)
+    first = await server.connect(stream_id="s1", worker_id="w1")
+    second = await server.connect(stream_id="s2", worker_id="w2")
+    assert (await first.init())[0] == "stream:ready"
+    assert (await _get(server.url + "/ready/streams"))[0] == 200
+    assert (await second.init())[0] == "stream:ready"
+    # Re-initialising a stream it already has is not a new stream: still allowed when full.
+    assert (await second.init())[0] == "stream:ready"
+
+    third = await server.connect(stream_id="s3", worker_id="w3")
+    kind, refusal = await third.init()
+    assert kind == "error" and refusal["code"] == "POD_FULL"
+    assert refusal["retryable"] is True and refusal["retry_after_ms"] == 7000
+    status, body = await _get(server.url + "/ready/streams")
+    assert status == 503 and '"full"' in body
+    assert (await _get(server.url + "/ready"))[0] == 200  # models loaded, not draining: still alive
+    _, metrics = await _get(server.url + "/metrics")
+    assert _metric(metrics, "sts_accepting_streams") == 0
+    assert _metric(metrics, "sts_streams_refused_total") == 1
+    assert _metric(metrics, "sts_streams_active") == 2
+
+    await first.client.emit("stream:end", {"stream_id": "s1"})
+    await first.wait_for(lambda r: bool(r.of("stream:complete")), 30)
+    assert (await _get(server.url + "/ready/streams"))[0] == 200
+    assert (await third.init())[0] == "stream:ready"  # the retry after the refusal is admitted
+
+
+async def test_a_pod_marked_for_removal_takes_no_new_streams_but_keeps_its_own(make_server, tmp_path):
+    annotations = tmp_path / "annotations"
+    annotations.write_text('prometheus.io/scrape="true"\n')
+    server = await make_server(pod_annotations_file=annotations)
+    live = await server.connect(stream_id="live", worker_id="w1")
+    assert (await live.init())[0] == "stream:ready"
+
+    annotations.write_text(f'prometheus.io/scrape="true"\n{DRAINING_ANNOTATION}="1764590000"\n')
+    placement = server.app[SERVICE_KEY].placement
+    for _ in range(int(4 * ANNOTATIONS_POLL_S / 0.1)):
+        if placement.leaving:
+            break
+        await asyncio.sleep(0.1)
+    assert placement.leaving
+    status, body = await _get(server.url + "/ready/streams")
+    assert status == 503 and '"leaving"' in body
+    newcomer = await server.connect(stream_id="new", worker_id="w2")
+    kind, refusal = await newcomer.init()
+    assert kind == "error" and refusal["code"] == "POD_FULL" and refusal["retryable"] is True
+    # The live stream's own control still works: it is not cut off.
+    await live.client.emit("stream:pause", {"stream_id": "live"})
+    await live.wait_for(lambda r: bool(r.of("stream:state")), 10)
