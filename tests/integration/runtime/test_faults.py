@@ -105,7 +105,7 @@ def speech(shared_data) -> np.ndarray:
 async def test_engine_fault_fails_one_fragment_and_the_stream_continues(
     make_server, engines, speech, stage, effect, code, retryable
 ):
-    fault = Fault(effect, hang_s=12.0)
+    fault = Fault(effect, hang_s=6.5)
     wrapped = {
         "asr": lambda: dataclasses.replace(engines, asr=FaultyASR(engines.asr, fault)),
         "translation": lambda: dataclasses.replace(engines, translator=FaultyMT(engines.translator, fault)),
@@ -113,7 +113,7 @@ async def test_engine_fault_fails_one_fragment_and_the_stream_continues(
     }[stage]()
     # One fragment at a time, and a TTS timeout far above a real call (~1.5 s idle, ~3.5 s on a loaded
     # 2-core machine) but below the hang.
-    server = await make_server(engines_override=wrapped, tts_timeout_ms=7000, pipeline_concurrency=1)
+    server = await make_server(engines_override=wrapped, tts_timeout_ms=6000, pipeline_concurrency=1)
     client = await server.connect()
     await client.init()
     await client.send("broken", 0, speech)
