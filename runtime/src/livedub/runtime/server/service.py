@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from livedub.runtime.artifacts import ArtifactWriter
-from livedub.runtime.audio.codec import decode, encode, payload_bytes, resample
+from livedub.runtime.audio.codec import decode, encode_audio, payload_bytes, resample
 from livedub.runtime.config import Settings
 from livedub.runtime.engines.base import Engines, TranslationOptions
 from livedub.runtime.errors import DubbingError, ErrorCode, Stage
@@ -509,8 +509,12 @@ class DubbingService:
 
     def _decode(self, fragment: ev.FragmentData) -> Any:
         data = payload_bytes(fragment.audio)
-        audio = decode(data, fragment.format, sample_rate=fragment.sample_rate, channels=fragment.channels)
         limit_s = self.settings.fragment_max_duration_ms / 1000
+        # The limit goes into the decoder, which stops there: checking afterwards let a small
+        # payload expand into gigabytes first (issue 11, item 5).
+        audio = decode(
+            data, fragment.format, sample_rate=fragment.sample_rate, channels=fragment.channels, max_duration_s=limit_s
+        )
         if audio.duration_s > limit_s:
             raise DubbingError(
                 ErrorCode.INVALID_AUDIO,
@@ -642,7 +646,9 @@ class DubbingService:
         rate = c.output_sample_rate or outcome.sample_rate
         samples = resample(outcome.audio, outcome.sample_rate, rate) if outcome.audio is not None else None
         assert samples is not None
-        return encode(samples, fmt, sample_rate=rate, channels=decoded.channels), fmt.value, rate, decoded.channels
+        # The format may carry another rate or fewer channels than asked (MP3: 2): report what was sent.
+        out = encode_audio(samples, fmt, sample_rate=rate, channels=decoded.channels)
+        return out.data, fmt.value, out.sample_rate, out.channels
 
     async def _write_artifacts(
         self,
