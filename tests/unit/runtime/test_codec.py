@@ -154,3 +154,57 @@ def test_output_rate_is_what_the_codec_carries():
     assert encode_audio(x, AudioFormat.M4A, sample_rate=192000).sample_rate == 96000
     assert encode_audio(x, AudioFormat.OGG, sample_rate=44100).sample_rate == 48000
     assert encode_audio(x, AudioFormat.FLAC, sample_rate=192000).sample_rate == 192000
+
+
+# --- raw ADTS length (issue 11, item 6) ----------------------------------------------------------
+
+
+def _worker_adts(audio: np.ndarray, rate: int = 16000) -> tuple[bytes, int]:
+    """Raw ADTS as a media worker makes it with FFmpeg (PyAV directly, not our encoder); returns the
+    bytes and the number of AAC frames in them."""
+    import io
+    from fractions import Fraction
+
+    import av
+
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="adts") as container:
+        stream = container.add_stream("aac", rate=rate, layout="mono")
+        frame = av.AudioFrame.from_ndarray(audio.astype(np.float32)[None, :], format="flt", layout="mono")
+        frame.sample_rate, frame.pts, frame.time_base = rate, 0, Fraction(1, rate)
+        packets = [*stream.encode(frame), *stream.encode(None)]
+        for packet in packets:
+            container.mux(packet)
+    return buffer.getvalue(), len(packets)
+
+
+@pytest.mark.parametrize("content", ["mostly-silent", "speech"])
+def test_raw_adts_decodes_to_every_frame_it_carries(content):
+    """FFmpeg's ADTS duration is a bitrate estimate: a mostly silent 6.016 s segment was cut to 3.584 s."""
+    n = 94 * 1024 - 1024  # the encoder adds one frame of priming: 94 frames = 6.016 s at 16 kHz
+    if content == "speech":
+        from support.data import FLEURS, fleurs
+
+        if not FLEURS.is_dir():
+            pytest.skip("shared FLEURS data not found")
+        audio = fleurs("fleurs-en-005")[0][:n]
+    else:
+        audio = np.zeros(n, np.float32)
+        audio[:1600] = tone(0.1)  # 100 ms of tone, then silence: tiny frames, a low bitrate estimate
+    data, frames = _worker_adts(audio)
+    assert frames == 94
+    decoded = decode(data, AudioFormat.AAC, sample_rate=16000, channels=1, max_duration_s=30)
+    assert len(decoded.samples) == frames * 1024  # 6.016 s, to the sample
+
+
+def test_adts_through_our_encoder_keeps_the_segment_length_and_alignment():
+    """A 94-frame ADTS segment in, a 94-frame ADTS segment out, with the onset where it was."""
+    from livedub.runtime.audio.codec import encode_audio
+
+    n = 94 * 1024
+    x = np.zeros(n, np.float32)
+    x[32000:32400] = 0.5 * np.sin(2 * np.pi * 500 * np.arange(400) / 16000)
+    data = encode_audio(x, AudioFormat.AAC, sample_rate=16000).data
+    back = decode(data, AudioFormat.AAC, sample_rate=16000, channels=1)
+    assert len(back.samples) == n
+    assert abs(int(np.argmax(np.abs(back.samples) > 0.1)) - 32000) <= 16
