@@ -32,10 +32,11 @@ from livedub.runtime.errors import ModelLoadError
 from livedub.runtime.metrics import Metrics
 from livedub.runtime.server.auth import TokenAuthenticator
 from livedub.runtime.server.http import add_routes
-from livedub.runtime.server.keys import SERVICE_KEY, SIO_KEY
+from livedub.runtime.server.keys import REQUESTS_KEY, SERVICE_KEY, SIO_KEY, WARM_KEY
 from livedub.runtime.server.namespace import DubbingNamespace
 from livedub.runtime.server.service import DubbingService
 from livedub.runtime.server.transport import attach
+from livedub.runtime.server.warmup import warm_up
 
 log = logging.getLogger(__name__)
 
@@ -76,16 +77,19 @@ def create_app(
     app = web.Application(client_max_size=settings.max_message_bytes)
     app[SERVICE_KEY] = service
     app[SIO_KEY] = sio
-    attach(app, sio, body_timeout_s=settings.http_request_timeout_s)
+    app[WARM_KEY] = warm = asyncio.Event()
+    app[REQUESTS_KEY] = attach(app, sio, body_timeout_s=settings.http_request_timeout_s)
     add_routes(app)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         task: asyncio.Task[None] | None = None
         if engines is not None:
+            # Pre-built engines (tests share one loaded, already used set): no warm-up needed.
             service.attach_engines(engines, voices)
+            warm.set()
             metrics.ready.set(1)
         else:
-            task = asyncio.create_task(_load(service, loader))
+            task = asyncio.create_task(_load(service, loader, warm))
         yield
         if task is not None and not task.done():
             task.cancel()
@@ -95,7 +99,7 @@ def create_app(
     return app
 
 
-async def _load(service: DubbingService, loader: EngineLoader) -> None:
+async def _load(service: DubbingService, loader: EngineLoader, warm: asyncio.Event) -> None:
     started = time.perf_counter()
     log.info("loading engines")
     try:
@@ -108,8 +112,16 @@ async def _load(service: DubbingService, loader: EngineLoader) -> None:
     service.attach_engines(engines, voices)
     elapsed = time.perf_counter() - started
     service.metrics.model_load_seconds.set(elapsed)
+    log.info("engines loaded", extra={"seconds": round(elapsed, 2), **engines.describe()})
+    assert service.pipeline is not None
+    warmed = await warm_up(engines, service.pipeline)
+    service.metrics.warmup_seconds.set(warmed.seconds)
+    log.info(
+        "engines ready" if warmed.error is None else "engines ready, warm-up failed",
+        extra={"seconds": round(warmed.seconds, 2), "target": warmed.target, "error": warmed.error, **warmed.stages_ms},
+    )
+    warm.set()
     service.metrics.ready.set(1)
-    log.info("engines ready", extra={"seconds": round(elapsed, 2), **engines.describe()})
 
 
 def make_runner(app: web.Application, settings: Settings) -> web.AppRunner:
@@ -174,7 +186,11 @@ async def serve(settings: Settings, app: web.Application | None = None) -> None:
         log.info("drained" if finished else "drain timeout: exiting with fragments in flight")
         left = budget - (loop.time() - started) - _CLEANUP_S
         closed = await disconnect_all(app[SIO_KEY], min(left, reserve))
+        # Let the websocket handlers see their clients' close before aiohttp stops reading (a close
+        # handshake takes milliseconds; _CLEANUP_S also bounds a client connecting meanwhile).
+        await app[REQUESTS_KEY].wait_idle(min(_CLEANUP_S, budget - (loop.time() - started) - _CLEANUP_S))
         await app[SIO_KEY].shutdown()
         log.info("connections closed", extra={"connections": closed, "seconds": round(loop.time() - started, 2)})
     finally:
         await runner.cleanup()
+        log.info("stopped")

@@ -76,6 +76,10 @@ class DubbingNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             self.service.metrics.errors.labels(stage="protocol", code="AUTH_FAILED").inc()
             raise Refused(DubbingError(ErrorCode.AUTH_FAILED, refusal, stage=Stage.PROTOCOL))
         try:
+            if self.service.draining:  # it would be closed in a moment: send it to another replica now
+                raise DubbingError(
+                    ErrorCode.SHUTTING_DOWN, "server is draining; reconnect to another replica", stage=Stage.SESSION
+                )
             stream_id = _header_or_auth(environ, auth, "X-Stream-ID", "stream_id", "streamId")
             worker_id = _header_or_auth(environ, auth, "X-Worker-ID", "worker_id", "workerId")
             self.service.connect(sid, worker_id, stream_id)

@@ -7,6 +7,10 @@ vanished in a JSON or base64 decode error, with no answer to the client (issue 1
 route the endpoint ourselves: a POST body is read completely (``request.read()``, which also enforces
 ``client_max_size``) under a deadline, then engine.io sees the request with that body in memory.
 GET (long-poll and the websocket upgrade) and OPTIONS pass through untouched.
+
+Owning the route also lets the drain wait for the requests in progress, above all the websocket
+handlers that end once each client answers the close: aiohttp's shutdown ignores whatever a client
+sends after it starts, so a websocket still closing then held the exit for two shutdown timeouts.
 """
 
 from __future__ import annotations
@@ -50,14 +54,49 @@ class _BufferedRequest:
         return getattr(self._request, name)
 
 
-def attach(app: web.Application, sio: socketio.AsyncServer, *, body_timeout_s: float) -> None:
+class Requests:
+    """Engine.IO requests in progress (a websocket connection is one long request)."""
+
+    def __init__(self) -> None:
+        self.active = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def started(self) -> None:
+        self.active += 1
+        self._idle.clear()
+
+    def finished(self) -> None:
+        self.active -= 1
+        if self.active == 0:
+            self._idle.set()
+
+    async def wait_idle(self, timeout_s: float) -> bool:
+        """True once no request is in progress; False if some still are after ``timeout_s``."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), max(timeout_s, 0.0))
+        except TimeoutError:
+            return False
+        return True
+
+
+def attach(app: web.Application, sio: socketio.AsyncServer, *, body_timeout_s: float) -> Requests:
     """Serve Socket.IO on ``app`` (instead of ``sio.attach(app)``) with complete POST bodies.
 
     ``body_timeout_s`` bounds how long a client may take to send a POST body: a client that
     announces a large ``Content-Length`` and trickles it would otherwise hold a handler forever.
     """
 
+    requests = Requests()
+
     async def handle(request: web.Request) -> web.StreamResponse:
+        requests.started()
+        try:
+            return await _handle(request)
+        finally:
+            requests.finished()
+
+    async def _handle(request: web.Request) -> web.StreamResponse:
         if request.method == "POST":
             try:
                 body = await asyncio.wait_for(request.read(), body_timeout_s)
@@ -71,3 +110,4 @@ def attach(app: web.Application, sio: socketio.AsyncServer, *, body_timeout_s: f
     app.router.add_get(ENGINEIO_PATH, handle)
     app.router.add_post(ENGINEIO_PATH, handle)
     app.router.add_route("OPTIONS", ENGINEIO_PATH, handle)
+    return requests
