@@ -297,3 +297,18 @@ async def test_a_bomb_fragment_is_refused_and_the_stream_goes_on(make_server) ->
     assert "FRAGMENT_MAX_DURATION_MS" in result["error"]["message"]
     await client.send("after", 1, np.zeros(16000, np.float32), binary=True)
     assert (await client.processed(2))[-1]["status"] == "success"
+
+
+async def test_a_burst_of_fragments_over_long_polling_is_answered_in_full(make_server) -> None:
+    """A polling client sends everything emitted since its last POST in one body; engine.io refused
+    bodies of more than 16 packets (8 binary fragments), silently dropping every fragment in them."""
+    server = await make_server()
+    client = await server.connect(transports=("polling",))
+    await client.init()
+    silence = np.zeros(8000, np.float32)
+    await asyncio.gather(*(client.send(f"burst-{i}", i, silence, binary=True) for i in range(40)))
+    results = await client.processed(40, timeout=120)
+    assert sorted(r["fragment_id"] for r in results) == sorted(f"burst-{i}" for i in range(40))
+    # Past the per-stream limit some are refused, retryably: answered either way, never lost.
+    assert {r["status"] for r in results} <= {"success", "failed"}
+    assert all(r["error"]["code"] == "BACKPRESSURE_EXCEEDED" for r in results if r["status"] == "failed")

@@ -20,9 +20,15 @@ from typing import Any
 
 import socketio
 from aiohttp import web
+from engineio.payload import Payload
 
 #: engine.io's endpoint; python-socketio and socket.io-client default to it.
 ENGINEIO_PATH = "/socket.io/"
+#: Packets one long-polling POST may carry. A polling client batches whatever it emitted since its
+#: last POST, and a binary fragment is two packets: engine.io's default of 16 dropped a burst of
+#: nine fragments whole, unanswered, with the connection kept up (found by this issue's campaign).
+#: Memory stays bounded by the body limit (MAX_MESSAGE_BYTES), not by this count.
+MAX_PACKETS_PER_POST = 1024
 
 
 class _Body:
@@ -87,6 +93,8 @@ def attach(app: web.Application, sio: socketio.AsyncServer, *, body_timeout_s: f
     announces a large ``Content-Length`` and trickles it would otherwise hold a handler forever.
     """
 
+    # python-engineio's documented knob; it is process-wide (a class attribute).
+    Payload.max_decode_packets = max(Payload.max_decode_packets, MAX_PACKETS_PER_POST)
     requests = Requests()
 
     async def handle(request: web.Request) -> web.StreamResponse:
