@@ -20,7 +20,7 @@ from aiohttp import web
 
 from livedub.runtime.config import Settings
 from livedub.runtime.engines.base import Engines
-from livedub.runtime.server.app import create_app
+from livedub.runtime.server.app import create_app, make_runner
 
 EVENTS = (
     "stream:ready",
@@ -105,8 +105,9 @@ class Server:
     connect: Callable[..., Any]
 
 
-async def _start(app: web.Application) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(app)
+async def _start(app: web.Application, settings: Settings) -> tuple[web.AppRunner, str]:
+    # The runner ``livedub serve`` uses: same timeouts (slowloris) as production.
+    runner = make_runner(app, settings)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -123,10 +124,15 @@ async def make_server(engines: Engines) -> AsyncIterator[Callable[..., Any]]:
     async def factory(voices: Any = None, engines_override: Engines | None = None, **overrides: Any) -> Server:
         settings = Settings(_env_file=None, **overrides)
         app = create_app(settings, engines=engines_override or engines, voices=voices)
-        runner, url = await _start(app)
+        runner, url = await _start(app, settings)
         runners.append(runner)
 
-        async def connect(stream_id: str | None = "stream-1", worker_id: str = "worker-1", **kwargs: Any) -> Recorder:
+        async def connect(
+            stream_id: str | None = "stream-1",
+            worker_id: str = "worker-1",
+            transports: tuple[str, ...] = ("websocket",),
+            **kwargs: Any,
+        ) -> Recorder:
             client = socketio.AsyncClient(reconnection=False)
             recorder = Recorder(client)
             for name in EVENTS:
@@ -141,7 +147,7 @@ async def make_server(engines: Engines) -> AsyncIterator[Callable[..., Any]]:
             client.on("connect_error", lambda data: refusal.append(data))
             headers = {"X-Worker-ID": worker_id, **({"X-Stream-ID": stream_id} if stream_id else {})}
             try:
-                await client.connect(url, headers=headers, transports=["websocket"], **kwargs)
+                await client.connect(url, headers=headers, transports=list(transports), **kwargs)
             except socketio.exceptions.ConnectionError as exc:
                 # The server's reason arrives in connect_error; surface it in the exception.
                 raise socketio.exceptions.ConnectionError(f"{exc}: {refusal}") from exc

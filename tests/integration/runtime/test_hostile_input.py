@@ -217,3 +217,98 @@ def test_a_normal_stream_still_dubs_after_the_fuzzing(harness: Harness, shared_d
     result = harness.run(scenario(), timeout=180)
     assert result["status"] in ("success", "partial") and result["transcript"]
     assert np.frombuffer(result["dubbed_audio"], dtype="<i2").size == 4 * 16000
+
+
+# --- long-polling (issue 11, item 1) -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("binary", [False, True], ids=["base64", "binary"])
+async def test_long_polling_carries_a_six_second_fragment(make_server, shared_data, binary: bool) -> None:
+    """A 6 s 16 kHz fragment is 192,000 bytes of PCM (256 kB as base64): one POST larger than a TCP
+    read. engine.io's driver read only what was buffered and the fragment vanished without an answer."""
+    from support.data import fleurs
+
+    server = await make_server()
+    client = await server.connect(transports=("polling",))
+    assert client.client.transport() == "polling"
+    assert (await client.init())[0] == "stream:ready"
+    speech = fleurs("fleurs-en-006")[0][: 6 * 16000]
+    await client.send("long-poll", 0, speech, binary=binary)
+    [result] = await client.processed(1)
+    assert [a["status"] for a in client.of("fragment:ack")] == ["queued"]
+    assert result["status"] in ("success", "partial") and result["transcript"]
+    audio = result["dubbed_audio"]
+    pcm = audio if binary else base64.b64decode(audio)
+    # Speech too long even at the fastest tempo is kept whole (pipeline/duration.py): near, not exact.
+    assert result["metadata"]["original_duration_ms"] == 6000
+    assert abs(len(pcm) - 192_000) <= 0.1 * 192_000
+    assert client.client.connected
+
+
+# --- decompression bombs (issue 11, item 5) ------------------------------------------------------
+
+#: What decoding one fragment may add to a process's peak memory (README, Security). Measured
+#: 26-28 MiB: the mono float32 of the longest accepted fragment (30 s at 192 kHz) plus one block.
+DECODE_PEAK_BOUND_MIB = 48
+
+
+@pytest.mark.parametrize("variant", ["declared", "unknown", "longest"])
+def test_decoding_a_bomb_stays_within_the_documented_memory_bound(variant: str) -> None:
+    """5 min of 192 kHz x 8-channel silence is a 476 kB FLAC; decoded whole it is 1.8 GB of float32
+    (RSS rose from 1.2 to 3.2 GiB before the limit was checked). Now the header is checked first,
+    and a FLAC without a length stops at the limit while decoding."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = Path(__file__).resolve().parents[2]
+    path = os.pathsep.join(p for p in (str(tests), os.environ.get("PYTHONPATH", "")) if p)
+    result = subprocess.run(
+        [sys.executable, "-m", "support.decode_rss", variant],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tests,
+        env={**os.environ, "PYTHONPATH": path},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    measured = json.loads(result.stdout)
+    assert measured["code"] == (None if variant == "longest" else "INVALID_AUDIO")
+    assert measured["peak_growth_mib"] <= DECODE_PEAK_BOUND_MIB, measured
+    if variant != "longest":
+        assert measured["bytes"] < 500_000  # under every packet limit: only decoding can stop it
+
+
+async def test_a_bomb_fragment_is_refused_and_the_stream_goes_on(make_server) -> None:
+    from support.decode_rss import bomb
+
+    server = await make_server()
+    client = await server.connect()
+    await client.init()
+    data = bomb(unknown_length=True)
+    await client.client.emit(
+        "fragment:data",
+        {"fragment_id": "bomb", "stream_id": "stream-1", "sequence_number": 0, "audio": data, "format": "flac"},
+    )
+    [result] = await client.processed(1)
+    assert result["status"] == "failed" and result["error"]["code"] == "INVALID_AUDIO"
+    assert "FRAGMENT_MAX_DURATION_MS" in result["error"]["message"]
+    await client.send("after", 1, np.zeros(16000, np.float32), binary=True)
+    assert (await client.processed(2))[-1]["status"] == "success"
+
+
+async def test_a_burst_of_fragments_over_long_polling_is_answered_in_full(make_server) -> None:
+    """A polling client sends everything emitted since its last POST in one body; engine.io refused
+    bodies of more than 16 packets (8 binary fragments), silently dropping every fragment in them."""
+    server = await make_server()
+    client = await server.connect(transports=("polling",))
+    await client.init()
+    silence = np.zeros(8000, np.float32)
+    await asyncio.gather(*(client.send(f"burst-{i}", i, silence, binary=True) for i in range(40)))
+    results = await client.processed(40, timeout=120)
+    assert sorted(r["fragment_id"] for r in results) == sorted(f"burst-{i}" for i in range(40))
+    # Past the per-stream limit some are refused, retryably: answered either way, never lost.
+    assert {r["status"] for r in results} <= {"success", "failed"}
+    assert all(r["error"]["code"] == "BACKPRESSURE_EXCEEDED" for r in results if r["status"] == "failed")

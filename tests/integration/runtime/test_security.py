@@ -104,3 +104,110 @@ async def test_pod_wide_inflight_limit_rejects_across_streams(make_server, share
     assert "capacity" in refused["error"]["message"]
     [done] = await first.processed(1)
     assert done["status"] in ("success", "partial")
+
+
+# --- issue 11, items 9 and 11 --------------------------------------------------------------------
+
+
+async def _refusal(url: str, **connect: object) -> dict:
+    """Connect and return what the server sent in ``connect_error`` (the connection must be refused)."""
+    client = socketio.AsyncClient(reconnection=False)
+    received: list[dict] = []
+    client.on("connect_error", lambda data: received.append(data))
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await client.connect(url, **{"transports": ["websocket"], **connect})  # type: ignore[arg-type]
+    [data] = received
+    return data
+
+
+@pytest.mark.parametrize("transport", ["websocket", "polling"])
+async def test_refusals_are_the_documented_code_and_message(make_server, transport):
+    """Before: {"message": "{'code': 'AUTH_FAILED', ...}"}, a Python repr inside a string."""
+    server = await make_server(auth_mode="required", auth_tokens="right", max_connections_per_worker=1)
+    refused = await _refusal(server.url, auth={"token": "wrong"}, transports=[transport])
+    assert refused["code"] == "AUTH_FAILED" and refused["message"] == "invalid worker token"
+    assert refused["retryable"] is False
+    assert refused["data"] == {"code": "AUTH_FAILED", "message": "invalid worker token", "retryable": False}
+
+    await server.connect(worker_id="w", auth={"token": "right"})
+    refused = await _refusal(server.url, headers={"X-Worker-ID": "w"}, auth={"token": "right"})
+    assert refused["code"] == "LIMIT_EXCEEDED" and "MAX_CONNECTIONS_PER_WORKER" in refused["message"]
+    assert refused["data"]["code"] == "LIMIT_EXCEEDED"
+
+
+async def test_overlong_stream_id_is_refused_like_the_payload_path(make_server):
+    """Before: an X-Stream-ID over 128 characters was cut to 128, while stream:init refused it."""
+    server = await make_server()
+    for connect in ({"headers": {"X-Stream-ID": "s" * 129}}, {"auth": {"stream_id": "s" * 129}}):
+        refused = await _refusal(server.url, **connect)
+        assert refused["code"] == "INVALID_PAYLOAD" and "X-Stream-ID" in refused["message"], refused
+    client = await server.connect(stream_id="s" * 128)
+    kind, ready = await client.init()
+    assert kind == "stream:ready" and ready["stream_id"] == "s" * 128
+    kind, error = await client.init(stream_id="p" * 129)  # the payload path, for comparison
+    assert kind == "error" and error["code"] == "INVALID_PAYLOAD"
+
+
+@pytest.mark.parametrize(
+    ("payload_token", "header_token", "accepted"),
+    [("wrong", "right", True), ("right", "wrong", True), ("wrong", "wrong", False), (None, "right", True)],
+)
+async def test_either_presented_credential_may_be_the_valid_one(make_server, payload_token, header_token, accepted):
+    """Before: a wrong token in the auth payload overrode a correct Authorization header."""
+    server = await make_server(auth_mode="required", auth_tokens="right")
+    connect = {"headers": {"Authorization": f"Bearer {header_token}"}}
+    if payload_token is not None:
+        connect["auth"] = {"token": payload_token}
+    if accepted:
+        client = socketio.AsyncClient(reconnection=False)
+        await client.connect(server.url, transports=["websocket"], **connect)  # type: ignore[arg-type]
+        assert client.connected
+        await client.disconnect()
+    else:
+        assert (await _refusal(server.url, **connect))["code"] == "AUTH_FAILED"
+
+
+async def test_a_client_that_never_finishes_its_headers_is_dropped(make_server):
+    """Slowloris: partial request headers used to hold a connection for aiohttp's 3630 s keep-alive."""
+    import asyncio
+    import time
+    from urllib.parse import urlsplit
+
+    server = await make_server(http_request_timeout_s=1.0)
+    address = urlsplit(server.url)
+    reader, writer = await asyncio.open_connection(address.hostname, address.port)
+    started = time.monotonic()
+    writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # no blank line: the headers never end
+    await writer.drain()
+    for _ in range(3):  # keep dripping header lines, as slowloris does
+        await asyncio.sleep(0.3)
+        writer.write(b"X-Slow: 1\r\n")
+        await writer.drain()
+    assert await asyncio.wait_for(reader.read(), 10) == b""  # closed by the server, no response
+    assert time.monotonic() - started < 5
+    writer.close()
+
+    # A normal request on a fresh connection is unaffected.
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http, http.get(server.url + "/health") as response:
+        assert response.status == 200
+
+
+async def test_a_post_body_that_never_arrives_is_dropped(make_server):
+    """A long-polling POST that announces a body and trickles it may not hold a handler forever."""
+    import asyncio
+    from urllib.parse import urlsplit
+
+    server = await make_server(http_request_timeout_s=1.0)
+    address = urlsplit(server.url)
+    reader, writer = await asyncio.open_connection(address.hostname, address.port)
+    writer.write(
+        b"POST /socket.io/?EIO=4&transport=polling&sid=x HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Type: text/plain\r\nContent-Length: 100000\r\n\r\n" + b"4" * 100
+    )
+    await writer.drain()
+    # aiohttp then lingers up to 10 s reading what is left of the body before it closes.
+    answer = await asyncio.wait_for(reader.readline(), 5)
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+    writer.close()

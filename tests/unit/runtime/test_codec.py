@@ -94,3 +94,117 @@ def test_compressed_output_stays_in_sync_with_the_input(fmt):
     back = decode(encode(x, fmt, sample_rate=16000), fmt, sample_rate=16000, channels=1).samples
     assert len(back) == 16000
     assert abs(int(np.argmax(np.abs(back) > 0.1)) - 4000) <= 16  # 1 ms
+
+
+# --- multichannel output (issue 11, item 2) ------------------------------------------------------
+
+
+def _layout_of(data: bytes) -> tuple[str, int]:
+    import io
+
+    import av
+
+    with av.open(io.BytesIO(data)) as container:
+        context = container.streams.audio[0].codec_context
+        return context.layout.name, context.channels
+
+
+@pytest.mark.parametrize("fmt", list(AudioFormat))
+@pytest.mark.parametrize("channels", range(1, 9))
+def test_output_has_the_fragments_channels_and_duration(fmt, channels):
+    """Before: any count above 1 was written as interleaved stereo, so 6 channels came back 3x too long."""
+    from livedub.runtime.audio.codec import encode_audio, output_channels
+
+    rate = 48000
+    n = 3 * rate + 7  # not a multiple of any codec frame: exactness is not a coincidence
+    x = np.zeros(n, np.float32)
+    x[rate : rate + 480] = 0.5 * np.sin(2 * np.pi * 1000 * np.arange(480) / rate)  # a 10 ms tone burst at 1 s
+    out = encode_audio(x, fmt, sample_rate=rate, channels=channels)
+    sent = 2 if fmt is AudioFormat.MP3 and channels > 2 else channels  # MP3 carries at most 2: documented
+    assert out.channels == output_channels(fmt, channels) == sent
+    assert out.sample_rate == rate
+    back = decode(out.data, fmt, sample_rate=rate, channels=sent)
+    assert back.channels == sent and back.sample_rate == rate
+    if fmt is AudioFormat.AAC:
+        # Raw ADTS has no container timing: it decodes to whole 1024-sample frames, and its first
+        # frame is the encoder's priming (we start the encoder 1024 samples in, to stay aligned).
+        assert len(back.samples) == -(-n // 1024) * 1024
+    elif fmt is AudioFormat.MP3:
+        # FFmpeg's gapless MP3 decoding keeps at least 47 samples of a nearly empty last frame
+        # (measured: exact unless the length is within 47 samples past a 1152-sample frame).
+        assert n <= len(back.samples) <= n + 47
+    else:
+        assert len(back.samples) == n
+    onset = int(np.argmax(np.abs(back.samples) > 0.1))
+    assert abs(onset - rate) <= 48, (fmt, channels, onset)  # in sync within 1 ms
+    if fmt not in (AudioFormat.PCM_S16LE,):
+        name, decoded_channels = _layout_of(out.data)
+        assert decoded_channels == sent
+        # FFmpeg's standard layouts: AAC's channel configurations (6.1 has none), and the mask of
+        # WAVE_FORMAT_EXTENSIBLE, which WAV uses above two channels only.
+        if (fmt in (AudioFormat.M4A, AudioFormat.AAC) and sent != 7) or (fmt is AudioFormat.WAV and sent > 2):
+            assert name == {1: "mono", 2: "stereo", 3: "3.0", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}[sent]
+
+
+def test_output_rate_is_what_the_codec_carries():
+    from livedub.runtime.audio.codec import encode_audio
+
+    x = tone(1.0, 192000)
+    assert encode_audio(x, AudioFormat.MP3, sample_rate=192000).sample_rate == 48000
+    assert encode_audio(x, AudioFormat.M4A, sample_rate=192000).sample_rate == 96000
+    assert encode_audio(x, AudioFormat.OGG, sample_rate=44100).sample_rate == 48000
+    assert encode_audio(x, AudioFormat.FLAC, sample_rate=192000).sample_rate == 192000
+
+
+# --- raw ADTS length (issue 11, item 6) ----------------------------------------------------------
+
+
+def _worker_adts(audio: np.ndarray, rate: int = 16000) -> tuple[bytes, int]:
+    """Raw ADTS as a media worker makes it with FFmpeg (PyAV directly, not our encoder); returns the
+    bytes and the number of AAC frames in them."""
+    import io
+    from fractions import Fraction
+
+    import av
+
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="adts") as container:
+        stream = container.add_stream("aac", rate=rate, layout="mono")
+        frame = av.AudioFrame.from_ndarray(audio.astype(np.float32)[None, :], format="flt", layout="mono")
+        frame.sample_rate, frame.pts, frame.time_base = rate, 0, Fraction(1, rate)
+        packets = [*stream.encode(frame), *stream.encode(None)]
+        for packet in packets:
+            container.mux(packet)
+    return buffer.getvalue(), len(packets)
+
+
+@pytest.mark.parametrize("content", ["mostly-silent", "speech"])
+def test_raw_adts_decodes_to_every_frame_it_carries(content):
+    """FFmpeg's ADTS duration is a bitrate estimate: a mostly silent 6.016 s segment was cut to 3.584 s."""
+    n = 94 * 1024 - 1024  # the encoder adds one frame of priming: 94 frames = 6.016 s at 16 kHz
+    if content == "speech":
+        from support.data import FLEURS, fleurs
+
+        if not FLEURS.is_dir():
+            pytest.skip("shared FLEURS data not found")
+        audio = fleurs("fleurs-en-005")[0][:n]
+    else:
+        audio = np.zeros(n, np.float32)
+        audio[:1600] = tone(0.1)  # 100 ms of tone, then silence: tiny frames, a low bitrate estimate
+    data, frames = _worker_adts(audio)
+    assert frames == 94
+    decoded = decode(data, AudioFormat.AAC, sample_rate=16000, channels=1, max_duration_s=30)
+    assert len(decoded.samples) == frames * 1024  # 6.016 s, to the sample
+
+
+def test_adts_through_our_encoder_keeps_the_segment_length_and_alignment():
+    """A 94-frame ADTS segment in, a 94-frame ADTS segment out, with the onset where it was."""
+    from livedub.runtime.audio.codec import encode_audio
+
+    n = 94 * 1024
+    x = np.zeros(n, np.float32)
+    x[32000:32400] = 0.5 * np.sin(2 * np.pi * 500 * np.arange(400) / 16000)
+    data = encode_audio(x, AudioFormat.AAC, sample_rate=16000).data
+    back = decode(data, AudioFormat.AAC, sample_rate=16000, channels=1)
+    assert len(back.samples) == n
+    assert abs(int(np.argmax(np.abs(back.samples) > 0.1)) - 32000) <= 16

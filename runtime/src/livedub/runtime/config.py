@@ -44,6 +44,16 @@ class Settings(BaseSettings):
     drain_timeout_s: float = Field(
         30.0, gt=0, description="On SIGTERM, how long to wait for in-flight fragments before exiting."
     )
+    http_request_timeout_s: float = Field(
+        20.0,
+        gt=0,
+        le=3600,
+        description="A client must send a complete request's headers within this long of connecting or of its "
+        "previous request, and a POST body within this long of its headers; slower clients are disconnected "
+        "(slowloris). Idle keep-alive connections close after it too. Socket.IO clients are never idle that long "
+        "(websockets are exempt once upgraded; long-polling sends a request every ping). Behind an HTTP proxy "
+        "that pools upstream connections, keep it above the proxy's idle timeout.",
+    )
     pipeline_concurrency: int | None = Field(
         None,
         ge=1,

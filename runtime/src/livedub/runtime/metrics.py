@@ -114,6 +114,11 @@ class Metrics:
         )
         self.ready = Gauge(contract.READY, "1 when models are loaded and the process is not draining.", registry=r)
         self.model_load_seconds = Gauge("sts_model_load_seconds", "Time spent loading engines at start-up.", registry=r)
+        self.warmup_seconds = Gauge(
+            "sts_warmup_seconds",
+            "Time spent dubbing the built-in warm-up sample at start-up, after loading, before ready.",
+            registry=r,
+        )
         self.info = Info("sts_build", "Version and engines.", registry=r)
         # process_resident_memory_bytes & co: memory growth over a soak is read from here.
         ProcessCollector(registry=r)

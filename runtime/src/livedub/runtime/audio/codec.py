@@ -1,9 +1,19 @@
 """Audio in and out of the wire: decode any accepted format to mono float32, encode back.
 
-Raw PCM is parsed with numpy; WAV, FLAC and Ogg go through libsndfile (``soundfile``); M4A/AAC and
-MP3 through FFmpeg (``av``), the same libraries a media worker uses, so what it sends is what we
-read. All failures become ``INVALID_AUDIO`` at stage ``decode``: a broken fragment never reaches an
-engine. Resampling uses libsoxr (``soxr``), a band-limited resampler that does not alias speech.
+Raw PCM is parsed with numpy; WAV, FLAC and Ogg are read through libsndfile (``soundfile``); M4A/AAC
+and MP3 through FFmpeg (``av``, :mod:`.ffmpeg`), the same libraries a media worker uses, so what it
+sends is what we read. All failures become ``INVALID_AUDIO`` at stage ``decode``: a broken fragment
+never reaches an engine. Resampling uses libsoxr (``soxr``), a band-limited resampler that does not
+alias speech.
+
+Memory is bounded while decoding, not after: with ``max_duration_s`` a container's declared length is
+checked before anything is decoded, and decoding runs block by block, mixing to mono as it goes and
+stopping as soon as the limit is passed. A 476 kB FLAC declaring 5 min of 192 kHz x 8 channels used
+to be decoded whole (1.8 GB of float32) before the limit was checked (issue 11, item 5).
+
+On output the dub (mono speech) is written on every channel of the fragment's own channel count,
+with FFmpeg's standard layout for it (:data:`.ffmpeg.LAYOUTS`); MP3 carries at most two channels, so
+more are sent as stereo and :class:`EncodedAudio` reports what was actually sent.
 """
 
 from __future__ import annotations
@@ -11,31 +21,29 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass
-from fractions import Fraction
-from typing import Literal
 
 import av
 import numpy as np
 import soundfile as sf
 import soxr
 
+from livedub.runtime.audio import ffmpeg
 from livedub.runtime.engines.base import Samples
 from livedub.runtime.errors import DubbingError, ErrorCode, Stage
 from livedub.runtime.protocol.events import AudioFormat
 
 _SOUNDFILE_FORMATS = {AudioFormat.WAV: "WAV", AudioFormat.FLAC: "FLAC", AudioFormat.OGG: "OGG", AudioFormat.OPUS: "OGG"}
-#: FFmpeg audio encoders used below. A Literal (every value is one of PyAV's audio codec names) so
-#: ``add_stream`` is typed as returning an ``AudioStream``.
-_AvAudioCodec = Literal["aac", "libmp3lame"]
-#: FFmpeg container and codec for the compressed formats libsndfile cannot write.
-_AV_OUTPUT: dict[AudioFormat, tuple[str, _AvAudioCodec]] = {
-    AudioFormat.M4A: ("ipod", "aac"),
-    AudioFormat.AAC: ("adts", "aac"),
-    AudioFormat.MP3: ("mp3", "libmp3lame"),
-}
+#: Formats written by FFmpeg: libsndfile has no AAC or MP3 encoder, and its WAV header carries no
+#: channel mask, so WAV goes through FFmpeg too (its muxer writes WAVE_FORMAT_EXTENSIBLE above 2).
+_FFMPEG_OUTPUT = {AudioFormat.M4A: "m4a", AudioFormat.AAC: "aac", AudioFormat.MP3: "mp3", AudioFormat.WAV: "wav"}
 #: Opus only runs at these rates; encode at the nearest one at or above the request.
 _OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
+#: Frames libsndfile decodes at a time: 64 Ki frames x 8 channels of float32 is 2 MiB.
+_BLOCK_FRAMES = 1 << 16
+#: libsndfile reports an unknown length (FLAC written to a pipe) as SF_COUNT_MAX (2**63 - 1).
+_UNKNOWN_FRAMES = 1 << 62
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +57,26 @@ class DecodedAudio:
         return len(self.samples) / self.sample_rate
 
 
+@dataclass(frozen=True, slots=True)
+class EncodedAudio:
+    """Encoded bytes and what they really carry (a format may force another rate or fewer channels)."""
+
+    data: bytes
+    sample_rate: int
+    channels: int
+
+
 def _invalid(message: str) -> DubbingError:
     return DubbingError(ErrorCode.INVALID_AUDIO, message, stage=Stage.DECODE, retryable=False)
+
+
+def _too_long(limit_s: float | None) -> ffmpeg.TooLong:
+    def error(duration_s: float) -> Exception:
+        return _invalid(
+            f"fragment lasts at least {duration_s:.2f}s, over the {limit_s:g}s limit (FRAGMENT_MAX_DURATION_MS)"
+        )
+
+    return error
 
 
 def payload_bytes(audio: str | bytes) -> bytes:
@@ -65,54 +91,76 @@ def payload_bytes(audio: str | bytes) -> bytes:
 
 def _to_mono(frames: np.ndarray) -> Samples:
     if frames.ndim == 2:
-        frames = frames.mean(axis=1)
+        frames = frames.mean(axis=1, dtype=np.float32)
     return np.ascontiguousarray(frames, dtype=np.float32)
 
 
-def decode(data: bytes, fmt: AudioFormat, *, sample_rate: int, channels: int) -> DecodedAudio:
-    """Decode one fragment. ``sample_rate``/``channels`` describe raw PCM; containers carry their own."""
+def decode(
+    data: bytes, fmt: AudioFormat, *, sample_rate: int, channels: int, max_duration_s: float | None = None
+) -> DecodedAudio:
+    """Decode one fragment. ``sample_rate``/``channels`` describe raw PCM; containers carry their own.
+
+    ``max_duration_s`` refuses longer audio with ``INVALID_AUDIO`` before decoding past it.
+    """
     if not data:
         raise _invalid("audio is empty")
+    too_long = _too_long(max_duration_s)
     if fmt is AudioFormat.PCM_S16LE:
         frame_bytes = 2 * channels
         if len(data) % frame_bytes:
             raise _invalid(f"pcm_s16le payload of {len(data)} bytes is not a whole number of {channels}-channel frames")
-        pcm = np.frombuffer(data, dtype="<i2").reshape(-1, channels).astype(np.float32) / 32768.0
-        return DecodedAudio(_to_mono(pcm), sample_rate, channels)
+        if max_duration_s is not None and len(data) // frame_bytes > max_duration_s * sample_rate:
+            raise too_long(len(data) / frame_bytes / sample_rate)
+        pcm = np.frombuffer(data, dtype="<i2").reshape(-1, channels)
+        mono = pcm.mean(axis=1, dtype=np.float32) if channels > 1 else pcm[:, 0].astype(np.float32)
+        return DecodedAudio(mono / np.float32(32768.0), sample_rate, channels)
     if fmt in _SOUNDFILE_FORMATS:
         try:
-            frames, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+            decoded = _decode_with_soundfile(data, max_duration_s, too_long)
         except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
             raise _invalid(f"cannot decode {fmt.value} audio: {exc}") from exc
-        return _checked(DecodedAudio(_to_mono(frames), int(rate), frames.shape[1]))
-    return _checked(_decode_with_ffmpeg(data, fmt))
-
-
-def _decode_with_ffmpeg(data: bytes, fmt: AudioFormat) -> DecodedAudio:
+        if decoded is not None:
+            return _checked(decoded)
     try:
-        with av.open(io.BytesIO(data), mode="r") as container:
-            stream = next(iter(container.streams.audio), None)
-            if stream is None:
-                raise _invalid(f"{fmt.value} payload has no audio stream")
-            channels = stream.codec_context.channels or 1
-            rate = stream.codec_context.sample_rate
-            # The container's own duration excludes the codec's last-frame padding (AAC decodes in
-            # 1024-sample frames); trimming to it keeps durations honest.
-            declared = int(stream.duration * stream.time_base * rate) if stream.duration and stream.time_base else None
-            # Resample to packed float mono as we decode: one pass, any input layout.
-            resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
-            chunks = [
-                out.to_ndarray().reshape(-1) for frame in container.decode(stream) for out in resampler.resample(frame)
-            ]
-            chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
-    except DubbingError:
-        raise
+        samples, rate, channels = ffmpeg.decode(data, max_duration_s=max_duration_s, too_long=too_long)
     except (av.FFmpegError, ValueError, StopIteration) as exc:
         raise _invalid(f"cannot decode {fmt.value} audio: {exc}") from exc
-    samples = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
-    if declared and 0 < declared < len(samples):
-        samples = samples[:declared]
-    return DecodedAudio(samples, int(rate), int(channels))
+    return _checked(DecodedAudio(samples, rate, channels))
+
+
+def _decode_with_soundfile(data: bytes, max_duration_s: float | None, too_long: ffmpeg.TooLong) -> DecodedAudio | None:
+    """Decode through libsndfile; None for a file of unknown length, which FFmpeg decodes instead
+    (libsndfile's reads seek after each block, and that fails without a length)."""
+    with sf.SoundFile(io.BytesIO(data)) as file:
+        if file.frames >= _UNKNOWN_FRAMES:
+            return None
+        rate, channels = int(file.samplerate), int(file.channels)
+        limit = None if max_duration_s is None else int(max_duration_s * rate)
+        # The header's frame count first (FLAC's STREAMINFO, WAV's data size): a bomb is refused
+        # before one sample is decoded. Headers can lie, so the blocks are counted as well.
+        if limit is not None and file.frames > limit:
+            raise too_long(file.frames / rate)
+        # One buffer of the declared length, filled block by block: peak memory is the mono result
+        # plus one block, not a list of blocks and their concatenation (measured 52 -> 26 MiB for
+        # 30 s at 192 kHz x 8 channels).
+        samples = np.empty(file.frames, dtype=np.float32)
+        total = 0
+        for block in _blocks(file):
+            if limit is not None and total + len(block) > limit:
+                raise too_long((total + len(block)) / rate)
+            if total + len(block) > len(samples):  # more than the header said: grow
+                samples = np.resize(samples, max(2 * len(samples), total + len(block)))
+            samples[total : total + len(block)] = _to_mono(block)
+            total += len(block)
+    return DecodedAudio(samples[:total], rate, channels)
+
+
+def _blocks(file: sf.SoundFile) -> Iterator[np.ndarray]:
+    while True:
+        block = file.read(_BLOCK_FRAMES, dtype="float32", always_2d=True)
+        if not len(block):
+            return
+        yield block
 
 
 def _checked(audio: DecodedAudio) -> DecodedAudio:
@@ -131,37 +179,37 @@ def resample(samples: Samples, from_rate: int, to_rate: int) -> Samples:
     return np.asarray(soxr.resample(samples, from_rate, to_rate, quality="HQ"), dtype=np.float32)
 
 
-def encode(samples: Samples, fmt: AudioFormat, *, sample_rate: int, channels: int = 1) -> bytes:
-    """Encode mono float32 ``samples`` (already at ``sample_rate``) as ``fmt`` with ``channels``."""
-    clipped = np.clip(samples, -1.0, 1.0)
-    multi = np.repeat(clipped[:, None], channels, axis=1) if channels > 1 else clipped[:, None]
+def output_channels(fmt: AudioFormat, channels: int) -> int:
+    """Channels ``fmt`` can carry for a fragment of ``channels`` (MP3: at most 2)."""
+    return min(channels, ffmpeg.MAX_CHANNELS.get(_FFMPEG_OUTPUT.get(fmt, ""), channels))
+
+
+def encode_audio(samples: Samples, fmt: AudioFormat, *, sample_rate: int, channels: int = 1) -> EncodedAudio:
+    """Encode mono float32 ``samples`` (at ``sample_rate``) on ``channels`` channels of ``fmt``.
+
+    The rate or channel count may change where the format cannot carry them (Opus runs at 8-48 kHz,
+    MP3 at most 48 kHz and 2 channels, AAC at most 96 kHz); the result says what was written.
+    """
+    channels = output_channels(fmt, channels)
+    rate = sample_rate
+    if fmt in (AudioFormat.OGG, AudioFormat.OPUS) and rate not in _OPUS_RATES:
+        rate = next((r for r in _OPUS_RATES if r >= rate), 48000)
+    elif fmt in _FFMPEG_OUTPUT:
+        rate = ffmpeg.supported_rate(_FFMPEG_OUTPUT[fmt], rate)
+    mono = np.clip(resample(samples, sample_rate, rate), -1.0, 1.0)
+    frames = np.repeat(mono[:, None], channels, axis=1)
     if fmt is AudioFormat.PCM_S16LE:
-        return (multi * 32767.0).round().astype("<i2").tobytes()
-    buffer = io.BytesIO()
-    if fmt in _SOUNDFILE_FORMATS:
-        subtype = {"WAV": "PCM_16", "FLAC": "PCM_16", "OGG": "OPUS"}[_SOUNDFILE_FORMATS[fmt]]
-        if subtype == "OPUS" and sample_rate not in _OPUS_RATES:
-            rate = next((r for r in _OPUS_RATES if r >= sample_rate), 48000)
-            multi = np.repeat(resample(clipped, sample_rate, rate)[:, None], channels, axis=1)
-            sample_rate = rate
-        sf.write(buffer, multi, sample_rate, format=_SOUNDFILE_FORMATS[fmt], subtype=subtype)
-        return buffer.getvalue()
-    container_name, codec = _AV_OUTPUT[fmt]
-    layout = "mono" if channels == 1 else "stereo"
-    with av.open(buffer, mode="w", format=container_name) as container:
-        stream = container.add_stream(codec, rate=sample_rate, layout=layout)
-        # Packed float: one row of interleaved samples; PyAV converts to the codec's layout.
-        frame = av.AudioFrame.from_ndarray(
-            np.ascontiguousarray(multi.reshape(1, -1), dtype=np.float32), format="flt", layout=layout
-        )
-        frame.sample_rate = sample_rate
-        # A timestamp lets the AAC encoder mark its priming (1024 samples) with a negative start,
-        # which the MP4 muxer turns into an edit list: decoders then skip it and the dub stays in
-        # sync with the picture. Without one the priming played as 64 ms of delay (at 16 kHz).
-        frame.pts = 0
-        frame.time_base = Fraction(1, sample_rate)
-        for packet in stream.encode(frame):
-            container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    return buffer.getvalue()
+        data = (frames * 32767.0).round().astype("<i2").tobytes()
+    elif fmt in _FFMPEG_OUTPUT:
+        data = ffmpeg.encode(frames, _FFMPEG_OUTPUT[fmt], rate)
+    else:
+        buffer = io.BytesIO()
+        subtype = "OPUS" if _SOUNDFILE_FORMATS[fmt] == "OGG" else "PCM_16"
+        sf.write(buffer, frames, rate, format=_SOUNDFILE_FORMATS[fmt], subtype=subtype)
+        data = buffer.getvalue()
+    return EncodedAudio(data, rate, channels)
+
+
+def encode(samples: Samples, fmt: AudioFormat, *, sample_rate: int, channels: int = 1) -> bytes:
+    """:func:`encode_audio`'s bytes alone."""
+    return encode_audio(samples, fmt, sample_rate=sample_rate, channels=channels).data

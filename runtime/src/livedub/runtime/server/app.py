@@ -7,7 +7,11 @@ set of loaded models across many app instances.
 
 Drain: Kubernetes sends SIGTERM when the autoscaler scales a pool down. We keep listening (so
 ``/ready`` visibly turns 503 and a worker reconnecting gets a clear ``SHUTTING_DOWN``), let in-flight
-fragments finish and be delivered, then stop, within ``DRAIN_TIMEOUT_S``.
+fragments finish and be delivered, close every client's connection, then stop, all within
+``DRAIN_TIMEOUT_S``. Closing the connections ourselves matters: aiohttp's shutdown otherwise waits on
+each idle websocket until engine.io's ping timeout (30 s measured, issue 11 item 7). They are closed
+at the Engine.IO level, not with a Socket.IO disconnect, because clients treat a server-side
+Socket.IO disconnect as final and would not reconnect to another replica.
 """
 
 from __future__ import annotations
@@ -28,9 +32,11 @@ from livedub.runtime.errors import ModelLoadError
 from livedub.runtime.metrics import Metrics
 from livedub.runtime.server.auth import TokenAuthenticator
 from livedub.runtime.server.http import add_routes
-from livedub.runtime.server.keys import SERVICE_KEY, SIO_KEY
+from livedub.runtime.server.keys import REQUESTS_KEY, SERVICE_KEY, SIO_KEY, WARM_KEY
 from livedub.runtime.server.namespace import DubbingNamespace, make_sender
 from livedub.runtime.server.service import DubbingService
+from livedub.runtime.server.transport import attach
+from livedub.runtime.server.warmup import warm_up
 
 log = logging.getLogger(__name__)
 
@@ -71,17 +77,20 @@ def create_app(
     app = web.Application(client_max_size=settings.max_message_bytes)
     app[SERVICE_KEY] = service
     app[SIO_KEY] = sio
-    sio.attach(app)
+    app[WARM_KEY] = warm = asyncio.Event()
+    app[REQUESTS_KEY] = attach(app, sio, body_timeout_s=settings.http_request_timeout_s)
     add_routes(app)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         task: asyncio.Task[None] | None = None
         watcher = asyncio.create_task(service.placement.watch())
         if engines is not None:
+            # Pre-built engines (tests share one loaded, already used set): no warm-up needed.
             service.attach_engines(engines, voices)
+            warm.set()
             metrics.ready.set(1)
         else:
-            task = asyncio.create_task(_load(service, loader))
+            task = asyncio.create_task(_load(service, loader, warm))
         yield
         watcher.cancel()
         if task is not None and not task.done():
@@ -92,7 +101,7 @@ def create_app(
     return app
 
 
-async def _load(service: DubbingService, loader: EngineLoader) -> None:
+async def _load(service: DubbingService, loader: EngineLoader, warm: asyncio.Event) -> None:
     started = time.perf_counter()
     log.info("loading engines")
     try:
@@ -105,14 +114,60 @@ async def _load(service: DubbingService, loader: EngineLoader) -> None:
     service.attach_engines(engines, voices)
     elapsed = time.perf_counter() - started
     service.metrics.model_load_seconds.set(elapsed)
+    log.info("engines loaded", extra={"seconds": round(elapsed, 2), **engines.describe()})
+    assert service.pipeline is not None
+    warmed = await warm_up(engines, service.pipeline)
+    service.metrics.warmup_seconds.set(warmed.seconds)
+    log.info(
+        "engines ready" if warmed.error is None else "engines ready, warm-up failed",
+        extra={"seconds": round(warmed.seconds, 2), "target": warmed.target, "error": warmed.error, **warmed.stages_ms},
+    )
+    warm.set()
     service.metrics.ready.set(1)
-    log.info("engines ready", extra={"seconds": round(elapsed, 2), **engines.describe()})
+
+
+def make_runner(app: web.Application, settings: Settings) -> web.AppRunner:
+    """The aiohttp runner ``serve`` uses (tests start servers through it too).
+
+    ``keepalive_timeout`` is also aiohttp's only header timeout: its timer starts when a connection
+    opens (and after each request) and closes the connection if no complete request arrived by
+    then, so a client that never finishes its headers (slowloris) is dropped. The shutdown timeout
+    is short because ``serve`` has closed the Socket.IO connections before cleanup.
+    """
+    return web.AppRunner(
+        app,
+        handle_signals=False,
+        access_log=None,
+        keepalive_timeout=settings.http_request_timeout_s,
+        shutdown_timeout=_CLEANUP_S,
+    )
+
+
+#: What the last steps of a drain (closing connections, stopping aiohttp) may take at most; the wait
+#: for in-flight fragments gets the rest of DRAIN_TIMEOUT_S, so the whole drain stays inside it.
+_CLEANUP_S = 1.0
+
+
+async def disconnect_all(sio: socketio.AsyncServer, timeout_s: float) -> int:
+    """Close every Engine.IO connection (both transports) after what was already queued for it.
+
+    engine.io's close waits until the socket's queue is sent, so results emitted before this call
+    reach the client first; a polling client that stopped polling is abandoned at ``timeout_s``.
+    """
+    sids = list(sio.eio.sockets)
+    if not sids:
+        return 0
+    tasks = [asyncio.create_task(sio.eio.disconnect(sid)) for sid in sids]
+    _, pending = await asyncio.wait(tasks, timeout=max(timeout_s, 0.01))
+    for task in pending:
+        task.cancel()
+    return len(sids)
 
 
 async def serve(settings: Settings, app: web.Application | None = None) -> None:
     """Run until SIGTERM/SIGINT, then drain and stop."""
     app = app or create_app(settings)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    runner = make_runner(app, settings)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
@@ -123,12 +178,21 @@ async def serve(settings: Settings, app: web.Application | None = None) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         await stop.wait()
+        started = loop.time()
         service = app[SERVICE_KEY]
         log.info("draining", extra={"inflight": service.inflight_total, "timeout_s": settings.drain_timeout_s})
-        finished = await service.drain(settings.drain_timeout_s)
+        # Closing connections and stopping aiohttp get up to _CLEANUP_S each, out of the drain's budget.
+        budget = settings.drain_timeout_s
+        reserve = min(2 * _CLEANUP_S, budget / 2)
+        finished = await service.drain(budget - reserve)
         log.info("drained" if finished else "drain timeout: exiting with fragments in flight")
-        # Disconnect packets queue behind every result already emitted, so clients receive
-        # their last fragments before the socket closes.
+        left = budget - (loop.time() - started) - _CLEANUP_S
+        closed = await disconnect_all(app[SIO_KEY], min(left, reserve))
+        # Let the websocket handlers see their clients' close before aiohttp stops reading (a close
+        # handshake takes milliseconds; _CLEANUP_S also bounds a client connecting meanwhile).
+        await app[REQUESTS_KEY].wait_idle(min(_CLEANUP_S, budget - (loop.time() - started) - _CLEANUP_S))
         await app[SIO_KEY].shutdown()
+        log.info("connections closed", extra={"connections": closed, "seconds": round(loop.time() - started, 2)})
     finally:
         await runner.cleanup()
+        log.info("stopped")

@@ -7,6 +7,11 @@ A worker presents one in the Socket.IO ``auth`` payload (``{"token": …}``, wha
 neither. Comparison is constant-time against every token, so timing reveals
 neither which token nor how much of one matched.
 
+Precedence: a connection that presents several is accepted when any is a valid token, and both are
+always compared. The alternative readings are worse: letting the payload win (the old behaviour)
+refused a worker whose proxy injects the right header while a client library sends a stale payload
+token, and requiring both to match adds nothing, since one valid shared token is the whole secret.
+
 ``AUTH_MODE=auto`` (the default) requires a token whenever the runtime listens beyond loopback, so a
 pod is never open by accident, while ``make run`` on a laptop works with none.
 """
@@ -66,28 +71,32 @@ class TokenAuthenticator:
         return self._static + self._file_tokens
 
     @staticmethod
-    def presented(environ: dict[str, Any], auth: Any) -> str | None:
-        if isinstance(auth, dict) and isinstance(auth.get("token"), str):
-            return str(auth["token"])
+    def presented(environ: dict[str, Any], auth: Any) -> list[str]:
+        """Every token the connection presents: the ``auth`` payload's, then the header's."""
+        tokens = []
+        if isinstance(auth, dict) and isinstance(auth.get("token"), str) and auth["token"]:
+            tokens.append(str(auth["token"]))
         header = environ.get("HTTP_AUTHORIZATION", "")
-        if header.lower().startswith("bearer "):
-            return str(header[7:].strip())
+        if header.lower().startswith("bearer ") and header[7:].strip():
+            tokens.append(str(header[7:].strip()))
         # Workers that can set neither headers nor an auth payload (the media-service worker: only
         # its URL is configurable) put it in the query string. Access logging is off, and no log
         # line of ours prints a query string, so the token is not written anywhere.
-        tokens = parse_qs(str(environ.get("QUERY_STRING", ""))).get("token")
-        return tokens[-1] if tokens else None
+        tokens += [t for t in parse_qs(str(environ.get("QUERY_STRING", ""))).get("token", []) if t][-1:]
+        return tokens
 
     def check(self, environ: dict[str, Any], auth: Any) -> str | None:
         """None when the connection may proceed, else the reason it is refused."""
         if not self.required:
             return None
-        token = self.presented(environ, auth)
-        if not token:
+        presented = self.presented(environ, auth)
+        if not presented:
             return "missing worker token: send it as auth={'token': ...}, 'Authorization: Bearer ...' or ?token=..."
-        candidate = token.encode()
-        # No early exit: compare against every token so timing does not tell which one matched.
+        # No early exit: compare every presented token against every known one, so timing tells
+        # neither which token matched nor which credential carried it.
         matched = False
-        for known in self._tokens():
-            matched |= hmac.compare_digest(candidate, known.encode())
+        known = [token.encode() for token in self._tokens()]
+        for candidate in presented:
+            for token in known:
+                matched |= hmac.compare_digest(candidate.encode(), token)
         return None if matched else "invalid worker token"

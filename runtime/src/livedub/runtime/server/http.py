@@ -1,8 +1,9 @@
 """Plain HTTP endpoints: liveness, readiness, metrics, and a small info document.
 
 ``/health`` answers as soon as the process listens (Kubernetes liveness must not fail while models
-load); ``/ready`` only once models are loaded and while not draining; ``/ready/streams`` only while
-the pod also takes new streams (server/placement.py: the operator's readiness probe);
+load); ``/ready`` only once models are loaded and warmed up, and while not draining (readiness gates
+traffic, so the first listener gets steady-state latency); ``/ready/streams`` only while the pod also
+takes new streams (server/placement.py: the operator's readiness probe);
 ``/metrics`` is Prometheus text. None of them reveals stream content.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from livedub.runtime.server.keys import SERVICE_KEY
+from livedub.runtime.server.keys import SERVICE_KEY, WARM_KEY
 
 
 async def health(request: web.Request) -> web.Response:
@@ -20,9 +21,9 @@ async def health(request: web.Request) -> web.Response:
 
 async def ready(request: web.Request) -> web.Response:
     service = request.app[SERVICE_KEY]
-    if service.ready:
+    if service.ready and request.app[WARM_KEY].is_set():
         return web.json_response({"status": "ready", "engines": service.engines.describe() if service.engines else {}})
-    reason = "draining" if service.draining else "loading"
+    reason = "draining" if service.draining else "loading" if service.pipeline is None else "warming up"
     return web.json_response({"status": "not_ready", "reason": reason}, status=503)
 
 
@@ -31,6 +32,8 @@ async def ready_for_streams(request: web.Request) -> web.Response:
     Service routes new connections to pods with room (established connections are not affected)."""
     service = request.app[SERVICE_KEY]
     state = service.placement.state()
+    if state == "accepting" and not request.app[WARM_KEY].is_set():
+        state = "warming up"
     body = {
         "status": state,
         "streams": sum(len(c.streams) for c in service.connections.values()),

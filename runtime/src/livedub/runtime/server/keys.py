@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 import socketio
@@ -9,6 +10,10 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from livedub.runtime.server.service import DubbingService
+    from livedub.runtime.server.transport import Requests
 
 SERVICE_KEY: web.AppKey[DubbingService] = web.AppKey("service")
 SIO_KEY: web.AppKey[socketio.AsyncServer] = web.AppKey("sio")
+REQUESTS_KEY: web.AppKey[Requests] = web.AppKey("engineio_requests")
+#: Set once the engines have been warmed up (server/warmup.py): ``/ready`` waits for it.
+WARM_KEY: web.AppKey[asyncio.Event] = web.AppKey("warm")

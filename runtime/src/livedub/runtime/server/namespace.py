@@ -27,6 +27,10 @@ from livedub.runtime.server.service import DubbingService, Send
 log = logging.getLogger(__name__)
 
 
+#: The payload path's limit on ids (``protocol.events.Identifier``), applied to the headers too.
+_MAX_ID_CHARS = 128
+
+
 def make_sender(sio: socketio.AsyncServer) -> Send:
     """The service's ``send``: serialise a typed message in the stream's dialect and emit it."""
 
@@ -54,14 +58,37 @@ def _salvage(data: Any) -> tuple[str | None, str | None, int | None]:
 
 def _header_or_auth(environ: dict[str, Any], auth: Any, header: str, *keys: str) -> str | None:
     """Connection metadata from an HTTP header, or from the ``auth`` payload (browsers cannot set
-    headers on the WebSocket transport)."""
+    headers on the WebSocket transport). Too long is refused, as ``stream:init`` refuses it: a cut
+    id could silently merge two streams whose ids share their first 128 characters."""
     value = environ.get("HTTP_" + header.upper().replace("-", "_"))
     if not value and isinstance(auth, dict):
         for key in (header, *keys):
             if isinstance(auth.get(key), str):
                 value = auth[key]
                 break
-    return value[:128] if value else None
+    value = value.strip() if isinstance(value, str) else None
+    if value and len(value) > _MAX_ID_CHARS:
+        raise DubbingError(
+            ErrorCode.INVALID_PAYLOAD,
+            f"{header} is {len(value)} characters, over the {_MAX_ID_CHARS} allowed",
+            stage=Stage.PROTOCOL,
+        )
+    return value or None
+
+
+class Refused(socketio.exceptions.ConnectionRefusedError):  # type: ignore[misc]
+    """A refused connection, sent as the documented ``{code, message, retryable}`` object.
+
+    python-socketio turns a single argument into ``{"message": str(arg)}``, so a dict arrived as its
+    Python repr inside a string (issue 11, item 9). ``error_args`` is what it sends in the
+    ``connect_error`` packet; ``data`` repeats the object because socket.io-client exposes only
+    ``err.message`` and ``err.data``.
+    """
+
+    def __init__(self, error: DubbingError) -> None:
+        super().__init__(error.message)
+        info = {"code": str(error.code), "message": error.message, "retryable": error.retryable}
+        self.error_args = {**info, "data": info}
 
 
 class DubbingNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
@@ -75,13 +102,19 @@ class DubbingNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         if refusal is not None:
             log.warning("connection refused", extra={"sid": sid, "reason": refusal, "peer": environ.get("REMOTE_ADDR")})
             self.service.metrics.errors.labels(stage="protocol", code="AUTH_FAILED").inc()
-            raise socketio.exceptions.ConnectionRefusedError({"code": "AUTH_FAILED", "message": refusal})
-        stream_id = _header_or_auth(environ, auth, "X-Stream-ID", "stream_id", "streamId")
-        worker_id = _header_or_auth(environ, auth, "X-Worker-ID", "worker_id", "workerId")
+            raise Refused(DubbingError(ErrorCode.AUTH_FAILED, refusal, stage=Stage.PROTOCOL))
         try:
+            if self.service.draining:  # it would be closed in a moment: send it to another replica now
+                raise DubbingError(
+                    ErrorCode.SHUTTING_DOWN, "server is draining; reconnect to another replica", stage=Stage.SESSION
+                )
+            stream_id = _header_or_auth(environ, auth, "X-Stream-ID", "stream_id", "streamId")
+            worker_id = _header_or_auth(environ, auth, "X-Worker-ID", "worker_id", "workerId")
             self.service.connect(sid, worker_id, stream_id)
         except DubbingError as exc:
-            raise socketio.exceptions.ConnectionRefusedError({"code": str(exc.code), "message": exc.message}) from None
+            log.info("connection refused", extra={"sid": sid, "code": str(exc.code), "reason": exc.message})
+            self.service.metrics.errors.labels(stage=str(exc.stage or Stage.PROTOCOL), code=str(exc.code)).inc()
+            raise Refused(exc) from None
         log.info("client connected", extra={"sid": sid, "worker_id": worker_id, "stream_id": stream_id})
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from livedub.runtime.artifacts import ArtifactWriter
-from livedub.runtime.audio.codec import DecodedAudio, encode, resample
+from livedub.runtime.audio.codec import DecodedAudio, encode_audio, resample
 from livedub.runtime.config import Settings
 from livedub.runtime.errors import DubbingError, ErrorCode, Stage
 from livedub.runtime.metrics import Metrics
@@ -155,7 +155,9 @@ class ResultBuilder:
         rate = c.output_sample_rate or outcome.sample_rate
         samples = resample(outcome.audio, outcome.sample_rate, rate) if outcome.audio is not None else None
         assert samples is not None
-        return encode(samples, fmt, sample_rate=rate, channels=decoded.channels), fmt.value, rate, decoded.channels
+        # The format may carry another rate or fewer channels than asked (MP3: 2): report what was sent.
+        out = encode_audio(samples, fmt, sample_rate=rate, channels=decoded.channels)
+        return out.data, fmt.value, out.sample_rate, out.channels
 
     async def _write_artifacts(
         self,

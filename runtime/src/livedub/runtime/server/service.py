@@ -499,8 +499,12 @@ class DubbingService:
 
     def _decode(self, fragment: ev.FragmentData) -> DecodedAudio:
         data = payload_bytes(fragment.audio)
-        audio = decode(data, fragment.format, sample_rate=fragment.sample_rate, channels=fragment.channels)
         limit_s = self.settings.fragment_max_duration_ms / 1000
+        # The limit goes into the decoder, which stops there: checking afterwards let a small
+        # payload expand into gigabytes first (issue 11, item 5).
+        audio = decode(
+            data, fragment.format, sample_rate=fragment.sample_rate, channels=fragment.channels, max_duration_s=limit_s
+        )
         if audio.duration_s > limit_s:
             raise DubbingError(
                 ErrorCode.INVALID_AUDIO,
