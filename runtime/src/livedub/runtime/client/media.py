@@ -7,13 +7,15 @@ in MP4/MOV, Opus in Matroska/WebM: what players accept in each), at the original
 channel count so the dub drops in where the original was. Packets of all tracks are interleaved by
 time, the way FFmpeg's own remuxing writes them, so players need not seek back and forth.
 
-What a container cannot hold is refused before any dubbing starts (WebM holds only VP8/VP9/AV1
-pictures), with one line naming a container that can.
+What a container cannot hold is refused before any dubbing starts, with one line naming a container
+that can: FFmpeg itself is asked, by writing the output's header into memory with the input's streams
+(a table of codecs per container would drift from the FFmpeg actually installed).
 """
 
 from __future__ import annotations
 
 import heapq
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -35,13 +37,8 @@ CONTAINERS: dict[str, tuple[str, _AudioCodec]] = {
     ".mkv": ("matroska", "libopus"),
     ".webm": ("webm", "libopus"),
 }
-#: Codecs a container holds when it is stricter than "anything FFmpeg can tag" (Matroska takes all).
+#: WebM is checked by name to give the clearest message; other muxers are asked (``_accepts``).
 _WEBM_VIDEO = {"vp8", "vp9", "av1"}
-_COPYABLE_AUDIO = {
-    "mp4": {"aac", "mp3", "alac", "flac", "opus", "ac3", "eac3"},
-    "mov": {"aac", "mp3", "alac", "ac3", "eac3", "pcm_s16le"},
-    "webm": {"opus", "vorbis"},
-}
 #: Opus encodes at 48 kHz only (it accepts lower rates by resampling internally; we do it once here).
 _OPUS_RATE = 48_000
 
@@ -87,14 +84,14 @@ def plan(input_path: Path, output_path: Path) -> MediaPlan:
             channels = min(audio.codec_context.channels or 1, 2)  # a dub is speech: stereo at most
             start = float(audio.start_time * audio.time_base) if audio.start_time and audio.time_base else 0.0
             video_codec = video.codec_context.name if video is not None else None
-            original_codec = audio.codec_context.name
     except av.FFmpegError as exc:
         raise MediaError(f"cannot read {input_path}: {exc}") from exc
     if muxer == "webm" and video_codec is not None and video_codec not in _WEBM_VIDEO:
         raise MediaError(
             f"WebM holds only VP8/VP9/AV1 video and {input_path.name} is {video_codec}: write .mkv instead"
         )
-    copyable = _COPYABLE_AUDIO.get(muxer)
+    if video_codec is not None and not _accepts(input_path, muxer, "video"):
+        raise MediaError(f"a {muxer} file cannot hold {video_codec} video: write .mkv instead")
     return MediaPlan(
         muxer=muxer,
         audio_codec=audio_codec,
@@ -102,8 +99,21 @@ def plan(input_path: Path, output_path: Path) -> MediaPlan:
         audio_channels=channels,
         audio_start_s=start,
         video_codec=video_codec,
-        copy_original_audio=copyable is None or original_codec in copyable,
+        copy_original_audio=_accepts(input_path, muxer, "audio"),
     )
+
+
+def _accepts(input_path: Path, muxer: str, kind: Literal["video", "audio"]) -> bool:
+    """Whether ``muxer`` takes the input's first ``kind`` stream as it is (its header, written to memory)."""
+    with av.open(str(input_path)) as source:
+        streams = source.streams.video if kind == "video" else source.streams.audio
+        try:
+            with av.open(io.BytesIO(), mode="w", format=muxer) as probe:
+                probe.add_stream_from_template(streams[0])
+                probe.start_encoding()
+        except (av.FFmpegError, ValueError):
+            return False
+    return True
 
 
 def read_audio(path: Path, rate: int) -> Samples:
