@@ -91,11 +91,30 @@ def test_a_container_that_cannot_hold_the_picture_is_refused_before_engines_load
     speech, rate = fleurs("fleurs-en-003")
     make_video(tmp_path / "talk.mp4", speech, rate)
     result, wall = _livedub("dub", "talk.mp4", "-o", "talk.es.webm", cwd=tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "write .mkv instead" in _one_line(result.stderr)
     assert wall < 10  # no engine was loaded for it
 
 
-def test_missing_input_is_one_line(tmp_path):
+def test_missing_input_and_unknown_output_are_one_line(tmp_path, shared_data):
     result, _ = _livedub("dub", "nope.wav", "-o", "out.wav", cwd=tmp_path)
     assert result.returncode == 2 and _one_line(result.stderr) == "livedub: no such file: nope.wav"
+    result, _ = _livedub("dub", str(FLEURS / "fleurs-en-003.ogg"), "-o", "out.xyz", cwd=tmp_path)
+    assert result.returncode == 2 and _one_line(result.stderr).startswith("livedub: cannot write .xyz: use .wav")
+
+
+def test_dub_help_names_the_in_process_default_and_the_video_options():
+    result = subprocess.run([*LIVEDUB, "dub", "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    assert "With no --url the embedded engines run in this process" in text
+    assert "--keep-original-audio" in text and "--plot PNG" in text
+
+
+def test_plot_without_matplotlib_is_refused_before_dubbing(tmp_path, monkeypatch, shared_data):
+    from livedub.runtime import cli
+    from livedub.runtime.client import summary
+
+    monkeypatch.setattr(summary, "plotting_available", lambda: False)
+    code = cli.main(["dub", str(FLEURS / "fleurs-en-003.ogg"), "-o", str(tmp_path / "o.wav"), "--plot", "p.png"])
+    assert code == 2 and not (tmp_path / "o.wav").exists()

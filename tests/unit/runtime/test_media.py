@@ -85,13 +85,14 @@ def test_an_mp4_picture_into_webm_is_refused_before_any_work(tmp_path, speech):
         media.plan(webm, tmp_path / "talk.es.mov")
 
 
-def test_audio_only_input_into_a_video_container(tmp_path, speech):
+@pytest.mark.parametrize("suffix", [".mp4", ".m4a"])
+def test_audio_only_input_into_a_container(tmp_path, speech, suffix):
     samples, rate = speech
     import soundfile as sf
 
     wav = tmp_path / "talk.wav"
     sf.write(wav, samples, rate)
-    out = tmp_path / "talk.es.mp4"
+    out = tmp_path / f"talk.es{suffix}"
     media.mux(wav, out, -samples, rate, media.plan(wav, out))
     [(codec, count, out_rate)] = audio_tracks(out)
     assert codec == "aac" and abs(count / out_rate - len(samples) / rate) <= 1024 / out_rate

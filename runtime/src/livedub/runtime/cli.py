@@ -38,16 +38,13 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _dub(args: argparse.Namespace) -> int:
     from livedub.runtime.client import media, summary
-    from livedub.runtime.client.dub import DubError, DubOptions
+    from livedub.runtime.client.dub import DubError, DubOptions, check_paths
     from livedub.runtime.errors import DubbingError
 
     input_path, output_path = Path(args.input), Path(args.output)
     # Everything that can be checked before engines load is checked first: seconds, not a minute, to an error.
     if args.plot and not summary.plotting_available():
         print(f"livedub: {summary.MISSING_MATPLOTLIB}", file=sys.stderr)
-        return 2
-    if not input_path.is_file():
-        print(f"livedub: no such file: {input_path}", file=sys.stderr)
         return 2
     options = DubOptions(
         url=args.url or "",
@@ -62,12 +59,18 @@ def _dub(args: argparse.Namespace) -> int:
         keep_original_audio=args.keep_original_audio,
     )
     try:
-        if media.is_video_output(output_path):
-            media.plan(input_path, output_path)
+        check_paths(input_path, output_path)
+    except (DubError, media.MediaError) as exc:
+        print(f"livedub: {exc}", file=sys.stderr)
+        return 2
+    try:
         report = asyncio.run(_dub_with_runtime(input_path, output_path, options, args))
     except (DubError, media.MediaError, DubbingError) as exc:
         print(f"livedub: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("livedub: interrupted", file=sys.stderr)
+        return 130
     except _ConfigError as exc:
         print(f"livedub: invalid configuration:\n{exc}", file=sys.stderr)
         return 2

@@ -80,7 +80,7 @@ class _Tracker:
 
 def load_audio(path: Path) -> np.ndarray:
     """Any supported file as 16 kHz mono float32 (of a video, its first audio track)."""
-    if media.is_video_output(path):  # a container that may carry pictures: read the track, not the bytes
+    if media.is_video(path):  # a container that may carry pictures: read its audio track, not the bytes
         return media.read_audio(path, WIRE_RATE)
     suffix = path.suffix.lower().lstrip(".")
     fmt = AudioFormat(suffix) if suffix in AudioFormat._value2member_map_ else AudioFormat.M4A
@@ -98,8 +98,7 @@ def split(samples: np.ndarray, fragment_s: float) -> list[np.ndarray]:
 async def dub_file(
     input_path: Path, output_path: Path, options: DubOptions, report_path: Path | None = None
 ) -> dict[str, Any]:
-    # Before any dubbing: a container that cannot hold the input's streams is refused at once.
-    plan = media.plan(input_path, output_path) if media.is_video_output(output_path) else None
+    plan = check_paths(input_path, output_path)
     samples = load_audio(input_path)
     fragments = split(samples, options.fragment_s)
     stream_id = options.stream_id or f"dub-{uuid.uuid4().hex[:8]}"
@@ -131,6 +130,17 @@ async def dub_file(
     report_file = report_path or output_path.with_suffix(".json")
     report_file.write_text(json.dumps(report, indent=2, ensure_ascii=False))
     return report
+
+
+def check_paths(input_path: Path, output_path: Path) -> media.MediaPlan | None:
+    """Refuse, before any dubbing, what cannot be written; the muxing plan when the output is a container."""
+    if not input_path.is_file():
+        raise DubError(f"no such file: {input_path}")
+    if media.needs_mux(output_path):
+        return media.plan(input_path, output_path)
+    if output_path.suffix.lstrip(".").upper() not in sf.available_formats():
+        return media.plan(input_path, output_path)  # refuses, naming the suffixes that work
+    return None
 
 
 _Handler = Callable[[dict[str, Any]], Awaitable[None]]
@@ -232,7 +242,8 @@ async def _dub_fragments(
         hint = "" if refusal else " (start one with `livedub serve`, or drop --url to dub in this process)"
         raise DubError(f"cannot connect to {options.url}: {reason}{hint}") from exc
     # Created once connected, so a refused connection prints no empty progress bar.
-    bar = tqdm(total=len(fragments), unit="frag", desc="dubbing", disable=not options.progress)
+    # Shown after a second only: a stream:init refused at once leaves no empty bar behind.
+    bar = tqdm(total=len(fragments), unit="frag", desc="dubbing", disable=not options.progress, delay=1.0)
     try:
         await client.emit(
             "stream:init",
@@ -250,6 +261,8 @@ async def _dub_fragments(
             info = await asyncio.wait_for(ready, 60)
         except RuntimeError as exc:  # the refusal set by on_error
             raise DubError(str(exc)) from exc
+        except TimeoutError as exc:
+            raise DubError(f"{options.url} accepted the connection but never answered stream:init") from exc
         tracker.window = asyncio.Semaphore(int(info.get("max_inflight", 3)))
         await asyncio.sleep(options.start_delay_s)
         started = tracker.t0 = time.perf_counter()
@@ -259,7 +272,13 @@ async def _dub_fragments(
             await tracker.window.acquire()
             await tracker.may_send.wait()
             await _send(client, tracker, stream_id, index, chunk, options.binary)
-        await asyncio.wait_for(tracker.done.wait(), options.timeout_s)
+        try:
+            await asyncio.wait_for(tracker.done.wait(), options.timeout_s)
+        except TimeoutError as exc:
+            missing = tracker.total - len(tracker.results)
+            raise DubError(
+                f"{missing} of {tracker.total} fragments unanswered after {options.timeout_s:.0f} s"
+            ) from exc
         await client.emit("stream:end", {"stream_id": stream_id})
         summary_event = await asyncio.wait_for(complete, 60)
     finally:

@@ -29,8 +29,10 @@ from livedub.runtime.audio.codec import resample
 from livedub.runtime.engines.base import Samples
 
 _AudioCodec = Literal["aac", "libopus"]
-#: Output suffix -> (FFmpeg muxer, audio encoder for the dub).
+#: Output suffix -> (FFmpeg muxer, audio encoder for the dub). M4A is MP4 without a picture: an
+#: audio file soundfile cannot write, so it goes through the same muxing.
 CONTAINERS: dict[str, tuple[str, _AudioCodec]] = {
+    ".m4a": ("ipod", "aac"),
     ".mp4": ("mp4", "aac"),
     ".m4v": ("mp4", "aac"),
     ".mov": ("mov", "aac"),
@@ -62,7 +64,16 @@ class MediaPlan:
     copy_original_audio: bool
 
 
-def is_video_output(path: Path) -> bool:
+#: Inputs whose audio is read as a track from the file (they may carry pictures), not as bytes.
+VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".ts", ".flv", ".avi"}
+
+
+def is_video(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_SUFFIXES
+
+
+def needs_mux(path: Path) -> bool:
+    """Whether an output is written by ``mux`` (a container) rather than as a plain sound file."""
     return path.suffix.lower() in CONTAINERS
 
 
