@@ -3,7 +3,11 @@
 It is also the reference worker: it cuts audio into fragments, keeps at most ``max_inflight``
 (from ``stream:ready``) outstanding, stops sending while the server says ``pause``/``reject``,
 and, like the guide recommends for workers, falls back to the original audio for a fragment whose
-dub failed. Results are written as one WAV plus a JSON report with per-fragment texts and timings.
+dub failed. Results are written as one WAV plus a JSON report with per-fragment texts and timings;
+when the output is a video container the dub is muxed beside the input's picture instead (``media``).
+
+Failures the user can act on (no runtime at the URL, a refused ``stream:init``, a container that cannot
+hold the input's streams) raise ``DubError`` with a one-line message; the CLI prints it, no traceback.
 """
 
 from __future__ import annotations
@@ -19,17 +23,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import numpy as np
 import socketio
 import soundfile as sf
 from tqdm import tqdm
 
 from livedub.runtime.audio.codec import decode, resample
+from livedub.runtime.client import media
 from livedub.runtime.protocol.events import AudioFormat
 
 #: The guide's wire format: 16 kHz mono s16le. 6 s of it is 192 kB, well under every limit.
 WIRE_RATE = 16_000
 _PAUSING_ACTIONS = {"pause", "reject"}
+#: ISO 639-1 (the protocol's) -> ISO 639-2/T (what MP4 and Matroska language tags hold), for the dub's track.
+_LANGUAGE_TAGS = {"en": "eng", "es": "spa", "fr": "fra", "ca": "cat", "de": "deu", "it": "ita", "pt": "por"}
+
+
+class DubError(Exception):
+    """A dub that cannot run for a reason the user can fix; ``str()`` is one line for the terminal."""
 
 
 @dataclass(slots=True)
@@ -48,6 +60,8 @@ class DubOptions:
     #: Seconds to wait before the first fragment (staggers many simulated live streams).
     start_delay_s: float = 0.0
     timeout_s: float = 300.0
+    #: Video outputs: keep the input's audio as a second track after the dub.
+    keep_original_audio: bool = False
 
 
 @dataclass(slots=True)
@@ -65,7 +79,9 @@ class _Tracker:
 
 
 def load_audio(path: Path) -> np.ndarray:
-    """Any supported file as 16 kHz mono float32."""
+    """Any supported file as 16 kHz mono float32 (of a video, its first audio track)."""
+    if media.is_video(path):  # a container that may carry pictures: read its audio track, not the bytes
+        return media.read_audio(path, WIRE_RATE)
     suffix = path.suffix.lower().lstrip(".")
     fmt = AudioFormat(suffix) if suffix in AudioFormat._value2member_map_ else AudioFormat.M4A
     audio = decode(path.read_bytes(), fmt, sample_rate=WIRE_RATE, channels=1)
@@ -82,7 +98,9 @@ def split(samples: np.ndarray, fragment_s: float) -> list[np.ndarray]:
 async def dub_file(
     input_path: Path, output_path: Path, options: DubOptions, report_path: Path | None = None
 ) -> dict[str, Any]:
-    fragments = split(load_audio(input_path), options.fragment_s)
+    plan = check_paths(input_path, output_path)
+    samples = load_audio(input_path)
+    fragments = split(samples, options.fragment_s)
     stream_id = options.stream_id or f"dub-{uuid.uuid4().hex[:8]}"
     results = await dub_fragments(fragments, options, stream_id)
     dubbed = []
@@ -91,12 +109,38 @@ async def dub_file(
         audio = result.pop("_audio", None)
         # A failed dub falls back to the original audio, as the guide tells workers to.
         dubbed.append(audio if audio is not None else chunk)
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(output_path, np.concatenate(dubbed) if dubbed else np.zeros(0, np.float32), WIRE_RATE, subtype="PCM_16")
+    # ``split`` drops a last sliver too short to dub (< 0.1 s); keep its original sound so the dub
+    # is exactly as long as the input (and a muxed track as long as the picture).
+    dubbed.append(samples[sum(len(chunk) for chunk in fragments) :])
+    track = np.concatenate(dubbed)
+    if plan is None:
+        output_path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(output_path, track, WIRE_RATE, subtype="PCM_16")
+    else:
+        media.mux(
+            input_path,
+            output_path,
+            track,
+            WIRE_RATE,
+            plan,
+            keep_original=options.keep_original_audio,
+            language=_LANGUAGE_TAGS.get(options.target_language),
+        )
     report = {"input": str(input_path), "output": str(output_path), **results}
     report_file = report_path or output_path.with_suffix(".json")
     report_file.write_text(json.dumps(report, indent=2, ensure_ascii=False))
     return report
+
+
+def check_paths(input_path: Path, output_path: Path) -> media.MediaPlan | None:
+    """Refuse, before any dubbing, what cannot be written; the muxing plan when the output is a container."""
+    if not input_path.is_file():
+        raise DubError(f"no such file: {input_path}")
+    if media.needs_mux(output_path):
+        return media.plan(input_path, output_path)
+    if output_path.suffix.lstrip(".").upper() not in sf.available_formats():
+        return media.plan(input_path, output_path)  # refuses, naming the suffixes that work
+    return None
 
 
 _Handler = Callable[[dict[str, Any]], Awaitable[None]]
@@ -114,12 +158,22 @@ def _on(client: socketio.AsyncClient, event: str) -> Callable[[_Handler], _Handl
 
 async def dub_fragments(fragments: list[np.ndarray], options: DubOptions, stream_id: str) -> dict[str, Any]:
     """Send ``fragments`` (16 kHz mono float32) as one stream; return per-fragment results in order."""
-    client = socketio.AsyncClient(reconnection=False, websocket_extra_options={"max_msg_size": 64 * 1024 * 1024})
+    # We own Engine.IO's HTTP session: when a connection fails python-socketio leaves its own open
+    # ("Unclosed client session" at exit); ours is closed on every path.
+    async with aiohttp.ClientSession() as http:
+        return await _dub_fragments(fragments, options, stream_id, http)
+
+
+async def _dub_fragments(
+    fragments: list[np.ndarray], options: DubOptions, stream_id: str, http: aiohttp.ClientSession
+) -> dict[str, Any]:
+    client = socketio.AsyncClient(
+        reconnection=False, http_session=http, websocket_extra_options={"max_msg_size": 64 * 1024 * 1024}
+    )
     tracker = _Tracker(total=len(fragments), window=asyncio.Semaphore(1))
     tracker.may_send.set()
     ready: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
     complete: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-    bar = tqdm(total=len(fragments), unit="frag", desc="dubbing", disable=not options.progress)
 
     @_on(client, "stream:ready")
     async def on_ready(data: dict[str, Any]) -> None:
@@ -167,15 +221,29 @@ async def dub_fragments(fragments: list[np.ndarray], options: DubOptions, stream
         if not complete.done():
             complete.set_result(data)
 
+    refusals: list[Any] = []
+    client.on("connect_error", refusals.append)
+
     token = options.token or os.environ.get("LIVEDUB_TOKEN")
     auth = {"stream_id": stream_id, "worker_id": options.worker_id, **({"token": token} if token else {})}
-    await client.connect(
-        options.url,
-        headers={"X-Stream-ID": stream_id, "X-Worker-ID": options.worker_id},
-        auth=auth,
-        transports=["websocket"],
-        wait_timeout=10,
-    )
+    try:
+        await client.connect(
+            options.url,
+            headers={"X-Stream-ID": stream_id, "X-Worker-ID": options.worker_id},
+            auth=auth,
+            transports=["websocket"],
+            wait_timeout=10,
+        )
+    except socketio.exceptions.ConnectionError as exc:
+        # A server's own refusal (bad token, full pod) arrives in connect_error as a dict; anything
+        # else means nothing answered at the URL.
+        refusal = next((r for r in reversed(refusals) if isinstance(r, dict)), None)
+        reason = (refusal.get("message") or str(refusal)) if refusal else "no runtime answered"
+        hint = "" if refusal else " (start one with `livedub serve`, or drop --url to dub in this process)"
+        raise DubError(f"cannot connect to {options.url}: {reason}{hint}") from exc
+    # Created once connected, so a refused connection prints no empty progress bar.
+    # Shown after a second only: a stream:init refused at once leaves no empty bar behind.
+    bar = tqdm(total=len(fragments), unit="frag", desc="dubbing", disable=not options.progress, delay=1.0)
     try:
         await client.emit(
             "stream:init",
@@ -189,7 +257,12 @@ async def dub_fragments(fragments: list[np.ndarray], options: DubOptions, stream
                 "format": "pcm_s16le",
             },
         )
-        info = await asyncio.wait_for(ready, 60)
+        try:
+            info = await asyncio.wait_for(ready, 60)
+        except RuntimeError as exc:  # the refusal set by on_error
+            raise DubError(str(exc)) from exc
+        except TimeoutError as exc:
+            raise DubError(f"{options.url} accepted the connection but never answered stream:init") from exc
         tracker.window = asyncio.Semaphore(int(info.get("max_inflight", 3)))
         await asyncio.sleep(options.start_delay_s)
         started = tracker.t0 = time.perf_counter()
@@ -199,7 +272,13 @@ async def dub_fragments(fragments: list[np.ndarray], options: DubOptions, stream
             await tracker.window.acquire()
             await tracker.may_send.wait()
             await _send(client, tracker, stream_id, index, chunk, options.binary)
-        await asyncio.wait_for(tracker.done.wait(), options.timeout_s)
+        try:
+            await asyncio.wait_for(tracker.done.wait(), options.timeout_s)
+        except TimeoutError as exc:
+            missing = tracker.total - len(tracker.results)
+            raise DubError(
+                f"{missing} of {tracker.total} fragments unanswered after {options.timeout_s:.0f} s"
+            ) from exc
         await client.emit("stream:end", {"stream_id": stream_id})
         summary_event = await asyncio.wait_for(complete, 60)
     finally:
