@@ -4,7 +4,7 @@
 VENV ?= .venv
 PRODUCTION_VENV ?= .venv-production
 INSTALL_INPUTS := constraints.txt pyproject.toml runtime/pyproject.toml operator/pyproject.toml \
-	runtime/contract/pyproject.toml runtime/apt-packages.txt hack/install.sh hack/setup.sh
+	runtime/contract/pyproject.toml runtime/apt-packages.txt hack/dev-apt-packages.txt hack/install.sh hack/setup.sh
 STAMP := $(VENV)/.installed
 PRODUCTION_STAMP := $(PRODUCTION_VENV)/.installed
 # The production engines' tests (XTTS on torch), run in their own environment.

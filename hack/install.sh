@@ -8,7 +8,8 @@
 #   runtime     the runtime on the embedded default (system packages from runtime/apt-packages.txt)
 #   production  the runtime with the production engines (DeepL, Coqui XTTS v2 + torch)
 #   operator    the operator alone: kopf and the Kubernetes client, no speech model
-#   dev         the repository's test, lint and benchmark tools (root pyproject.toml groups)
+#   dev         the repository's test, lint and benchmark tools (root pyproject.toml groups; system
+#               packages from hack/dev-apt-packages.txt, e.g. promtool)
 #
 # Every pip call is constrained by constraints.txt (regenerate: hack/lock.sh). VENV is created when
 # missing; use the path of an existing environment (e.g. /opt/venv in an image) to install into it.
@@ -23,10 +24,12 @@ VENV=$1; shift
 PYTHON=${PYTHON:-python3}
 
 needs_runtime=0
+needs_dev=0
 for target in "$@"; do
   case "$target" in
     runtime | production) needs_runtime=1 ;;
-    operator | dev) ;;
+    dev) needs_dev=1 ;;
+    operator) ;;
     *) echo "unknown target: $target (runtime, production, operator, dev)" >&2; exit 2 ;;
   esac
 done
@@ -45,7 +48,9 @@ apt_install() {
 }
 
 system=()
-if ((needs_runtime)); then mapfile -t system < <(grep -v '^\s*\(#\|$\)' "$ROOT/runtime/apt-packages.txt"); fi
+apt_list() { grep -v '^\s*\(#\|$\)' "$1"; }
+if ((needs_runtime)); then mapfile -t -O "${#system[@]}" system < <(apt_list "$ROOT/runtime/apt-packages.txt"); fi
+if ((needs_dev)); then mapfile -t -O "${#system[@]}" system < <(apt_list "$ROOT/hack/dev-apt-packages.txt"); fi
 "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null || system+=(python3-venv)
 ((${#system[@]})) && apt_install "${system[@]}"
 

@@ -35,6 +35,8 @@ def _free_port() -> int:
 
 # The scale-from-zero endpoint, on a port of its own per test process.
 ACTIVATOR_PORT = int(os.environ.setdefault("LIVEDUB_OPERATOR_ACTIVATOR_PORT", str(_free_port())))
+# The operator's own /metrics, likewise.
+METRICS_PORT = int(os.environ.setdefault("LIVEDUB_OPERATOR_METRICS_PORT", str(_free_port())))
 logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # one line per request drowns the rest
 if "livedub.operator.main" in sys.modules:  # pragma: no cover  # a unit test imported it first
     raise RuntimeError("livedub.operator.main imported before the integration settings were set")

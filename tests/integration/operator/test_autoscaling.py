@@ -6,11 +6,14 @@ match the Deployment's replicas, each pod backed by its own metrics server.
 """
 
 import re
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from typing import Any
 
 import aiohttp
-from kopf_harness import ACTIVATOR_PORT, Background, Cluster, MetricsPod, wait_for
+from kopf_harness import ACTIVATOR_PORT, METRICS_PORT, Background, Cluster, MetricsPod, wait_for
+from prometheus_client.parser import text_string_to_metric_families
 
 API = "dubbing.livedub.io/v1alpha1"
 SELECTOR = "app.kubernetes.io/instance=news,app.kubernetes.io/name=livedub-runtime"
@@ -239,3 +242,68 @@ def test_scale_down_removes_the_least_loaded_pod(
     assert costs == {"news-1": "2", "news-2": "0", "news-3": "1"}
     controller.sync()
     assert sorted(controller.pods) == ["news-1", "news-3"]
+
+
+def operator_metrics() -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """The operator's own /metrics, as {(sample name, labels): value}; waits for kopf's start-up."""
+
+    def scrape() -> str | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{METRICS_PORT}/metrics", timeout=5) as resp:
+                return str(resp.read().decode())
+        except urllib.error.URLError:
+            return None  # the startup handler has not opened the port yet
+
+    text = wait_for(scrape, what="the operator's /metrics")
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def sample(metrics: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float | None:
+    return metrics.get((name, frozenset(labels.items())))
+
+
+def test_operator_metrics_show_reconciles_decisions_and_pool_gauges(
+    cluster: Cluster, operator: Any, metrics_pods: Callable[[], MetricsPod]
+) -> None:
+    before = operator_metrics()
+    ups_before = sample(before, "livedub_operator_scale_decisions_total", direction="up", reason="ScaledUp") or 0
+    cluster.create("pools", scaling_pool())
+    wait_for(lambda: replicas(cluster) == 1, what="Deployment at minReplicas")
+    controller = FakeDeploymentController(cluster, metrics_pods)
+    (first,) = controller.sync()
+    first.streams = 5  # 2 per pod -> 3 pods
+    wait_for(lambda: replicas(cluster) == 3, what="scale-up to 3")
+    controller.sync()
+
+    pool = {"namespace": "default", "pool": "news"}
+
+    def settled() -> dict[tuple[str, frozenset[tuple[str, str]]], float] | None:
+        metrics = operator_metrics()
+        ok = sample(metrics, "livedub_operator_pool_replicas", **pool) == 3 and (
+            sample(metrics, "livedub_operator_pool_capacity_streams", **pool) == 6
+        )
+        return metrics if ok else None
+
+    metrics = wait_for(settled, what="pool gauges at 3 replicas, 3 pods x 2 streams of capacity")
+    assert sample(metrics, "livedub_operator_pool_min_replicas", **pool) == 1
+    assert sample(metrics, "livedub_operator_pool_max_replicas", **pool) == 4
+    assert sample(metrics, "livedub_operator_pool_streams", **pool) == 5
+    assert sample(metrics, "livedub_operator_pool_desired_replicas", **pool) == 3
+    ups = sample(metrics, "livedub_operator_scale_decisions_total", direction="up", reason="ScaledUp") or 0
+    assert ups >= ups_before + 1
+    event = {"kind": "DubbingPool", "trigger": "event", "outcome": "success"}
+    timer = {"kind": "DubbingPool", "trigger": "timer", "outcome": "success"}
+    assert (sample(metrics, "livedub_operator_reconciles_total", **event) or 0) >= 1
+    assert (sample(metrics, "livedub_operator_reconciles_total", **timer) or 0) >= 1
+    assert (sample(metrics, "livedub_operator_child_applies_total", kind="Deployment", outcome="created") or 0) >= 1
+
+    # A deleted pool's gauges go away: no alert may fire on the last figures of a pool that is gone.
+    cluster.delete("pools", "news")
+    wait_for(
+        lambda: sample(operator_metrics(), "livedub_operator_pool_replicas", **pool) is None,
+        what="pool gauges removed after delete",
+    )

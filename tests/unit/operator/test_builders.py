@@ -69,6 +69,28 @@ FULL = parse_pool_spec(
         "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
         "priorityClassName": "live",
         "runtimeClassName": "nvidia",
+        "affinity": {
+            "podAntiAffinity": {
+                "preferredDuringSchedulingIgnoredDuringExecution": [
+                    {
+                        "weight": 100,
+                        "podAffinityTerm": {
+                            "topologyKey": "kubernetes.io/hostname",
+                            "labelSelector": {"matchLabels": {"app.kubernetes.io/instance": "news"}},
+                        },
+                    }
+                ]
+            }
+        },
+        "topologySpreadConstraints": [
+            {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway"},
+            {
+                "maxSkew": 2,
+                "topologyKey": "kubernetes.io/hostname",
+                "whenUnsatisfiable": "DoNotSchedule",
+                "labelSelector": {"matchLabels": {"tier": "gpu"}},
+            },
+        ],
         "imagePullSecrets": ["regcred"],
         "authTokensSecretRef": {"name": "workers"},
         "modelCache": {"claimName": "models"},
@@ -195,3 +217,15 @@ def test_service_and_pdb() -> None:
 def test_selector_string_matches_labels() -> None:
     expected = "app.kubernetes.io/instance=news,app.kubernetes.io/name=livedub-runtime"
     assert label_selector_string("news") == expected
+
+
+def test_scheduling_fields_reach_the_pod() -> None:
+    pod = build_deployment("news", "ns", FULL, voices(), 1)["spec"]["template"]["spec"]
+    assert pod["priorityClassName"] == "live"
+    assert pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]["weight"] == 100
+    zone, host = pod["topologySpreadConstraints"]
+    # A constraint without a selector spreads the pool's own pods; an explicit one is kept.
+    assert zone["labelSelector"] == {"matchLabels": selector_labels("news")}
+    assert host["labelSelector"] == {"matchLabels": {"tier": "gpu"}}
+    minimal = build_deployment("news", "ns", MINIMAL, voices(), 1)["spec"]["template"]["spec"]
+    assert "affinity" not in minimal and "topologySpreadConstraints" not in minimal

@@ -8,30 +8,12 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
-import yaml
+from chart_render import CHART, by_kind, helm, render
 from crd_schema import ROOT
 
-helm = pytest.importorskip("helm_python", reason="helm-python-sdk not installed")
-
-CHART = ROOT / "charts" / "livedub-operator"
 K8S_VERSION = "1.30.0"
 # Kinds the Kubernetes schemas do not know (custom resources of other projects).
 FOREIGN = {"monitoring.coreos.com/v1"}
-
-
-def render(values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    chart = helm.Chart.load(str(CHART))
-    rendered = chart.render(values, name="livedub", namespace="livedub-system", is_install=True)
-    docs = []
-    for path, text in rendered.items():
-        if path.endswith(".txt"):
-            continue
-        docs += [d for d in yaml.safe_load_all(text) if d]
-    return docs
-
-
-def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
-    return [d for d in docs if d["kind"] == kind]
 
 
 VARIANTS = {
@@ -46,7 +28,16 @@ VARIANTS = {
         "podAnnotations": {"a": "b"},
         "priorityClassName": "high",
         "serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": "arn"}},
+        "fullnameOverride": "dub-op",
+        "prometheusRule": {"enabled": True, "labels": {"release": "prom"}, "alertLabels": {"team": "media"}},
+        "grafanaDashboard": {"enabled": True, "annotations": {"grafana_folder": "livedub"}, "namespace": "monitoring"},
+        "networkPolicy": {
+            "enabled": True,
+            "metricsFrom": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+            "activatorFrom": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "ingress-nginx"}}}],
+        },
     },
+    "nothing-optional": {"metrics": {"enabled": False}, "activator": {"enabled": False}, "nameOverride": "dub"},
 }
 
 
@@ -82,14 +73,41 @@ def test_defaults_install_crds_with_keep_policy() -> None:
 def test_options_change_what_renders() -> None:
     docs = render(VARIANTS["everything"])
     assert by_kind(docs, "CustomResourceDefinition") == []
-    (monitor,) = by_kind(docs, "ServiceMonitor")
-    assert monitor["metadata"]["labels"]["release"] == "prom"
+    monitors = {m["metadata"]["name"]: m for m in by_kind(docs, "ServiceMonitor")}
+    assert set(monitors) == {"dub-op-runtime", "dub-op-operator"}  # fullnameOverride
+    assert all(m["metadata"]["labels"]["release"] == "prom" for m in monitors.values())
     (dep,) = by_kind(docs, "Deployment")
     args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
     assert {"--namespace=news", "--namespace=sports", "--standalone", "--verbose"} <= set(args)
     (role,) = by_kind(docs, "ClusterRole")
     resources = {r for rule in role["rules"] for r in rule["resources"]}
     assert "namespaces" in resources and "clusterkopfpeerings" not in resources
+
+
+def test_names_follow_name_and_fullname_overrides() -> None:
+    docs = render({"nameOverride": "ops"})
+    (dep,) = by_kind(docs, "Deployment")
+    assert dep["metadata"]["name"] == "livedub-ops"
+    assert dep["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] == "ops"
+    names = {d["metadata"]["name"] for d in by_kind(render({"fullnameOverride": "x" * 63}), "Service")}
+    # Truncated to 63 with the suffix kept: Service names are DNS labels.
+    assert names == {"x" * 53 + "-activator", "x" * 55 + "-metrics"}
+    assert all(len(n) <= 63 for n in names)
+
+
+def test_metrics_port_is_wired_to_the_operator_and_off_when_disabled() -> None:
+    def env_and_ports(values: dict[str, Any] | None) -> tuple[dict[str, str], set[str]]:
+        (dep,) = by_kind(render(values), "Deployment")
+        container = dep["spec"]["template"]["spec"]["containers"][0]
+        return {e["name"]: e.get("value") for e in container["env"]}, {p["name"] for p in container["ports"]}
+
+    env, ports = env_and_ports(None)
+    assert env["LIVEDUB_OPERATOR_METRICS_PORT"] == "8082" and "metrics" in ports
+    env, ports = env_and_ports({"metrics": {"enabled": False}})
+    assert env["LIVEDUB_OPERATOR_METRICS_PORT"] == "0" and "metrics" not in ports
+    assert not [
+        s for s in by_kind(render({"metrics": {"enabled": False}}), "Service") if "metrics" in s["metadata"]["name"]
+    ]
 
 
 def test_rbac_is_least_privilege() -> None:
@@ -108,6 +126,13 @@ def test_rbac_is_least_privilege() -> None:
         {"image": {"pullPolicy": "Sometimes", "repository": "x"}},
         {"operator": {"autoscaleIntervalSeconds": 0}},
         {"serviceMonitor": {"interval": "often"}},
+        {"serviceMonitor": {"podTargetLabels": "dubbing.livedub.io/pool"}},
+        {"metrics": {"port": 8080}},
+        {"nameOverride": "Not_A_DNS_Label"},
+        {"prometheusRule": {"rejectedFragmentRatio": 2}},
+        {"prometheusRule": {"atMaxReplicasFor": "a while"}},
+        {"grafanaDashboard": {"labels": {"grafana_dashboard": 1}}},
+        {"networkPolicy": {"metricsFrom": [{"everyone": True}]}},
         {"typo": True},
     ],
 )

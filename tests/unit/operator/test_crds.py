@@ -62,6 +62,12 @@ def voice(**spec: Any) -> dict[str, Any]:
         (pool(resources={"gpu": 9}), "greater than the maximum"),
         (pool(languages={"targets": ["Spanish"]}), "does not match"),
         (pool(service={"type": "ExternalName"}), "is not one of"),
+        (pool(topologySpreadConstraints=[{"maxSkew": 1, "topologyKey": "zone"}]), "'whenUnsatisfiable' is a required"),
+        (
+            pool(topologySpreadConstraints=[{"maxSkew": 0, "topologyKey": "z", "whenUnsatisfiable": "ScheduleAnyway"}]),
+            "less than the minimum",
+        ),
+        (pool(affinity=[]), "is not of type 'object'"),
         (voice(language="es"), "'gender' is a required property"),
         (voice(language="es", gender="female", referenceAudio={}), "set exactly one of"),
         (

@@ -12,7 +12,8 @@ from typing import Any
 import kopf
 
 from livedub.operator import client as api
-from livedub.operator.constants import GROUP, POOL_PLURAL, VERSION, VOICE_PLURAL
+from livedub.operator import telemetry
+from livedub.operator.constants import GROUP, POOL_KIND, POOL_PLURAL, VERSION, VOICE_KIND, VOICE_PLURAL
 from livedub.operator.errors import KubernetesApiError
 from livedub.operator.handlers import activator, handle_autoscale, handle_pool, handle_voice
 from livedub.operator.settings import load_settings
@@ -41,13 +42,19 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         await ensure_peering(settings.peering.name)
     if SETTINGS.activator_port:
         memo["activator"] = await activator.start(SETTINGS.activator_port)
+    if SETTINGS.metrics_port:
+        # A thread of its own (prometheus_client's HTTP server): scrapes never wait on the event loop.
+        memo["metrics"] = telemetry.start(SETTINGS.metrics_port)
 
 
 @kopf.on.cleanup()
-async def stop_activator(memo: kopf.Memo, **_: Any) -> None:
+async def stop_servers(memo: kopf.Memo, **_: Any) -> None:
     runner = memo.get("activator")
     if runner is not None:
         await runner.cleanup()
+    metrics = memo.get("metrics")
+    if metrics is not None:
+        metrics.stop()
 
 
 async def ensure_peering(name: str) -> None:
@@ -77,19 +84,28 @@ async def login(**_: Any) -> kopf.ConnectionInfo:
 @kopf.on.update(GROUP, VERSION, POOL_PLURAL)
 @kopf.on.resume(GROUP, VERSION, POOL_PLURAL)
 async def pool_reconcile(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-    await handle_pool.reconcile_pool(body, patch)
+    with telemetry.reconciling(POOL_KIND, "event"):
+        await handle_pool.reconcile_pool(body, patch)
+
+
+@kopf.on.event(GROUP, VERSION, POOL_PLURAL)
+async def pool_event(type: str, name: str, namespace: str | None, **_: Any) -> None:
+    if type == "DELETED" and namespace:
+        telemetry.forget_pool(namespace, name)
 
 
 @kopf.timer(GROUP, VERSION, POOL_PLURAL, interval=SETTINGS.autoscale_interval_s, sharp=True)
 async def pool_tick(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
-    await handle_autoscale.tick(body, patch, memo, SETTINGS)
+    with telemetry.reconciling(POOL_KIND, "timer"):
+        await handle_autoscale.tick(body, patch, memo, SETTINGS)
 
 
 @kopf.on.create(GROUP, VERSION, VOICE_PLURAL)
 @kopf.on.update(GROUP, VERSION, VOICE_PLURAL)
 @kopf.on.resume(GROUP, VERSION, VOICE_PLURAL)
 async def voice_changed(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-    await handle_voice.voice_changed(body, patch)
+    with telemetry.reconciling(VOICE_KIND, "event"):
+        await handle_voice.voice_changed(body, patch)
 
 
 @kopf.on.event(GROUP, VERSION, VOICE_PLURAL)

@@ -28,6 +28,12 @@ class OperatorSettings(BaseSettings):
         le=65535,
         description="Port of the scale-from-zero activation endpoint (handlers/activator.py); 0 turns it off.",
     )
+    metrics_port: int = Field(
+        8082,
+        ge=0,
+        le=65535,
+        description="Port of the operator's own Prometheus /metrics (telemetry.py); 0 turns it off.",
+    )
     watch_timeout_s: int = Field(
         300, ge=10, description="Server-side watch timeout; bounded so dead connections get noticed."
     )

@@ -127,6 +127,9 @@ class PoolSpec(_Model):
     resources: Resources = Field(default_factory=lambda: Resources.model_validate({}))
     node_selector: dict[str, str] = Field(default_factory=dict)
     tolerations: list[dict[str, Any]] = Field(default_factory=list)
+    # Passed through as core/v1 objects; kubernetes-validate checks the builder's output in tests.
+    affinity: dict[str, Any] = Field(default_factory=dict)
+    topology_spread_constraints: list[dict[str, Any]] = Field(default_factory=list)
     priority_class_name: str | None = None
     runtime_class_name: str | None = None
     replicas: int | None = Field(None, ge=0)

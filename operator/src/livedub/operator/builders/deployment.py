@@ -182,6 +182,14 @@ def build_deployment(pool: str, namespace: str, spec: PoolSpec, voices: list[Voi
         "imagePullSecrets": [{"name": n} for n in spec.image_pull_secrets],
         "enableServiceLinks": False,
     }
+    if spec.affinity:
+        pod_spec["affinity"] = dict(spec.affinity)
+    if spec.topology_spread_constraints:
+        # Without a selector a constraint counts every pod of the namespace; ours counts the pool's.
+        selector = {"matchLabels": selector_labels(pool)}
+        pod_spec["topologySpreadConstraints"] = [
+            {"labelSelector": selector, **constraint} for constraint in spec.topology_spread_constraints
+        ]
     if spec.priority_class_name:
         pod_spec["priorityClassName"] = spec.priority_class_name
     if spec.runtime_class_name:

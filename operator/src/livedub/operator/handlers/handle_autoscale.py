@@ -6,13 +6,14 @@ import kopf
 
 from livedub.operator import client as api
 from livedub.operator import constants as c
+from livedub.operator import telemetry
 from livedub.operator.builders.common import deployment_name, label_selector_string
 from livedub.operator.client import Client, connect
 from livedub.operator.errors import InvalidSpecError
 from livedub.operator.handlers.handle_pool import announce
 from livedub.operator.handlers.pool_status import parse_time, record_decision, record_rollout
-from livedub.operator.handlers.reconcile import ReconcileResult, reconcile_children
-from livedub.operator.scaling.decide import Decision, History, decide
+from livedub.operator.handlers.reconcile import ReconcileResult, reconcile_children, replicas_for
+from livedub.operator.scaling.decide import Decision, History, Observation, Policy, decide, pending_streams
 from livedub.operator.scaling.metrics import PodMetrics
 from livedub.operator.scaling.observe import observe
 from livedub.operator.scaling.policy import policy_of
@@ -38,6 +39,17 @@ async def mark_deletion_costs(client: Client, namespace: str, samples: dict[str,
         cost = str(int(metrics.streams))
         patch = {"metadata": {"annotations": {c.ANNOTATION_DELETION_COST: cost}}}
         await client.patch(api.PODS, namespace, pod, patch)
+
+
+def pool_load(decision: Decision, obs: Observation, policy: Policy) -> telemetry.PoolLoad:
+    return telemetry.PoolLoad(
+        desired_replicas=decision.to_replicas,
+        streams=obs.streams,
+        # Pods that answered with their models loaded: a pod still loading (or failed) serves nothing.
+        capacity_streams=obs.pods_scraped * policy.streams_per_pod,
+        streams_waiting=pending_streams(obs, policy),
+        pods_unreachable=obs.pods_unreachable,
+    )
 
 
 async def _autoscale(
@@ -75,6 +87,9 @@ async def _autoscale(
             api.DEPLOYMENTS, namespace, deployment_name(name), {"spec": {"replicas": decision.to_replicas}}
         )
     record_decision(body, patch, decision, rnd.observation, policy)
+    telemetry.record_decision(
+        namespace, name, decision.action, decision.code, pool_load(decision, rnd.observation, policy)
+    )
     previous = (status.get("lastScaling") or {}).get("code")
     # Every change is an Event; a hold only when its reason differs from the last decision's,
     # so a quiet pool does not post an Event per tick.
@@ -85,17 +100,25 @@ async def _autoscale(
 
 
 async def tick(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, settings: OperatorSettings) -> None:
+    name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
     if body["metadata"].get("deletionTimestamp"):
+        telemetry.forget_pool(namespace, name)
         return  # being deleted: recreating children now would only orphan them
     if "observedGeneration" not in (body.get("status") or {}):
         return  # the create handler has not finished its first reconcile; let it go first
     try:
         spec = parse_pool_spec(body.get("spec"))
     except InvalidSpecError:
+        telemetry.forget_pool(namespace, name)  # no replicas to report; the last figures would mislead
         return  # the create/update handler already wrote why into status
     async with connect() as client:
         result = await reconcile_children(client, body, spec)
         announce(body, result)
         record_rollout(body, patch, result)
+        telemetry.record_bounds(
+            namespace, name, replicas=result.replicas, min_replicas=spec.min_replicas, max_replicas=spec.max_replicas
+        )
         if spec.autoscaling.mode == "builtin":
             await _autoscale(client, body, patch, memo, spec, result, settings)
+        else:
+            telemetry.record_desired(namespace, name, replicas_for(spec, result.replicas))

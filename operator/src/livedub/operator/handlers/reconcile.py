@@ -11,6 +11,7 @@ from typing import Any
 import kopf
 
 from livedub.operator import client as api
+from livedub.operator import telemetry
 from livedub.operator.builders.deployment import build_deployment
 from livedub.operator.builders.service import build_pdb, build_service
 from livedub.operator.builders.voices import Voice, build_voices_configmap
@@ -86,6 +87,7 @@ async def reconcile_children(client: Client, body: kopf.Body, spec: PoolSpec) ->
     manifest = build_deployment(name, namespace, spec, voices, replicas_for(spec, current))
     outcome, deployment = await apply_child(client, api.DEPLOYMENTS, manifest, body)
     changed["Deployment"] = outcome
+    telemetry.record_children(changed)
     return ReconcileResult(
         deployment=deployment, voices=[v.name for v in voices], missing_voices=missing, changed=changed
     )
