@@ -1,11 +1,16 @@
 """Order and retries over the wire: rejections keep their place, a retryable rejection can be retried,
-and a fragment never lands in a stream it did not name (issue 11 items 3, 4 and 8)."""
+a fragment never lands in a stream it did not name (issue 11 items 3, 4 and 8), a resend never gets a
+second result, and a client gone before its fragment started leaves no accounting behind."""
 
 from __future__ import annotations
+
+import asyncio
 
 import numpy as np
 import pytest
 
+from livedub.runtime.protocol import events as ev
+from livedub.runtime.server.keys import SERVICE_KEY
 from support.data import fleurs
 
 pytestmark = pytest.mark.slow
@@ -86,3 +91,41 @@ async def test_a_fragment_naming_another_stream_is_not_dubbed_into_this_one(make
     plain = results[1]
     assert plain["fragment_id"] == "plain" and plain["stream_id"] == ready["stream_id"]
     assert plain.get("transcript"), plain  # it was dubbed (2 s may still grade off-duration)
+
+
+async def test_a_resend_of_an_answered_fragment_is_a_duplicate_even_while_paused(make_server):
+    whole, _ = fleurs("fleurs-en-003")  # a whole sentence: dubbed, not failed (a failed one may be retried)
+    server = await make_server()
+    client = await server.connect()
+    await client.init()
+    await client.send("a", 0, whole)
+    (first,) = await client.processed(1)
+    assert first["status"] in ("success", "partial"), first.get("error")
+    speech = whole
+    await client.client.emit("stream:pause", {"stream_id": "stream-1"})
+    await client.wait_for(lambda r: bool(r.of("stream:state")), 10)
+    await client.send("a", 0, speech)
+    await client.wait_for(lambda r: len(r.of("fragment:ack")) >= 2, 10)
+    await asyncio.sleep(0.5)
+    assert [a["status"] for a in client.of("fragment:ack")] == ["queued", "duplicate"]
+    assert len(client.of("fragment:processed")) == 1  # never a second, contradictory result
+
+
+async def test_a_disconnect_before_a_fragment_starts_releases_its_accounting(make_server, speech):
+    server = await make_server()
+    service = server.app[SERVICE_KEY]
+
+    async def nowhere(*_: object) -> None:
+        return None
+
+    service.send = nowhere  # the client is gone: what matters is the bookkeeping
+    service.connect("gone", None, "s")
+    service.stream_init("gone", ev.StreamInit(source_language="en", target_language="es", glossary_id=None))
+    pcm = (np.clip(speech, -1, 1) * 32767).astype("<i2").tobytes()
+    fragment = ev.FragmentData(fragment_id="f", stream_id="s", sequence_number=0, audio=pcm)
+    await service.fragment("gone", fragment)
+    session = service.find_stream("gone", "s")
+    await service.disconnect("gone")  # before the fragment's task ever ran
+    await asyncio.sleep(0.2)
+    assert service.inflight_total == 0 and await service.drain(1.0)
+    assert session.idle.is_set()  # a stream:end waiting on the flush would return

@@ -73,6 +73,12 @@ async def test_query_token_authenticates_and_never_reaches_the_logs(tmp_path):
             assert not refused and refusals and "AUTH_FAILED" in str(refusals[0])
             missing, _ = await _connect(url)
             assert not missing
+            # A malformed request line is logged by aiohttp with the raw request, query included.
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(f"GET /socket.io/?EIO=4&transport=polling&token={SECRET} HTTP/9.9\r\nHost: x\r\n\r\n".encode())
+            await writer.drain()
+            await asyncio.wait_for(reader.read(), 10)
+            writer.close()
         finally:
             proc.terminate()
             await asyncio.wait_for(proc.wait(), 60)

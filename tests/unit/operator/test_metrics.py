@@ -57,3 +57,5 @@ def test_a_pod_still_loading_its_models_is_no_capacity() -> None:
     assert not loading.models_ready and serving.models_ready  # no sts_ready at all: an older runtime, ready
     seen = observe({"a": loading, "b": serving}, {}, current_replicas=2, min_severity="high").observation
     assert seen.pods_scraped == 1 and seen.streams == 4
+    # Neither capacity nor unreachable: still starting, so no second pod is asked for meanwhile.
+    assert seen.pods_unreachable == 0 and seen.pods_starting == 1

@@ -115,7 +115,7 @@ def test_worker_result_has_object_shaped_audio_and_always_its_ids():
     error = ev.ErrorInfo.from_error(DubbingError(ErrorCode.INVALID_PAYLOAD, "bad", stage=Stage.PROTOCOL))
     _, rejected = WORKER.encode(ev.FragmentProcessed(fragment_id="x", status="failed", error=error))
     assert rejected["stream_id"] is None and rejected["sequence_number"] is None
-    assert rejected["processing_time_ms"] == 0 and "dubbed_audio" not in rejected
+    assert rejected["processing_time_ms"] == 0 and rejected["dubbed_audio"] is None
     # The guide's dialect keeps its flat shape.
     assert GUIDE.encode(result)[1]["dubbed_audio"] == MP4
 
@@ -159,3 +159,17 @@ def test_stream_complete_carries_the_workers_statistics():
     assert name == "stream:complete"
     assert (payload["total_fragments"], payload["success_count"], payload["failed_count"]) == (10, 8, 2)
     assert payload["avg_processing_time_ms"] == 2345.6
+
+
+def test_a_worker_stream_gets_the_workers_deadline_even_when_its_init_omits_it():
+    bare = {key: value for key, value in WORKER_INIT.items() if key != "timeout_ms"}
+    assert WORKER.stream_init(bare).timeout_ms == 8000
+    assert WORKER.stream_init({**WORKER_INIT, "timeout_ms": 5000}).timeout_ms == 5000
+
+
+def test_worker_payloads_always_carry_the_fields_it_reads():
+    error = ev.ErrorInfo.from_error(DubbingError(ErrorCode.BACKPRESSURE_EXCEEDED, "busy", stage=Stage.SESSION))
+    _, ack = WORKER.encode(ev.FragmentAck(fragment_id="f", status="rejected", error=error))
+    assert ack["queue_position"] == 0 and ack["stream_id"] is None
+    _, failed = WORKER.encode(ev.FragmentProcessed(fragment_id="f", status="failed", error=error, stream_id="s"))
+    assert "dubbed_audio" in failed and failed["dubbed_audio"] is None

@@ -3,7 +3,9 @@
 The ids live in context variables set by the Socket.IO handlers; asyncio copies the context into
 every task and ``run_in_executor`` call, so engine logs carry the ids too without passing them
 around. Secrets never reach a log line: settings are logged through ``Settings.model_dump`` where
-``SecretStr`` prints as ``**********``.
+``SecretStr`` prints as ``**********``, and every formatted line (message, fields, traceback) passes
+:func:`redact`, because a library may log a raw request — aiohttp logs a malformed request line,
+query string included, and workers that can set nothing else send their token as ``?token=``.
 """
 
 from __future__ import annotations
@@ -11,12 +13,21 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 import sys
 import time
 from typing import Any
 
 stream_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("stream_id", default=None)
 fragment_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("fragment_id", default=None)
+
+#: ``token=...`` in a query string (raw or %-encoded context) and ``Bearer ...`` credentials.
+_SECRETS = re.compile(r"(?i)(token=|bearer\s+)[^&\s'\"\\]+")
+
+
+def redact(text: str) -> str:
+    return _SECRETS.sub(r"\1***", text)
+
 
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
@@ -41,7 +52,7 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        return redact(json.dumps(entry, default=str, ensure_ascii=False))
 
 
 class ConsoleFormatter(logging.Formatter):
@@ -49,7 +60,7 @@ class ConsoleFormatter(logging.Formatter):
         ids = " ".join(f"{k}={getattr(record, k)}" for k in ("stream_id", "fragment_id") if getattr(record, k, None))
         base = f"{time.strftime('%H:%M:%S')} {record.levelname:<7} {record.name}: {record.getMessage()}"
         text = f"{base} [{ids}]" if ids else base
-        return text + ("\n" + self.formatException(record.exc_info) if record.exc_info else "")
+        return redact(text + ("\n" + self.formatException(record.exc_info) if record.exc_info else ""))
 
 
 def configure(level: str = "INFO", fmt: str = "json") -> None:

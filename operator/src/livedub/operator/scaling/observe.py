@@ -49,7 +49,9 @@ def observe(
         observation=Observation(
             current_replicas=current_replicas,
             pods_scraped=len(answered),
-            pods_unreachable=len(samples) - len(answered),
+            # A pod that answered with its models not loaded yet is neither capacity nor unreachable:
+            # it is still starting (pods_starting), so the guard against asking twice holds.
+            pods_unreachable=sum(1 for m in samples.values() if m is None),
             streams=sum(m.streams for m in answered.values()),
             streams_refused=refused,
             interval_s=interval_s,

@@ -20,7 +20,15 @@ from typing import TypeVar
 import numpy as np
 
 from livedub.runtime.audio.codec import DecodedAudio, resample
-from livedub.runtime.engines.base import ASR_SAMPLE_RATE, Engines, Samples, Transcript, TranslationOptions, VoiceProfile
+from livedub.runtime.engines.base import (
+    ASR_SAMPLE_RATE,
+    Engines,
+    Samples,
+    Speech,
+    Transcript,
+    TranslationOptions,
+    VoiceProfile,
+)
 from livedub.runtime.errors import DubbingError, ErrorCode, Stage
 from livedub.runtime.metrics import Metrics
 from livedub.runtime.pipeline.batcher import AsrBatcher
@@ -122,6 +130,24 @@ class DubbingPipeline:
     async def _run(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn)
 
+    async def _start_synthesis(self, call: Callable[[], Speech]) -> asyncio.Future[Speech]:
+        """Start one TTS call once a TTS slot is free; the slot is held until the engine thread returns.
+
+        Waiting for the slot happens here, in front of the stage's timer. The slot is released from
+        the thread's own completion, not when a timeout or a deadline cancels the waiter: a cancelled
+        call keeps running and keeps the engine's lock, and the next fragment must queue here, not on
+        that lock inside its own timer.
+        """
+        loop = asyncio.get_running_loop()
+        await self._tts_slots.acquire()
+        try:
+            future = self.executor.submit(call)
+        except BaseException:
+            self._tts_slots.release()
+            raise
+        future.add_done_callback(lambda _: loop.call_soon_threadsafe(self._tts_slots.release))
+        return asyncio.wrap_future(future)
+
     async def _stage(self, stage: Stage, timeout_s: float, work: Awaitable[T], timings: dict[str, int], key: str) -> T:
         started = time.perf_counter()
         try:
@@ -214,18 +240,10 @@ class DubbingPipeline:
         speed = self.speaking_rate.speed_for(tts_name, language, translation, original_s)
         extra = {"reference": job.source_reference} if job.source_reference is not None else {}
         on_stage(Stage.TTS)
-        async with self._tts_slots:
-            speech = await self._stage(
-                Stage.TTS,
-                self.timeouts.tts_s,
-                self._run(
-                    lambda: engines.tts.synthesize(
-                        translation, language=language, voice=job.voice, speed=speed, **extra
-                    )
-                ),
-                timings,
-                "tts_ms",
-            )
+        synthesis = await self._start_synthesis(
+            lambda: engines.tts.synthesize(translation, language=language, voice=job.voice, speed=speed, **extra)
+        )
+        speech = await self._stage(Stage.TTS, self.timeouts.tts_s, synthesis, timings, "tts_ms")
         self.metrics.tts_seconds.observe(timings["tts_ms"] / 1000)
         voiced_s = len(trim_silence(speech.audio, speech.sample_rate)) / max(1, speech.sample_rate)
         self.speaking_rate.observe(tts_name, language, translation, voiced_s, speed)

@@ -23,7 +23,7 @@ import ipaddress
 import logging
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import unquote, unquote_plus
 
 from livedub.runtime.config import Settings
 
@@ -37,6 +37,15 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _query_tokens(query: str) -> list[str]:
+    """The last ``token=`` of a query string, read two ways: %-decoding only (a base64 token's ``+``
+    pasted raw into a URL stays ``+``) and form decoding (``+`` as space, what encoders produce)."""
+    raw = [value for key, _, value in (part.partition("=") for part in query.split("&")) if key == "token" and value]
+    if not raw:
+        return []
+    return list(dict.fromkeys([unquote(raw[-1]), unquote_plus(raw[-1])]))
 
 
 class TokenAuthenticator:
@@ -82,7 +91,7 @@ class TokenAuthenticator:
         # Workers that can set neither headers nor an auth payload (the media-service worker: only
         # its URL is configurable) put it in the query string. Access logging is off, and no log
         # line of ours prints a query string, so the token is not written anywhere.
-        tokens += [t for t in parse_qs(str(environ.get("QUERY_STRING", ""))).get("token", []) if t][-1:]
+        tokens += _query_tokens(str(environ.get("QUERY_STRING", "")))
         return tokens
 
     def check(self, environ: dict[str, Any], auth: Any) -> str | None:
@@ -97,6 +106,9 @@ class TokenAuthenticator:
         matched = False
         known = [token.encode() for token in self._tokens()]
         for candidate in presented:
+            # A lone surrogate (from a JSON auth payload) cannot be a token; it must still get the
+            # structured refusal, not an encoding error.
+            raw = candidate.encode("utf-8", "surrogatepass")
             for token in known:
-                matched |= hmac.compare_digest(candidate.encode(), token)
+                matched |= hmac.compare_digest(raw, token)
         return None if matched else "invalid worker token"

@@ -164,6 +164,8 @@ class DubbingService:
             self.metrics.streams.dec()
             for task in list(session.tasks):
                 task.cancel()
+            # Nobody is left to deliver to: a stream:end waiting for the flush must not wait forever.
+            session.idle.set()
         log.info("client disconnected", extra={"sid": sid, "streams": len(conn.streams)})
 
     def dialect_of(self, sid: str, stream_id: str | None = None) -> str:
@@ -285,6 +287,17 @@ class DubbingService:
             self._require_ready()
             session = self.find_stream(sid, fragment.stream_id)
             stream_id_var.set(session.stream_id)
+            if session.is_duplicate(fragment.fragment_id):
+                # Before any other check: a resend of something answered or in flight gets only
+                # "duplicate", never a second, contradictory result (paused, full, ...).
+                duplicate = ev.FragmentAck(
+                    fragment_id=fragment.fragment_id,
+                    status="duplicate",
+                    stream_id=session.stream_id,
+                    sequence_number=fragment.sequence_number,
+                )
+                await self._send(sid, duplicate, session)
+                return duplicate
             self._check_size(fragment)
             if self.inflight_total >= self.settings.max_pod_inflight:
                 raise DubbingError(
@@ -317,6 +330,9 @@ class DubbingService:
         task = asyncio.create_task(self._run_fragment(sid, session, fragment, arrived))
         session.tasks.add(task)
         task.add_done_callback(session.tasks.discard)
+        # Released when the task ends however it ends — after delivery, on error, or cancelled by a
+        # disconnect before it ever ran (its body, and any finally in it, would then never run).
+        task.add_done_callback(lambda _: self._inflight(-1))
         await self._maybe_backpressure(sid, session)
         return ack
 
@@ -437,20 +453,15 @@ class DubbingService:
                 self.metrics.queue_depth.dec()
             result = self._deadline_missed(session, fragment, decoded, stage[0], started, queue_ms)
         except asyncio.CancelledError:
-            # Client disconnected: nobody to deliver to; just release the accounting.
+            # Client disconnected: nobody to deliver to; the done callback releases the accounting.
             if waiting:
                 self.metrics.queue_depth.dec()
-            self._inflight(-1)
             raise
-        try:
-            async with session.delivery_lock:
-                ready = session.complete(fragment.fragment_id, result, result.status)
-                for item in ready:
-                    await self._deliver(sid, session, item)
-        finally:
-            # Only after delivery: a drain waiting for "nothing in flight" must not close the
-            # connection between the result being computed and being sent.
-            self._inflight(-1)
+        # In-flight accounting ends only after delivery (the task's done callback): a drain waiting
+        # for "nothing in flight" must not close the connection between computing and sending.
+        async with session.delivery_lock:
+            for item in session.complete(fragment.fragment_id, result, result.status):
+                await self._deliver(sid, session, item)
         await self._maybe_backpressure(sid, session)
 
     async def _dub(

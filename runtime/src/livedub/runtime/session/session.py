@@ -70,13 +70,17 @@ class StreamStats:
     processing_ms_total: int = 0
     deadline_misses: int = 0
 
+    _processed: int = 0
+
     @property
     def avg_processing_time_ms(self) -> float:
-        return round(self.processing_ms_total / self.delivered, 1) if self.delivered else 0.0
+        return round(self.processing_ms_total / self._processed, 1) if self._processed else 0.0
 
     def count(self, status: str, processing_ms: int = 0) -> None:
         self.delivered += 1
-        self.processing_ms_total += processing_ms
+        if processing_ms > 0:  # rejections (0 ms, never processed) do not dilute the average
+            self.processing_ms_total += processing_ms
+            self._processed += 1
         if status == "success":
             self.success += 1
         elif status == "partial":
@@ -118,6 +122,11 @@ class StreamSession:
     @property
     def inflight(self) -> int:
         return len(self.inflight_ids)
+
+    def is_duplicate(self, fragment_id: str) -> bool:
+        """In flight, or already answered with anything but ``failed`` (a failed one may be retried)."""
+        previous = self._delivered_ids.get(fragment_id)
+        return fragment_id in self.inflight_ids or (previous is not None and previous != "failed")
 
     def admit(self, fragment_id: str, sequence: int) -> Admission:
         """Decide whether a fragment enters the pipeline. Raises DubbingError to reject it."""

@@ -46,6 +46,9 @@ _SEVERITIES = {
     ev.BackpressureSeverity.HIGH: "high",
     ev.BackpressureSeverity.CRITICAL: "high",
 }
+#: The worker drops any result later than this after sending, whether or not its init says so: a
+#: stream that declares no ``timeout_ms`` still gets this deadline.
+WORKER_DEADLINE_MS = 8000
 #: How long a slowed-down worker should wait between fragments: a tenth of a 6 s segment lets the
 #: pipeline catch up within a few segments without starving the stream.
 SLOW_DOWN_DELAY_MS = 600
@@ -123,7 +126,7 @@ class WorkerDialect(Dialect):
             output_sample_rate_hz=c.sample_rate_hz,
             glossary_id=None,
             domain_hints=c.domain_hints,
-            timeout_ms=init.timeout_ms,
+            timeout_ms=init.timeout_ms or WORKER_DEADLINE_MS,
             max_inflight=init.max_inflight,
             dialect="worker",
         )
@@ -159,6 +162,7 @@ class WorkerDialect(Dialect):
             # The worker logs these three; the ids let it match the ack even for a rejection.
             payload.setdefault("stream_id", None)
             payload.setdefault("sequence_number", None)
+            payload.setdefault("queue_position", 0)
         return event, payload
 
 
@@ -168,6 +172,7 @@ def _processed(result: ev.FragmentProcessed) -> dict[str, Any]:
     payload["stream_id"] = result.stream_id
     payload["sequence_number"] = result.sequence_number
     payload["processing_time_ms"] = result.processing_time_ms or 0
+    payload["dubbed_audio"] = None  # present on a failed result too: the worker then plays the original
     if result.dubbed_audio is not None:
         data = result.dubbed_audio
         duration_ms = result.metadata.dubbed_duration_ms if result.metadata else None
@@ -198,7 +203,8 @@ def _backpressure(event: ev.Backpressure) -> dict[str, Any]:
 def _complete(done: ev.StreamComplete) -> dict[str, Any]:
     payload = done.wire()
     payload.update(
-        total_fragments=done.fragments_received,
+        # Every fragment answered, rejections included, so the three counts add up.
+        total_fragments=done.fragments_delivered,
         # A partial dub is still a dub the worker plays; only failed ones fall back to the original.
         success_count=done.success + done.partial,
         failed_count=done.failed,
