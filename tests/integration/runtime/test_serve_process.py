@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sys
 from pathlib import Path
 
@@ -17,34 +16,15 @@ import socketio
 import soundfile as sf
 
 from support.data import FLEURS, fleurs
+from support.process import free_port, wait_ready
 
 pytestmark = pytest.mark.slow
 LIVEDUB = [sys.executable, "-m", "livedub.runtime.cli"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def _wait_ready(url: str, timeout: float = 120) -> None:
-    async with aiohttp.ClientSession() as http:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while asyncio.get_running_loop().time() < deadline:
-            try:
-                async with http.get(f"{url}/ready") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.25)
-    raise TimeoutError("runtime never became ready")
-
-
 @pytest.fixture
 async def served(tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "PORT": str(port),
@@ -57,7 +37,7 @@ async def served(tmp_path):
     proc = await asyncio.create_subprocess_exec(*LIVEDUB, "serve", env=env, stdout=log, stderr=log, cwd=tmp_path)
     url = f"http://127.0.0.1:{port}"
     try:
-        await _wait_ready(url)
+        await wait_ready(url)
         yield proc, url, tmp_path
     finally:
         if proc.returncode is None:

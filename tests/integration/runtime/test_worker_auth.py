@@ -8,35 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import sys
 
-import aiohttp
 import pytest
 import socketio
 
+from support.process import free_port, wait_ready
+
 pytestmark = pytest.mark.slow
 SECRET = "q-token-7f3a9c1e55b24d0e"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def _ready(url: str, timeout: float = 120) -> None:
-    async with aiohttp.ClientSession() as http:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while asyncio.get_running_loop().time() < deadline:
-            try:
-                async with http.get(f"{url}/ready") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.25)
-    raise TimeoutError("runtime never became ready")
 
 
 async def _connect(url: str) -> tuple[bool, list[object]]:
@@ -57,7 +37,7 @@ async def _connect(url: str) -> tuple[bool, list[object]]:
 
 
 async def test_query_token_authenticates_and_never_reaches_the_logs(tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PORT": str(port), "LOG_LEVEL": "DEBUG", "AUTH_MODE": "required", "AUTH_TOKENS": SECRET}
     log_path = tmp_path / "serve.log"
     with log_path.open("wb") as log:
@@ -66,7 +46,7 @@ async def test_query_token_authenticates_and_never_reaches_the_logs(tmp_path):
         )
         url = f"http://127.0.0.1:{port}"
         try:
-            await _ready(url)
+            await wait_ready(url)
             accepted, _ = await _connect(f"{url}?token={SECRET}")
             assert accepted
             refused, refusals = await _connect(f"{url}?token={SECRET}x")
