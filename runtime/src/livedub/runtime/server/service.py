@@ -110,6 +110,7 @@ class DubbingService:
                 s.speed_ratio_min, s.speed_ratio_max, s.duration_variance_success_max, s.duration_variance_partial_max
             ),
             metrics=self.metrics,
+            translation_budget=s.mt_budget,
             asr_batch_window_s=sizing.asr_batch_window_ms / 1000,
             asr_max_batch=sizing.asr_max_batch,
             language_min_probability=s.asr_language_min_probability,
