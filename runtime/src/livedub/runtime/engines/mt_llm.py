@@ -16,8 +16,11 @@ Decoding is greedy (temperature 0, top-k 1): the same sentence dubs the same way
 model per process; llama.cpp's server loop serves ``parallel`` slots at once (continuous batching),
 and a semaphore keeps callers at that many so none waits inside llama.cpp past the stage timeout.
 
-Guards: an empty answer, or one far past the budget even after the one "shorter, please" retry, or
-a runaway many times longer than the source, is not spoken: the fragment goes to ``fallback``
+Budget: a 1.5B model mostly ignores "at most N words" inside a translation prompt, so an answer more
+than :data:`RETRY_OVER_BUDGET` over its budget is sent once more as a separate "shorten this
+sentence" edit, which it does follow (:func:`shorten_messages`).
+
+Guards: an empty answer, or a runaway many times longer than the source or budget, is not spoken: the fragment goes to ``fallback``
 (Apertium) when one is given, counted in ``fallback_total``.
 """
 
@@ -201,10 +204,7 @@ class LlmTranslator(Translator):
         answer = self._chat(messages, max_tokens=_max_tokens(text, budget))
         if budget is not None and self.budget_retry and len(answer) > budget.max_chars * RETRY_OVER_BUDGET:
             self.retry_total += 1
-            shorter = self._chat(
-                [*messages, {"role": "assistant", "content": answer}, shorten_message(answer, budget)],
-                max_tokens=_max_tokens(text, budget),
-            )
+            shorter = self._chat(shorten_messages(answer, target=target, budget=budget), max_tokens=_max_tokens(text, budget))
             if shorter and len(shorter) < len(answer):
                 answer = shorter
         reason = self._rejected(text, answer, budget)
@@ -277,15 +277,22 @@ def build_messages(
     return [{"role": "system", "content": "\n".join(lines)}, {"role": "user", "content": text.strip()}]
 
 
-def shorten_message(answer: str, budget: LengthBudget) -> dict[str, str]:
-    return {
-        "role": "user",
-        "content": (
-            f"That is {len(answer)} characters, too long for the slot. Rewrite it in at most "
-            f"{budget_words(budget)} words ({budget.max_chars} characters), keeping the meaning. "
-            "Reply with the shorter translation only."
-        ),
-    }
+def shorten_messages(answer: str, *, target: str, budget: LengthBudget) -> list[dict[str, str]]:
+    """A fresh request to condense the too-long translation.
+
+    Measured on Qwen2.5-Coder-1.5B: asked inside the translation chat ("too long, give a shorter
+    version") it repeats the same 17 words; asked as a new task on the target-language sentence it
+    cuts it to the budget (107 -> 64 characters for a 60-character budget).
+    """
+    tgt = LANGUAGE_NAMES[base_language(target)]
+    return [
+        {"role": "system", "content": f"You edit {tgt} dubbing lines. Reply with the edited {tgt} sentence only."},
+        {
+            "role": "user",
+            "content": f"Shorten this {tgt} sentence to at most {budget_words(budget)} words, keeping the main "
+            f"idea. Reply with the shortened sentence only.\n\n{answer}",
+        },
+    ]
 
 
 def iter_part_files() -> Iterator[Path]:

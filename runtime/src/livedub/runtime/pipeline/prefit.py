@@ -16,8 +16,8 @@ from livedub.runtime.engines.base import LengthBudget
 #: Native speed range asked of TTS engines: beyond it voices degrade faster than stretching does.
 MIN_SPEED, MAX_SPEED = 0.85, 1.35
 _ALPHA = 0.3  # EMA weight of the newest observation: adapts within a few fragments
-#: Seconds per character assumed before a (engine, language) has been heard: Kokoro's Spanish voice
-#: measured ~0.068 s/char at speed 1.0 on FLEURS fragments (about 15 characters a second).
+#: Seconds per character assumed before a (engine, language) has been heard (~15 characters a
+#: second, ordinary conversational Spanish); the first fragments replace it with the voice's own rate.
 DEFAULT_SECONDS_PER_CHAR = 0.068
 
 
