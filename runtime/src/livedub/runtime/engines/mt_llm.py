@@ -266,11 +266,9 @@ def build_messages(
     """The chat prompt: instructions, context, terms and budget in the system turn, the text alone after."""
     src = LANGUAGE_NAMES[base_language(source)]
     tgt = LANGUAGE_NAMES[base_language(target)]
-    lines = [
-        f"You are a professional translator for live television dubbing. Translate the user's {src} text "
-        f"into natural spoken {tgt}. Reply with the {tgt} translation only: no notes, no quotes, "
-        f"no explanations. Translate every word; leave no {src} words in it."
-    ]
+    # Kept plain on purpose: with "no notes, no quotes, no explanations" in it the 1.5B model
+    # translated that sentence into its answer ("Sin notas, sin citas ni explicaciones. ...").
+    lines = [f"Translate the user's {src} text into {tgt}. Reply with the {tgt} translation only."]
     if context and context.strip():
         lines.append(f"The speaker's previous sentence, for context only (do not translate it): {context.strip()}")
     if options.domain_hints:
