@@ -162,8 +162,10 @@ def test_a_misbehaving_answer_goes_to_the_fallback(llm: LlmTranslator, monkeypat
     with pytest.raises(EngineError, match="empty answer"):
         llm.translate("Hello there.", source="en", target="es")
     monkeypatch.setattr(llm, "fallback", _Echo())
+    reasons: list[str] = []
+    monkeypatch.setattr(llm, "on_fallback", reasons.append)
     assert llm.translate("Hello there.", source="en", target="es") == "[fallback] Hello there."
-    assert llm.fallback_total == 1
+    assert llm.fallback_total == 1 and reasons == ["empty answer"]
 
 
 @needs_model

@@ -21,7 +21,8 @@ than :data:`RETRY_OVER_BUDGET` over its budget is sent once more as a separate "
 sentence" edit, which it does follow (:func:`shorten_messages`).
 
 Guards: an empty answer, or a runaway many times longer than the source or budget, is not spoken:
-the fragment goes to ``fallback`` (Apertium) when one is given, counted in ``fallback_total``.
+the fragment goes to ``fallback`` (Apertium) when one is given, counted in ``fallback_total`` and
+``/metrics`` (``sts_translation_fallback_total``, through ``on_fallback``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -165,6 +166,9 @@ class LlmTranslator(Translator):
         self.fallback = fallback
         self.fallback_total = 0
         self.retry_total = 0
+        #: Called with the reason on each fallback; the service points it at /metrics'
+        #: ``sts_translation_fallback_total`` (as it does for :class:`FallbackTranslator`).
+        self.on_fallback: Callable[[str], None] = lambda reason: None
         self._slots = threading.BoundedSemaphore(parallel)
         params = xllamacpp.CommonParams()
         params.model.path = str(self.model_path)
@@ -221,6 +225,7 @@ class LlmTranslator(Translator):
         if self.fallback is None:
             raise EngineError(ErrorCode.INTERNAL, f"LLM translation rejected: {reason}", retryable=True)
         self.fallback_total += 1
+        self.on_fallback(reason)
         log.warning("LLM translation rejected, using fallback", extra={"reason": reason})
         return self.fallback.translate(text, source=source, target=target, context=context, options=options)
 

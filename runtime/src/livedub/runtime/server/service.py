@@ -119,7 +119,7 @@ class DubbingService:
         if s.asr_language_check != "off" and not engines.asr.detects_language:
             log.warning("ASR_LANGUAGE_CHECK=%s has no effect: %s cannot detect", s.asr_language_check, engines.asr.name)
         self.metrics.info.info({"version": "0.1.0", **engines.describe()})
-        if hasattr(engines.translator, "on_fallback"):  # FallbackTranslator: count what DeepL did not serve
+        if hasattr(engines.translator, "on_fallback"):  # Fallback/LlmTranslator: count what the primary did not serve
             engines.translator.on_fallback = lambda reason: self.metrics.mt_fallbacks.inc()
 
     @property
