@@ -83,7 +83,7 @@ def fleurs_tempo(translators: dict[str, tuple[Translator, bool]], clips: int) ->
     for name in names:
         audio, sr = sf.read(DATA / "fleurs" / f"{name}.ogg", dtype="float32")
         audio = audio.mean(axis=1) if audio.ndim > 1 else audio
-        clip_s = len(trim_silence(audio, sr)) / sr
+        clip_s = len(trim_silence(audio, sr)) / sr or len(audio) / sr  # a quiet clip trims to nothing
         text = asr.transcribe(resample(audio, sr, 16_000).astype(np.float32), language="en").text
         for label, (translator, with_budget) in translators.items():
             budget: LengthBudget | None = rate.budget("kokoro", "es", clip_s) if with_budget else None
@@ -137,19 +137,20 @@ def main() -> None:
         "llm": (llm, False),
         "llm+budget": (llm, True),
     }
-    result: dict[str, Any] = {
-        "model": str(llm.model_path.name),
-        "cpu_threads": args.threads,
-        "load_s": round(load_s, 1),
-        "tatoeba": tatoeba(translators, args.limit),
-        "budget_retries": llm.retry_total,
-    }
+    out = RESULTS / "mt_llm.json"
+    # --limit 0 keeps the Tatoeba part of an earlier run and only adds the FLEURS part.
+    result: dict[str, Any] = json.loads(out.read_text()) if args.limit == 0 and out.is_file() else {}
+    result.update(model=str(llm.model_path.name), cpu_threads=args.threads, load_s=round(load_s, 1))
+    if args.limit:
+        result.update(tatoeba=tatoeba(translators, args.limit), budget_retries=llm.retry_total)
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")  # kept if FLEURS fails
     if args.fleurs:
         result["fleurs_tempo"] = fleurs_tempo(translators, args.fleurs)
         print(json.dumps({k: {x: y for x, y in v.items() if x != "tempos"} for k, v in result["fleurs_tempo"].items()}))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "mt_llm.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    print(f"wrote {RESULTS / 'mt_llm.json'}")
+    out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
