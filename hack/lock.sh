@@ -17,7 +17,7 @@ sed "s#^CONSTRAINTS=.*#CONSTRAINTS=$empty#" "$ROOT/hack/install.sh" >"$WORK/inst
 cp "$WORK/install.sh" "$ROOT/hack/.install-unpinned.sh"
 trap 'rm -rf "$WORK" "$ROOT/hack/.install-unpinned.sh"' EXIT
 bash "$ROOT/hack/.install-unpinned.sh" "$WORK/production" production
-bash "$ROOT/hack/.install-unpinned.sh" "$WORK/dev" runtime operator dev
+bash "$ROOT/hack/.install-unpinned.sh" "$WORK/dev" runtime llm operator dev
 {
   echo "# Exact versions for every environment of the project: local set-up, CI and both images install"
   echo "# through hack/install.sh (\`pip install -c constraints.txt\`). Regenerate with hack/lock.sh; the"

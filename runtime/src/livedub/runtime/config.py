@@ -124,13 +124,27 @@ class Settings(BaseSettings):
     asr_timeout_ms: int = Field(15000, ge=100, description="ASR stage timeout.")
 
     # --- translation --------------------------------------------------------------------------
-    mt_engine: Literal["auto", "deepl", "apertium"] = Field(
-        "auto", description="auto = DeepL when DEEPL_AUTH_KEY is set, else the embedded Apertium."
+    mt_engine: Literal["auto", "deepl", "apertium", "llm"] = Field(
+        "auto",
+        description="auto = DeepL when DEEPL_AUTH_KEY is set, else the embedded Apertium; "
+        "llm = a local instruct GGUF on llama.cpp (the [llm] extra).",
     )
     deepl_auth_key: SecretStr | None = Field(None, description="DeepL API key (free keys end in ':fx').")
     deepl_server_url: str | None = Field(None, description="Override the DeepL endpoint (proxies, tests).")
     mt_fallback: bool = Field(True, description="Fall back to the embedded MT on retryable DeepL failures.")
     translation_timeout_ms: int = Field(5000, ge=100, description="Translation stage timeout.")
+    mt_model_path: Path | None = Field(
+        None, description="MT_ENGINE=llm: an instruct GGUF file; unset = the packaged Qwen2.5-Coder-1.5B."
+    )
+    mt_cache_dir: Path | None = Field(
+        None, description="Where the packaged GGUF is joined from its parts once (default: XDG cache/livedub/mt)."
+    )
+    mt_device: Literal["cpu", "cuda"] = Field("cpu", description="MT_ENGINE=llm: cuda offloads every layer.")
+    mt_cpu_threads: int = Field(2, ge=1, le=64, description="MT_ENGINE=llm: CPU threads per LLM call.")
+    mt_parallel: int = Field(1, ge=1, le=16, description="MT_ENGINE=llm: llama.cpp slots decoding at once.")
+    mt_budget: bool = Field(
+        True, description="Ask the translator for text that fits the fragment's duration (the LLM honours it)."
+    )
 
     # --- TTS ----------------------------------------------------------------------------------
     tts_engine: Literal["auto", "kokoro", "espeak", "xtts"] = Field(

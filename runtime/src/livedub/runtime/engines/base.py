@@ -74,6 +74,18 @@ class VoiceProfile:
 
 
 @dataclass(frozen=True, slots=True)
+class LengthBudget:
+    """How much translated text fits one fragment's slot, for engines that can be asked (the LLM).
+
+    ``seconds`` is the slot; ``max_chars`` is what the target voice says in it at its natural speed
+    (learned per engine and language by the pipeline's :class:`~livedub.runtime.pipeline.prefit.SpeakingRate`).
+    """
+
+    seconds: float
+    max_chars: int
+
+
+@dataclass(frozen=True, slots=True)
 class TranslationOptions:
     """Per-stream translation settings (DeepL features; embedded engines ignore what they lack)."""
 
@@ -81,6 +93,9 @@ class TranslationOptions:
     glossary_id: str | None = None
     #: The programme's terms (stream:init ``domain_hints``): context for engines that take it.
     domain_hints: tuple[str, ...] = ()
+    #: Per fragment, set by the pipeline: the slot the translation should fit. Engines that cannot
+    #: be asked for a length (Apertium, DeepL) ignore it.
+    budget: LengthBudget | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ Choices (see docs/engines.md):
 
 * ASR: faster-whisper; ``ASR_MODEL_SIZE=embedded`` is Whisper base from the packaged parts.
 * MT: ``auto`` = DeepL when ``DEEPL_AUTH_KEY`` is set (with Apertium as fallback when
-  ``MT_FALLBACK``), else Apertium.
+  ``MT_FALLBACK``), else Apertium. ``llm`` = a local GGUF on llama.cpp (Apertium for rejected answers).
 * TTS: ``auto`` = Kokoro for the languages it speaks, espeak-ng for the rest (:class:`RoutingSynthesizer`).
 * Duration matching: ``auto`` = Rubber Band R3, else Signalsmith (``stretch.py`` has the measurement).
 """
@@ -79,6 +79,8 @@ def build_translator(settings: Settings) -> Translator:
     from livedub.runtime.engines.mt_apertium import ApertiumTranslator
 
     embedded = ApertiumTranslator()
+    if settings.mt_engine == "llm":
+        return build_llm_translator(settings, embedded)
     use_deepl = settings.mt_engine == "deepl" or (settings.mt_engine == "auto" and settings.deepl_auth_key is not None)
     if not use_deepl:
         return embedded
@@ -103,6 +105,22 @@ def build_translator(settings: Settings) -> Translator:
     from livedub.runtime.engines.mt_fallback import FallbackTranslator
 
     return FallbackTranslator(deepl, embedded)
+
+
+def build_llm_translator(settings: Settings, embedded: Translator) -> Translator:
+    try:
+        from livedub.runtime.engines.mt_llm import LlmTranslator
+    except ImportError as exc:  # pragma: no cover - the module imports only the standard library
+        raise ModelLoadError(f"MT_ENGINE=llm cannot import its backend: {exc}") from exc
+    return LlmTranslator(
+        settings.mt_model_path,
+        cache_dir=settings.mt_cache_dir,
+        device=settings.mt_device,
+        cpu_threads=settings.mt_cpu_threads,
+        parallel=settings.mt_parallel,
+        # A rejected LLM answer (empty, runaway) is translated by Apertium instead, when allowed.
+        fallback=embedded if settings.mt_fallback and embedded.pairs else None,
+    )
 
 
 def build_tts(settings: Settings) -> Synthesizer:

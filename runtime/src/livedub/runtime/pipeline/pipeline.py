@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 import numpy as np
@@ -95,8 +95,11 @@ class DubbingPipeline:
         asr_batch_window_s: float = 0.0,
         asr_max_batch: int = 8,
         language_min_probability: float = DEFAULT_MIN_PROBABILITY,
+        translation_budget: bool = True,
     ) -> None:
         self.engines = engines
+        #: Ask the translator for text that fits the fragment (MT_BUDGET); engines without it ignore it.
+        self.translation_budget = translation_budget
         self.executor = executor
         self.timeouts = timeouts
         self.policy = policy
@@ -216,6 +219,12 @@ class DubbingPipeline:
             self._check_language(job, transcript)
 
         engines = self.engines
+        tts_name, language = engines.tts.name, job.target_language
+        # The slot the dub fills is the whole fragment (the speed pre-fit and the stretch aim at it too).
+        options = replace(
+            job.translation_options or TranslationOptions(),
+            budget=self.speaking_rate.budget(tts_name, language, original_s) if self.translation_budget else None,
+        )
         on_stage(Stage.TRANSLATION)
         translation: str = await self._stage(
             Stage.TRANSLATION,
@@ -226,7 +235,7 @@ class DubbingPipeline:
                     source=job.source_language,
                     target=job.target_language,
                     context=job.previous_transcript or None,
-                    options=job.translation_options,
+                    options=options,
                 )
             ),
             timings,
@@ -236,7 +245,6 @@ class DubbingPipeline:
         if not translation.strip():
             raise DubbingError(ErrorCode.INTERNAL, "translation returned no text", stage=Stage.TRANSLATION)
 
-        tts_name, language = engines.tts.name, job.target_language
         speed = self.speaking_rate.speed_for(tts_name, language, translation, original_s)
         extra = {"reference": job.source_reference} if job.source_reference is not None else {}
         on_stage(Stage.TTS)

@@ -11,9 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from livedub.runtime.engines.base import LengthBudget
+
 #: Native speed range asked of TTS engines: beyond it voices degrade faster than stretching does.
 MIN_SPEED, MAX_SPEED = 0.85, 1.35
 _ALPHA = 0.3  # EMA weight of the newest observation: adapts within a few fragments
+#: Seconds per character assumed before a (engine, language) has been heard (~15 characters a
+#: second, ordinary conversational Spanish); the first fragments replace it with the voice's own rate.
+DEFAULT_SECONDS_PER_CHAR = 0.068
 
 
 @dataclass
@@ -27,6 +32,15 @@ class SpeakingRate:
             return 1.0
         predicted = rate * chars
         return min(max(predicted / target_s, MIN_SPEED), MAX_SPEED)
+
+    def seconds_per_char(self, engine: str, language: str) -> float:
+        return self._seconds_per_char.get((engine, language), DEFAULT_SECONDS_PER_CHAR)
+
+    def budget(self, engine: str, language: str, target_s: float) -> LengthBudget | None:
+        """The characters ``engine`` says in ``target_s`` at speed 1.0: the translation's length budget."""
+        if target_s <= 0:
+            return None
+        return LengthBudget(seconds=target_s, max_chars=max(8, int(target_s / self.seconds_per_char(engine, language))))
 
     def observe(self, engine: str, language: str, text: str, seconds: float, speed: float) -> None:
         chars = len(text.strip())

@@ -110,6 +110,7 @@ class DubbingService:
                 s.speed_ratio_min, s.speed_ratio_max, s.duration_variance_success_max, s.duration_variance_partial_max
             ),
             metrics=self.metrics,
+            translation_budget=s.mt_budget,
             asr_batch_window_s=sizing.asr_batch_window_ms / 1000,
             asr_max_batch=sizing.asr_max_batch,
             language_min_probability=s.asr_language_min_probability,
@@ -118,7 +119,7 @@ class DubbingService:
         if s.asr_language_check != "off" and not engines.asr.detects_language:
             log.warning("ASR_LANGUAGE_CHECK=%s has no effect: %s cannot detect", s.asr_language_check, engines.asr.name)
         self.metrics.info.info({"version": "0.1.0", **engines.describe()})
-        if hasattr(engines.translator, "on_fallback"):  # FallbackTranslator: count what DeepL did not serve
+        if hasattr(engines.translator, "on_fallback"):  # Fallback/LlmTranslator: count what the primary did not serve
             engines.translator.on_fallback = lambda reason: self.metrics.mt_fallbacks.inc()
 
     @property

