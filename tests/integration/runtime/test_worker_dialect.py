@@ -223,7 +223,10 @@ class SlowOnce(Synthesizer):
 
 
 async def test_a_fragment_that_cannot_finish_is_answered_timeout_before_the_deadline(make_server, engines, programme):
-    slow = dataclasses.replace(engines, tts=SlowOnce(engines.tts, delay_s=8.5))
+    # The stall outlasts segment 0's deadline (its TTS starts ~1 s in, the answer is due at 7.5 s) and,
+    # like a real stalled engine, keeps the TTS slot until it returns: segment 1 (due at 13.5 s) must
+    # still make it after that.
+    slow = dataclasses.replace(engines, tts=SlowOnce(engines.tts, delay_s=7.0))
     server = await make_server(engines_override=slow)
     worker = Worker(server.url)
     try:
