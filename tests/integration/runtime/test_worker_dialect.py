@@ -218,14 +218,15 @@ class SlowOnce(Synthesizer):
     def synthesize(self, text: str, *, language: str, voice: Any = None, speed: float = 1.0) -> Speech:
         self.calls += 1
         if self.calls == 1:
-            time.sleep(self.delay_s)
+            time.sleep(self.delay_s)  # stalled, then gives up with nothing useful (its answer is late anyway)
+            return Speech(np.zeros(24000 // 2, dtype=np.float32), 24000)
         return self.inner.synthesize(text, language=language, voice=voice, speed=speed)
 
 
 async def test_a_fragment_that_cannot_finish_is_answered_timeout_before_the_deadline(make_server, engines, programme):
-    # The stall outlasts segment 0's deadline (its TTS starts ~1 s in, the answer is due at 7.5 s) and,
-    # like a real stalled engine, keeps the TTS slot until it returns: segment 1 (due at 13.5 s) must
-    # still make it after that.
+    # The stall outlasts segment 0's deadline (its TTS starts 1-2 s in, the answer is due at 7.5 s) and,
+    # like a real stalled engine, keeps the TTS slot until it returns (~8.5 s): segment 1 (due at
+    # 13.5 s) must still make it after that.
     slow = dataclasses.replace(engines, tts=SlowOnce(engines.tts, delay_s=7.0))
     server = await make_server(engines_override=slow)
     worker = Worker(server.url)
