@@ -36,7 +36,7 @@ async def ready_for_streams(request: web.Request) -> web.Response:
         state = "warming up"
     body = {
         "status": state,
-        "streams": sum(len(c.streams) for c in service.connections.values()),
+        "streams": service.stream_count(),
         "max_streams": service.settings.max_pod_streams,
     }
     return web.json_response(body, status=200 if state == "accepting" else 503)

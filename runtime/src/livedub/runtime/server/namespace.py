@@ -49,7 +49,7 @@ def _salvage(data: Any) -> tuple[str | None, str | None, int | None]:
 
     def ident(key: str) -> str | None:
         value = data.get(key)
-        return value if isinstance(value, str) and 0 < len(value) <= 128 else None
+        return value if isinstance(value, str) and 0 < len(value) <= _MAX_ID_CHARS else None
 
     sequence = data.get("sequence_number")
     usable = isinstance(sequence, int) and not isinstance(sequence, bool) and 0 <= sequence <= 2**53

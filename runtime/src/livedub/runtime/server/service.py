@@ -76,7 +76,7 @@ class DubbingService:
         self.placement = Placement(
             settings,
             metrics,
-            streams=lambda: sum(len(c.streams) for c in self.connections.values()),
+            streams=self.stream_count,
             loaded=lambda: self.pipeline is not None,
             draining=lambda: self.draining,
         )
@@ -168,6 +168,10 @@ class DubbingService:
             # Nobody is left to deliver to: a stream:end waiting for the flush must not wait forever.
             session.idle.set()
         log.info("client disconnected", extra={"sid": sid, "streams": len(conn.streams)})
+
+    def stream_count(self) -> int:
+        """Live streams across every connection of this process."""
+        return sum(len(c.streams) for c in self.connections.values())
 
     def dialect_of(self, sid: str, stream_id: str | None = None) -> str:
         """The dialect answers on this connection go out in: the stream's, else the connection's."""
