@@ -78,6 +78,7 @@ def create_app(
     app[SERVICE_KEY] = service
     app[SIO_KEY] = sio
     app[WARM_KEY] = warm = asyncio.Event()
+    service.placement.warmed = warm.is_set  # no new streams before the warm-up dub has run
     app[REQUESTS_KEY] = attach(app, sio, body_timeout_s=settings.http_request_timeout_s)
     add_routes(app)
 

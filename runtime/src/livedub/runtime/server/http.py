@@ -32,8 +32,6 @@ async def ready_for_streams(request: web.Request) -> web.Response:
     Service routes new connections to pods with room (established connections are not affected)."""
     service = request.app[SERVICE_KEY]
     state = service.placement.state()
-    if state == "accepting" and not request.app[WARM_KEY].is_set():
-        state = "warming up"
     body = {
         "status": state,
         "streams": service.stream_count(),

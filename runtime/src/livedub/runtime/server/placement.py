@@ -44,15 +44,19 @@ class Placement:
         self.settings = settings
         self.metrics = metrics
         self._streams, self._loaded, self._draining = streams, loaded, draining
+        #: Set by the app: whether the warm-up dub has run (until then /ready is 503 too).
+        self.warmed: Callable[[], bool] = lambda: True
         self.leaving = False  # marked for removal by the operator
         metrics.accepting_streams.set_function(lambda: 1.0 if self.state() == "accepting" else 0.0)
 
     def state(self) -> str:
-        """accepting, loading, draining, leaving or full."""
+        """accepting, loading, warming up, draining, leaving or full."""
         if self._draining():
             return "draining"
         if not self._loaded():
             return "loading"
+        if not self.warmed():
+            return "warming up"
         if self.leaving:
             return "leaving"
         limit = self.settings.max_pod_streams
