@@ -60,6 +60,8 @@ LANGUAGE_NAMES = {
     "ca": "Catalan",
     "nl": "Dutch",
 }
+#: Every pair among them, built once (``supports`` runs for each fragment).
+_PAIRS = frozenset((s, t) for s in LANGUAGE_NAMES for t in LANGUAGE_NAMES if s != t)
 #: Average characters per word of these languages' running text (incl. the space): turns the
 #: character budget into a word count, which a small model follows far better than characters.
 CHARS_PER_WORD = 6.0
@@ -188,7 +190,7 @@ class LlmTranslator(Translator):
 
     @property
     def pairs(self) -> frozenset[tuple[str, str]]:
-        return frozenset((s, t) for s in LANGUAGE_NAMES for t in LANGUAGE_NAMES if s != t)
+        return _PAIRS
 
     def supports(self, source: str, target: str) -> bool:
         return (base_language(source), base_language(target)) in self.pairs
