@@ -1,4 +1,4 @@
-"""One fragment through ASR → translation → TTS → duration match, each stage bounded in time.
+"""One fragment through ASR → translation → TTS → duration match (→ mix), each stage bounded in time.
 
 Every engine call runs in the process's worker threads (``run_in_executor``): nothing here blocks
 the event loop. A stage that overruns its timeout fails the fragment with ``TIMEOUT`` at that stage;
@@ -34,6 +34,7 @@ from livedub.runtime.metrics import Metrics
 from livedub.runtime.pipeline.batcher import AsrBatcher
 from livedub.runtime.pipeline.duration import DurationPolicy, Status, fit, trim_silence, variance
 from livedub.runtime.pipeline.language import DEFAULT_MIN_PROBABILITY, LanguageCheck, find_mismatch
+from livedub.runtime.pipeline.mix import Mixer, MixOptions
 from livedub.runtime.pipeline.prefit import SpeakingRate
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class StageTimeouts:
     translation_s: float
     tts_s: float
     duration_match_s: float
+    mix_s: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,8 @@ class FragmentJob:
     language_check: LanguageCheck = "off"
     #: The programme's terms: primed into ASR and given to translation as context.
     domain_hints: tuple[str, ...] = ()
+    #: What the dub is laid over (pipeline/mix.py); ``dub`` with no loudness matching skips the stage.
+    mix: MixOptions = field(default_factory=MixOptions)
 
 
 @dataclass(slots=True)
@@ -96,8 +100,10 @@ class DubbingPipeline:
         asr_max_batch: int = 8,
         language_min_probability: float = DEFAULT_MIN_PROBABILITY,
         translation_budget: bool = True,
+        mixer: Mixer | None = None,
     ) -> None:
         self.engines = engines
+        self.mixer = mixer
         #: Ask the translator for text that fits the fragment (MT_BUDGET); engines without it ignore it.
         self.translation_budget = translation_budget
         self.executor = executor
@@ -207,9 +213,10 @@ class DubbingPipeline:
         if not transcript.has_speech:
             # Live streams are full of pauses: answer at once with silence of the same length.
             timings.update(translation_ms=0, tts_ms=0, duration_match_ms=0)
+            silence = np.zeros(target_samples, dtype=np.float32)
             return FragmentOutcome(
                 status="success",
-                audio=np.zeros(target_samples, dtype=np.float32),
+                audio=await self._mix(job, silence, timings, on_stage),
                 sample_rate=audio.sample_rate,
                 original_s=original_s,
                 dubbed_s=original_s,
@@ -270,6 +277,7 @@ class DubbingPipeline:
         self.metrics.duration_match_seconds.observe(timings["duration_match_ms"] / 1000)
 
         dubbed_s = len(fitted) / audio.sample_rate
+        fitted = await self._mix(job, fitted, timings, on_stage)
         spread = variance(dubbed_s, original_s)
         self.metrics.variance.observe(spread)
         self.metrics.speed_ratio.observe(rate * speed)
@@ -285,6 +293,25 @@ class DubbingPipeline:
             speed_ratio=rate * speed,  # total tempo change: native TTS speed times the stretch
             timings_ms=timings,
         )
+
+    async def _mix(
+        self, job: FragmentJob, dub: Samples, timings: dict[str, int], on_stage: Callable[[Stage], None]
+    ) -> Samples:
+        """The dub over the stream's bed at the input's loudness; the dub itself when nothing is asked."""
+        mixer = self.mixer
+        if mixer is None or not mixer.needed(job.mix):
+            return dub
+        audio = job.audio
+        on_stage(Stage.MIX)
+        result = await self._stage(
+            Stage.MIX,
+            self.timeouts.mix_s,
+            self._run(lambda: mixer.mix(audio.original, audio.sample_rate, dub, job.mix)),
+            timings,
+            "mix_ms",
+        )
+        timings.update({key: round(value) for key, value in result.timings_ms.items()})
+        return result.audio
 
     def _check_language(self, job: FragmentJob, transcript: Transcript) -> None:
         """Apply the stream's language check to a transcript with speech (raises to refuse)."""
