@@ -202,7 +202,7 @@ class Settings(BaseSettings):
         "engine's own level and the default path unchanged; voiceover and background are always matched.",
     )
     loudness_max_gain_db: float = Field(
-        20.0, ge=0, le=60, description="Largest loudness correction applied to a fragment, up or down (dB)."
+        20.0, ge=0, le=60, description="Largest loudness boost applied to a fragment (dB); cuts are not limited."
     )
     loudness_ceiling_db: float = Field(
         -1.0, ge=-20, le=0, description="Peak ceiling (dBFS, 4x oversampled) a loudness gain may not push past."

@@ -6,7 +6,8 @@ this module makes a per-fragment gain safe to apply live:
 
 * too short to measure (pyloudnorm needs one 400 ms block) or silent (every block under the absolute
   gate: -inf LUFS): no gain at all, never NaN or infinity;
-* the gain is limited to ``max_gain_db`` either way, so a near-silent fragment is not blown up;
+* a boost is limited to ``max_gain_db``, so a near-silent fragment is not blown up (a cut is not:
+  a loud dub over a quiet programme must come all the way down; FLEURS speech is at -45 LUFS);
 * and lowered where it would push the peak over ``ceiling_db``: the peak is estimated on a 4x
   oversampled copy (soxr), which sees inter-sample peaks the way a true-peak meter (BS.1770 annex 2)
   does, and no limiter touches the signal, so matching never distorts it.
@@ -90,11 +91,11 @@ def match(
     max_gain_db: float,
     ceiling_db: float,
 ) -> tuple[Samples, LoudnessMatch]:
-    """``frames`` scaled to ``reference_lufs`` within ``±max_gain_db`` and under ``ceiling_db`` peak."""
+    """``frames`` scaled to ``reference_lufs``, boosted by at most ``max_gain_db``, under ``ceiling_db`` peak."""
     measured = integrated_lufs(frames, rate)
     if reference_lufs is None or measured is None:
         return frames, LoudnessMatch(reference_lufs, measured, 0.0)
-    gain_db = float(np.clip(reference_lufs - measured, -max_gain_db, max_gain_db))
+    gain_db = min(reference_lufs - measured, max_gain_db)
     top = peak(frames, rate)
     if top > 0.0:
         gain_db = min(gain_db, ceiling_db - 20.0 * math.log10(top))

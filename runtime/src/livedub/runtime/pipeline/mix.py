@@ -132,7 +132,8 @@ def _dub_gain_db(reference: float | None, bed: float | None, dub: float | None, 
     wanted = 10 ** (reference / 10) - (10 ** (bed / 10) if bed is not None else 0.0)
     if wanted <= 0:
         wanted = 10 ** (reference / 10) / 2
-    return float(np.clip(10 * math.log10(wanted) - dub, -max_gain_db, max_gain_db))
+    # Only the boost is limited: cutting a loud dub down to a quiet programme is always safe.
+    return min(10 * math.log10(wanted) - dub, max_gain_db)
 
 
 class Mixer:
