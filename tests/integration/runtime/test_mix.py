@@ -10,7 +10,10 @@ must be the input's, within 1 LU.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -218,3 +221,46 @@ async def test_bad_mix_fields_are_typed_refusals(make_server, fields):
     client = await server.connect()
     kind, error = await client.init(**fields)
     assert kind == "error" and error["code"] == "INVALID_PAYLOAD" and error["retryable"] is False, error
+
+
+SEPARATION_PYTHON = Path(os.environ.get("SEPARATION_PYTHON", ".venv-separation/bin/python"))
+needs_separation = pytest.mark.skipif(
+    os.environ.get("LIVEDUB_SEPARATION_TESTS") != "1" or not SEPARATION_PYTHON.exists(),
+    reason="real Spleeter runs in the separation venv: LIVEDUB_SEPARATION_TESTS=1 (make test-separation)",
+)
+
+
+@needs_separation
+async def test_background_lays_the_dub_over_the_separated_music_with_the_real_spleeter(make_server, engines):
+    from livedub.runtime.config import Settings
+    from livedub.runtime.engines.factory import build_separator
+
+    separator = build_separator(
+        Settings(_env_file=None, separation_engine="spleeter", separation_python=SEPARATION_PYTHON)
+    )
+    assert separator is not None
+    try:
+        with_separation = dataclasses.replace(engines, extras={**engines.extras, "separation": separator})
+        server = await make_server(engines_override=with_separation)
+        client = await server.connect()
+        kind, ready = await client.init(mix="background")
+        assert kind == "stream:ready" and ready["mix"] == "background"
+        speech = fleurs("fleurs-en-000")[0][: int(4.5 * SR)]
+        voice = np.concatenate([np.zeros(int(1.5 * SR), np.float32), speech])
+        bed = music_bed(len(voice), SR, level=0.02)
+        original = voice + bed
+        await client.send("b0", 0, original)
+        (result,) = await client.processed(1, timeout=300)
+        assert result["status"] in ("success", "partial"), result
+        out = _pcm(result["dubbed_audio"], 1)[:, 0]
+        assert len(out) == len(original)
+        before, after = loudness.integrated_lufs(original, SR), loudness.integrated_lufs(out, SR)
+        assert abs(after - before) <= 1.0, (before, after)
+        # Under the dub the bed is the separated music, not the English speech: the output follows
+        # the music far more than it follows the original voice.
+        window = slice(int(2.0 * SR), int(5.5 * SR))
+        music = float(np.corrcoef(out[window], bed[window])[0, 1])
+        english = float(np.corrcoef(out[window], voice[window])[0, 1])
+        assert music > 0.3 and english < music / 2, (music, english)
+    finally:
+        separator.close()
