@@ -34,11 +34,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+from livedub.runtime.pipeline.mix import LoudnessPolicy, Mixer, MixOptions  # noqa: E402
 from support.beds import music_bed, noise_bed  # noqa: E402  (tests/support is the one place beds are built)
 from support.data import fleurs  # noqa: E402
-
-from livedub.runtime.audio.codec import resample  # noqa: E402
-from livedub.runtime.pipeline.mix import LoudnessPolicy, Mixer, MixOptions  # noqa: E402
 
 SR = 16000
 RESULTS = ROOT / "bench" / "results" / "mix.json"
@@ -66,7 +64,8 @@ def timed(fn, repeat: int = 3) -> tuple[float, object]:
 
 
 def commit() -> str:
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    git = ["git", "rev-parse", "--short", "HEAD"]
+    return subprocess.run(git, capture_output=True, text=True, cwd=ROOT).stdout.strip()
 
 
 def main() -> None:
@@ -74,7 +73,8 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=4)
     parser.add_argument("--no-separation", action="store_true")
     args = parser.parse_args()
-    speeches = [fleurs(f"fleurs-en-{i:03d}")[0][: 6 * SR] for i in range(args.clips)]
+    clips = [fleurs(f"fleurs-en-{i:03d}")[0][: 6 * SR] for i in range(args.clips)]
+    speeches = [np.pad(clip, (0, 6 * SR - len(clip))) for clip in clips]  # every fragment 6 s
     dub_source = fleurs("fleurs-es-001")[0]
     dub = np.zeros(6 * SR, np.float32)
     dub[SR : 5 * SR] = dub_source[: 4 * SR]
@@ -86,7 +86,7 @@ def main() -> None:
         if mixer.needed(MixOptions("dub")):
             raise SystemExit("the default mix must skip the stage")
         latency["dub_passthrough_ms"].append((time.perf_counter() - started) * 1000)
-        ms, result = timed(lambda o=original: mixer.mix(o, SR, dub, MixOptions("voiceover")))
+        _, result = timed(lambda o=original: mixer.mix(o, SR, dub, MixOptions("voiceover")))
         latency["voiceover_ms"].append(result.timings_ms["voiceover_ms"])
         latency["voiceover_loudness_ms"].append(result.timings_ms["loudness_ms"])
     report: dict[str, object] = {
@@ -127,9 +127,16 @@ def main() -> None:
             latency["background_separation_ms"].append(result.timings_ms["separation_ms"])
             latency["background_loudness_ms"].append(result.timings_ms["loudness_ms"])
             print(f"clip {index}: {quality['music'][-1]} {quality['noise'][-1]}", flush=True)
-        report["sdr_db"] = {
+        report["sdr_db_mean"] = {
             kind: {key: round(statistics.mean(row[key] for row in rows), 2) for key in rows[0]}
             for kind, rows in quality.items()
+        }
+        report["sdr_db_median"] = {
+            kind: {key: round(statistics.median(row[key] for row in rows), 2) for key in rows[0]}
+            for kind, rows in quality.items()
+        }
+        report["sdr_db_per_clip"] = {
+            kind: [round(row["background_sdr_db"], 2) for row in rows] for kind, rows in quality.items()
         }
         assert separator._process is not None
         report["separation_rss_mb"] = round(rss_mb(separator._process.pid), 0)
