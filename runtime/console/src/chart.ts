@@ -14,7 +14,8 @@ export class LatencyChart {
         width: Math.max(320, element.clientWidth),
         height: 260,
         scales: { x: { time: false } },
-        axes: [{ label: "fragment (sequence number)" }, { label: "ms" }],
+        // Whole sequence numbers only on the x axis (uPlot would tick 0.05 between two fragments).
+        axes: [{ label: "fragment (sequence number)", incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500] }, { label: "ms" }],
         series: [
           { label: "fragment" },
           { label: "processing ms", stroke: "#1f5fd1", width: 2, points: { show: true, size: 6 } },

@@ -77,6 +77,17 @@ class ConsoleFeed:
             )
             while len(stream.points) > self.max_points:
                 stream.points.popleft()
+            if message.error is not None:  # a failed fragment (a deadline, an engine) is an error to see too
+                error = message.error.model_dump(exclude_none=True)
+                self._errors.append(
+                    {
+                        "at": time.time(),
+                        "sid": sid,
+                        "stream_id": stream.stream_id,
+                        "fragment_id": message.fragment_id,
+                        **error,
+                    }
+                )
         elif isinstance(message, ev.Backpressure):
             self._stream(sid, message.stream_id, dialect).backpressure = str(message.severity)
         elif isinstance(message, ev.StreamComplete):
