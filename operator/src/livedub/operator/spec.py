@@ -83,6 +83,8 @@ class Autoscaling(_Model):
     scale_up_cooldown_seconds: int = Field(15, ge=0, le=3600)
     scale_down_cooldown_seconds: int = Field(120, ge=0, le=86400)
     scale_down_step: int = Field(1, ge=1, le=100)
+    # Gentle scale-down: the most a pod chosen to go waits for its live streams to end or move.
+    drain_grace_seconds: int = Field(300, ge=0, le=86400)
 
 
 class RuntimeSpec(_Model):

@@ -108,6 +108,16 @@ def pending_streams(obs: Observation, policy: Policy) -> float:
     return obs.streams_refused * policy.retry_after_s / obs.interval_s
 
 
+def demand(obs: Observation, policy: Policy) -> float:
+    """Streams the pool must place: served, waiting, and unreachable pods counted as at target."""
+    return obs.streams + pending_streams(obs, policy) + obs.pods_unreachable * policy.target_per_pod
+
+
+def wanted_replicas(obs: Observation, policy: Policy) -> int:
+    """Pods the demand asks for at the target (before tolerance, cooldowns and bounds)."""
+    return math.ceil(demand(obs, policy) / policy.target_per_pod - 1e-9)
+
+
 def overload_reasons(obs: Observation, policy: Policy) -> list[str]:
     reasons = []
     if obs.streams > 0 and obs.in_flight / obs.streams > policy.overload_in_flight_per_stream:
@@ -140,9 +150,8 @@ def decide(obs: Observation, policy: Policy, history: History, now: float) -> De
 
     target = policy.target_per_pod
     pending = pending_streams(obs, policy)
-    demand = obs.streams + pending + obs.pods_unreachable * target
-    ratio = demand / (cur * target)
-    wanted = math.ceil(demand / target - 1e-9)
+    ratio = demand(obs, policy) / (cur * target)
+    wanted = wanted_replicas(obs, policy)
     summary = (
         f"{obs.streams:g} streams + {pending:.0f} waiting over {cur} pods (target {target:g}/pod, ratio {ratio:.2f})"
     )

@@ -15,13 +15,13 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from livedub.contract.env import DRAINING_ANNOTATION
 from livedub.runtime.config import Settings
 from livedub.runtime.errors import DubbingError, ErrorCode, Stage
 from livedub.runtime.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
-DRAINING_ANNOTATION = "dubbing.livedub.io/draining"
 #: The kubelet refreshes downward-API files within about a minute; reading every 2 s costs nothing.
 ANNOTATIONS_POLL_S = 2.0
 
