@@ -33,6 +33,7 @@ from livedub.runtime.metrics import Metrics
 from livedub.runtime.server.auth import TokenAuthenticator
 from livedub.runtime.server.http import add_routes
 from livedub.runtime.server.keys import REQUESTS_KEY, SERVICE_KEY, SIO_KEY, WARM_KEY
+from livedub.runtime.server.move import engineio_closer
 from livedub.runtime.server.namespace import DubbingNamespace, make_sender
 from livedub.runtime.server.service import DubbingService
 from livedub.runtime.server.transport import attach
@@ -73,6 +74,7 @@ def create_app(
         engineio_logger=False,
     )
     service = DubbingService(settings, metrics, send=make_sender(sio))
+    service.close_connection = engineio_closer(sio)  # a stream asked to move (server/move.py)
     sio.register_namespace(DubbingNamespace(service, TokenAuthenticator(settings)))
     app = web.Application(client_max_size=settings.max_message_bytes)
     app[SERVICE_KEY] = service
