@@ -69,7 +69,7 @@ async def _autoscale(
     memo["counters"], memo["last_round"] = rnd.counters, now
     status = body.get("status") or {}
     history = History(parse_time(status.get("lastScaleUpTime")), parse_time(status.get("lastScaleDownTime")))
-    policy = policy_of(spec)
+    policy = policy_of(spec, now)
     decided = decide(rnd.observation, policy, history, now)
     live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
     step = drain.plan(
