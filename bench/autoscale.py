@@ -129,20 +129,6 @@ def _news_slot(t: float) -> float:
 NEWS_SCHEDULE = {"name": "news", "start": "50 18 * * *", "end": "45 19 * * *", "timezone": "UTC", "minReplicas": 6}
 
 
-def _news_slot(t: float) -> float:
-    # 30 streams; the 19:00 news (t = 3600) brings 300 within a minute, for 45 min, then back to 30.
-    if t < 3600:
-        return 30.0
-    if t < 3660:
-        return 30.0 + 270.0 * (t - 3600) / 60
-    if t < 6300:
-        return 300.0
-    return 30.0
-
-
-#: The news slot's warm floor: 6 GPU pods (300 streams over 60 x 0.85) from 10 minutes before.
-NEWS_SCHEDULE = {"name": "news", "start": "50 18 * * *", "end": "45 19 * * *", "timezone": "UTC", "minReplicas": 6}
-
 PROFILES = (
     Profile("step", "0 → 100 streams at t = 60 s", 1800, _step),
     Profile("ramp", "0 → 500 → 0 over an hour", 4200, _ramp),
