@@ -86,6 +86,20 @@ class StreamMover:
         await asyncio.sleep(CLOSE_AFTER_S)
         await self._close(sid)
 
+    def close_if_idle_later(self, sid: str, delay_s: float) -> None:
+        """After a ``POD_FULL`` refusal on a connection with no stream: the connection is bound to this
+        full pod, so a retry on it could only be refused again (or wait for a stream here to end).
+        Closed at ``retry_after``, a worker's Socket.IO reconnection opens a new connection, which the
+        Service routes to a pod with room; a stream admitted here meanwhile keeps it open."""
+        if sid not in self._closing:
+            self._closing[sid] = asyncio.create_task(self._close_idle(sid, delay_s))
+
+    async def _close_idle(self, sid: str, delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
+        self._closing.pop(sid, None)
+        if not list(self._streams_of(sid)):
+            await self._close(sid)
+
     def forget(self, sid: str) -> None:
         """The connection is gone: drop its state (a pending close is moot)."""
         self.moving = {k for k in self.moving if k[0] != sid}

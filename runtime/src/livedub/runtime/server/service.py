@@ -245,7 +245,12 @@ class DubbingService:
                 stage=Stage.SESSION,
             )
         if existing is None:
-            self.placement.admit_new_stream()
+            try:
+                self.placement.admit_new_stream()
+            except DubbingError as refusal:
+                if not conn.streams:  # nothing else on this connection: let it go to another pod
+                    self.mover.close_if_idle_later(sid, (refusal.retry_after_ms or 0) / 1000)
+                raise
         session = factory.session(f"{sid}:{stream_id}", stream_id, init, dialect)
         if existing is None:
             self.metrics.streams.inc()
