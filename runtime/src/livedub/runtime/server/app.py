@@ -35,6 +35,7 @@ from livedub.runtime.server.auth import TokenAuthenticator
 from livedub.runtime.server.console_feed import ConsoleFeed
 from livedub.runtime.server.http import add_routes
 from livedub.runtime.server.keys import AUTH_KEY, CONSOLE_KEY, REQUESTS_KEY, SERVICE_KEY, SIO_KEY, WARM_KEY
+from livedub.runtime.server.move import engineio_closer
 from livedub.runtime.server.namespace import DubbingNamespace, make_sender
 from livedub.runtime.server.service import DubbingService
 from livedub.runtime.server.transport import attach
@@ -76,6 +77,7 @@ def create_app(
     )
     feed = ConsoleFeed()  # sees every outbound message, for /console
     service = DubbingService(settings, metrics, send=make_sender(sio, feed.observe))
+    service.close_connection = engineio_closer(sio)  # a stream asked to move (server/move.py)
     authenticator = TokenAuthenticator(settings)
     sio.register_namespace(DubbingNamespace(service, authenticator, observe=feed.observe))
     app = web.Application(client_max_size=settings.max_message_bytes)
