@@ -88,6 +88,8 @@ class FragmentOutcome:
     timings_ms: dict[str, int] = field(default_factory=dict)
     error: DubbingError | None = None
     speaker: str | None = None
+    #: The built-in voice the speaker was cast with (speakers on, embedded engines), else None.
+    speaker_voice: str | None = None
     captions: cap.FragmentCaptions | None = None
 
 
@@ -310,6 +312,7 @@ class DubbingPipeline:
             speed_ratio=rate * speed,  # total tempo change: native TTS speed times the stretch
             timings_ms=timings,
             speaker=speaker,
+            speaker_voice=voice.speaker if speaker_task is not None and voice is not None else None,
             captions=captions,
         )
 

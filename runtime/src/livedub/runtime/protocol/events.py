@@ -221,6 +221,8 @@ class FragmentProcessed(_Outbound):
     channels: int | None = None
     #: The fragment's speaker label ("S1", "S2", ...) when the stream asked for ``speakers``.
     speaker: str | None = None
+    #: The engine's built-in voice that speaker is dubbed with (stable per speaker).
+    speaker_voice: str | None = None
     captions: Captions | None = None
 
     def wire(self) -> dict[str, Any]:

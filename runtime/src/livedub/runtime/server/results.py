@@ -108,6 +108,7 @@ class ResultBuilder:
             sample_rate=rate,
             channels=channels,
             speaker=outcome.speaker,
+            speaker_voice=outcome.speaker_voice,
             captions=wire_captions(outcome.captions, session.config),
         )
         log.info(
