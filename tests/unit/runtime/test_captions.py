@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import io
+import itertools
 
 import numpy as np
 import webvtt
@@ -30,7 +31,7 @@ def test_source_cues_break_at_sentences_and_pauses_and_keep_word_times():
     assert cues[0].start == ws[0].start and cues[0].end == ws[1].end
     assert cues[2].start == ws[6].start and cues[-1].end == ws[-1].end
     assert {c.speaker for c in cues} == {"S1"}
-    assert all(a.end <= b.start for a, b in zip(cues, cues[1:], strict=False))
+    assert all(a.end <= b.start for a, b in itertools.pairwise(cues))
 
 
 def test_source_cues_respect_the_length_limits():

@@ -45,7 +45,7 @@ def test_the_bound_sends_a_new_voice_to_the_nearest_known_speaker():
         tracker.assign(v, None)
     assert len(tracker.speakers) == 2
     # The fifth, unlike both, still gets one of the two labels (the more similar one).
-    speaker, similarity = tracker.assign(base[4], None)
+    speaker, _similarity = tracker.assign(base[4], None)
     sims = [float(np.dot(s.centroid, base[4])) for s in tracker.speakers]
     assert speaker is not None and speaker.label == ["S1", "S2"][int(np.argmax(sims))]
 
