@@ -113,3 +113,26 @@ def test_webvtt_files_parse_and_carry_offsets_speakers_and_escaped_text(tmp_path
     assert [(c.start, c.end, c.voice, c.text) for c in target] == [("01:02:04.000", "01:02:06.000", "S2", "Hola")]
     empty = vtt.render([])
     assert list(webvtt.read_buffer(io.StringIO(empty))) == []
+
+
+def test_without_word_timestamps_the_source_text_follows_the_source_speech():
+    source = tone([(1.0, 3.0), (4.0, 5.5)])
+    got = cap.build(
+        (),
+        "Hola.",
+        tone([(0.5, 2.0)]),
+        RATE,
+        "S1",
+        transcript="Hello. How are you?",
+        source=source,
+        source_rate=RATE,
+        speech_start=0.9,
+    )
+    assert got.source_timing == "proportional"
+    assert [c.text for c in got.source] == ["Hello.", "How are you?"]
+    assert abs(got.source[0].start - 1.0) < 0.03 and abs(got.source[-1].end - 5.5) < 0.03
+    assert [c.text for c in got.target] == ["Hola."] and abs(got.target[0].start - 0.5) < 0.03
+    with_words = cap.build(
+        tuple(words("Hello there.")), "Hola.", tone([(0.5, 2.0)]), RATE, transcript="x", source=source, source_rate=RATE
+    )
+    assert with_words.source_timing == "words" and with_words.source[0].text == "Hello there."

@@ -1,8 +1,8 @@
 """Timed caption cues for one fragment, in the source and the target language.
 
-Source cues come from the ASR's word timestamps: a cue ends at a pause (>= ``PAUSE_S``), after
-sentence punctuation, or before it would pass ``MAX_CHARS`` characters or ``MAX_CUE_S`` seconds (the
-usual subtitle limits: two lines of ~42 characters, at most ~6 s on screen).
+Source cues come from the ASR's word timestamps where the engine gives them: a cue ends at a pause
+(>= ``PAUSE_S``), after sentence punctuation, or before it would pass ``MAX_CHARS`` characters or
+``MAX_CUE_S`` seconds (the usual subtitle limits: two lines of ~42 characters, at most ~6 s on screen).
 
 Target cues follow the dub as it will be heard, after the time-stretch and its placement in the
 fragment. Kokoro and espeak-ng give no word timings, so the translation is split into the same kind
@@ -42,6 +42,8 @@ class Cue:
 class FragmentCaptions:
     source: tuple[Cue, ...]
     target: tuple[Cue, ...]
+    #: "words" (ASR word timestamps) or "proportional" (text over the voiced spans).
+    source_timing: str = "words"
 
 
 def source_cues(words: tuple[Word, ...] | list[Word], speaker: str | None = None) -> list[Cue]:
@@ -143,8 +145,21 @@ def target_cues(text: str, spans: list[tuple[float, float]], speaker: str | None
 
 
 def build(
-    words: tuple[Word, ...], translation: str, dub: Samples, rate: int, speaker: str | None = None
+    words: tuple[Word, ...],
+    translation: str,
+    dub: Samples,
+    rate: int,
+    speaker: str | None = None,
+    *,
+    transcript: str = "",
+    source: Samples | None = None,
+    source_rate: int = 0,
+    speech_start: float = 0.0,
 ) -> FragmentCaptions:
-    return FragmentCaptions(
-        tuple(source_cues(words, speaker)), tuple(target_cues(translation, voiced_spans(dub, rate), speaker))
-    )
+    """Both sides' cues; without ``words``, the ``transcript`` over ``source``'s voiced spans."""
+    target = tuple(target_cues(translation, voiced_spans(dub, rate), speaker))
+    if words or source is None or not transcript.strip():
+        return FragmentCaptions(tuple(source_cues(words, speaker)), target)
+    # Speech before the ASR's start is music or noise the VAD skipped: no text there.
+    spans = [(max(a, speech_start), b) for a, b in voiced_spans(source, source_rate) if b > speech_start]
+    return FragmentCaptions(tuple(target_cues(transcript, spans, speaker)), target, "proportional")

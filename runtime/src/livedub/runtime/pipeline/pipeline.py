@@ -293,7 +293,17 @@ class DubbingPipeline:
         if job.captions:
             started = time.perf_counter()
             captions = await self._run(
-                lambda: cap.build(transcript.words, translation, fitted, audio.sample_rate, speaker)
+                lambda: cap.build(
+                    transcript.words,
+                    translation,
+                    fitted,
+                    audio.sample_rate,
+                    speaker,
+                    transcript=transcript.text,
+                    source=asr_input,
+                    source_rate=ASR_SAMPLE_RATE,
+                    speech_start=speech_start,
+                )
             )
             timings["captions_ms"] = int((time.perf_counter() - started) * 1000)
         dubbed_s = len(fitted) / audio.sample_rate

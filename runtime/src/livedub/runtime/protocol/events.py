@@ -198,8 +198,10 @@ class Captions(_Outbound):
     target_language: str
     source: list[CaptionCue]
     target: list[CaptionCue]
-    #: How target cue times were derived: "proportional" = spread over the dub's voiced spans by
-    #: characters (the TTS engine gives no word timings).
+    #: How cue times were derived: "words" = the ASR's word timestamps; "proportional" = the text
+    #: spread over the audio's voiced spans by characters (TTS engines give no word timings, and the
+    #: embedded ASR gives none in its batched path).
+    source_timing: Literal["words", "proportional"] = "words"
     target_timing: Literal["proportional"] = "proportional"
 
 

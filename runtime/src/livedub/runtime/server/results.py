@@ -209,4 +209,5 @@ def wire_captions(captions: FragmentCaptions | None, config: StreamConfig) -> ev
         target_language=config.target_language,
         source=cues(captions.source),
         target=cues(captions.target),
+        source_timing="proportional" if captions.source_timing == "proportional" else "words",
     )
