@@ -151,7 +151,7 @@ async def default_path(repeats: int, embedder: Any) -> dict[str, Any]:
         metrics=Metrics(),
         speaker_embedder=LazyEmbedder(lambda: embedder),
     )
-    audio = DecodedAudio(piece("fleurs-en-001"), RATE)
+    audio = DecodedAudio(piece("fleurs-en-001"), RATE, 1)
     runs: dict[str, list[dict[str, int]]] = {"default": [], "speakers_captions": []}
     for _ in range(repeats):
         for mode in runs:
