@@ -27,11 +27,13 @@ from typing import Any
 from livedub.runtime.audio.codec import DecodedAudio, decode, payload_bytes, resample
 from livedub.runtime.config import Settings
 from livedub.runtime.engines.base import Engines
+from livedub.runtime.engines.speaker_embedding import SpeakerEmbedder
 from livedub.runtime.errors import DubbingError, ErrorCode, Stage
 from livedub.runtime.logs import fragment_id_var, stream_id_var
 from livedub.runtime.metrics import Metrics
 from livedub.runtime.pipeline.duration import DurationPolicy
 from livedub.runtime.pipeline.pipeline import DubbingPipeline, FragmentJob, FragmentOutcome, StageTimeouts
+from livedub.runtime.pipeline.speakers import LazyEmbedder
 from livedub.runtime.protocol import events as ev
 from livedub.runtime.protocol.dialects.base import Outbound
 from livedub.runtime.server.connections import Connection
@@ -127,6 +129,7 @@ class DubbingService:
             asr_batch_window_s=sizing.asr_batch_window_ms / 1000,
             asr_max_batch=sizing.asr_max_batch,
             language_min_probability=s.asr_language_min_probability,
+            speaker_embedder=LazyEmbedder(SpeakerEmbedder),
         )
         self.streams = StreamFactory(s, engines, voices, self.thresholds)
         if s.asr_language_check != "off" and not engines.asr.detects_language:
@@ -252,6 +255,7 @@ class DubbingService:
                     self.mover.close_if_idle_later(sid, (refusal.retry_after_ms or 0) / 1000)
                 raise
         session = factory.session(f"{sid}:{stream_id}", stream_id, init, dialect)
+        self._preload_speakers(session)
         if existing is None:
             self.metrics.streams.inc()
         conn.streams[stream_id] = session
@@ -280,6 +284,13 @@ class DubbingService:
             target_language=init.target_language,
             voice_profile=voice.name if voice else None,
         )
+
+    def _preload_speakers(self, session: StreamSession) -> None:
+        """Load the speaker model in the background at the first stream that asks, not in its first fragment."""
+        embedder = self.pipeline.speaker_embedder if self.pipeline is not None else None
+        if session.speakers is not None and embedder is not None and not embedder.loaded:
+            future = self.executor.submit(embedder.load)
+            future.add_done_callback(lambda f: f.exception() and log.error("speaker model failed to load"))
 
     def find_stream(self, sid: str, stream_id: str | None) -> StreamSession:
         return self.connections[sid].find_stream(stream_id)
@@ -580,6 +591,8 @@ class DubbingService:
             source_reference=reference,
             language_check=c.language_check,
             domain_hints=c.domain_hints,
+            speakers=session.speakers,
+            captions=c.captions,
         )
 
     async def _deliver(self, sid: str, session: StreamSession, result: ev.FragmentProcessed) -> None:

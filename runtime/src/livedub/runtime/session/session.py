@@ -58,6 +58,8 @@ class StreamConfig:
     domain_hints: tuple[str, ...] = ()
     #: The wire dialect the stream is answered in (protocol/dialects); opaque to the session.
     dialect: str = "guide"
+    #: Timed caption cues with each fragment (stream:init ``captions``).
+    captions: bool = False
 
 
 @dataclass(slots=True)
@@ -108,6 +110,8 @@ class StreamSession:
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     #: The speaker's recent speech when the stream asked for the ``source`` voice (a SourceAudioBuffer).
     source_audio: Any = None
+    #: This stream's speakers when it asked for ``speakers: "auto"`` (a pipeline SpeakerTracker).
+    speakers: Any = None
     _delivered_ids: OrderedDict[str, str] = field(default_factory=OrderedDict)  # id -> status
     backpressure: BackpressureTracker = field(init=False)
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -67,6 +67,9 @@ class WorkerConfig(_In):
     channels: int = Field(2, ge=1, le=8)
     chunk_duration_ms: int = Field(6000, gt=0, le=600_000)
     domain_hints: tuple[Annotated[str, Field(min_length=1, max_length=64)], ...] = Field((), max_length=32)
+    #: Extensions, as in the guide dialect's stream:init (optional; the worker itself sends neither).
+    speakers: Literal["off", "auto"] | None = None
+    captions: bool | None = None
 
 
 class WorkerStreamInit(_In):
@@ -129,6 +132,8 @@ class WorkerDialect(Dialect):
             timeout_ms=init.timeout_ms or WORKER_DEADLINE_MS,
             max_inflight=init.max_inflight,
             dialect="worker",
+            speakers=c.speakers,
+            captions=c.captions,
         )
 
     def fragment(self, payload: Any) -> ev.FragmentData:
