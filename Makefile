@@ -16,7 +16,7 @@ SEPARATION_TESTS := tests/integration/runtime/test_mix.py
 # The production engines' tests (XTTS on torch), run in their own environment.
 PRODUCTION_TESTS := tests/unit/engines/test_tts_xtts.py
 
-.PHONY: setup setup-separation test-separation setup-production run test test-fast test-production test-install bench bench-autoscale lint dub clean
+.PHONY: setup setup-separation test-separation setup-production run test test-fast test-production test-install bench bench-autoscale lint dub console clean
 
 setup: $(STAMP)
 setup-production: $(PRODUCTION_STAMP)
@@ -73,5 +73,10 @@ lint: setup
 	$(VENV)/bin/mypy  # packages and search path: pyproject.toml [tool.mypy]
 	$(VENV)/bin/lint-imports
 
+# Rebuild the /console page from runtime/console into the package (the built file is committed:
+# runtime/console/vite.config.ts says why; tests/unit/runtime/test_console_bundle.py checks it).
+console:
+	cd runtime/console && npm ci --no-audit --no-fund && npm run build
+
 clean:
-	rm -rf $(VENV) $(PRODUCTION_VENV) $(SEPARATION_VENV) .pytest_cache out
+	rm -rf $(VENV) $(PRODUCTION_VENV) $(SEPARATION_VENV) .pytest_cache out runtime/console/node_modules

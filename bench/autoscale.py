@@ -15,9 +15,14 @@ through ``decide`` — the functions the kopf timer calls. What is modelled:
   with room when one exists (the Service honours "accepting new streams"); when none has room it
   reaches a full pod, which refuses with the retryable ``POD_FULL`` and ``retry_after_ms`` and counts
   ``sts_streams_refused_total``; the worker reconnects after that time, jittered ±50 %.
-* **Scale-down.** The operator writes ``controller.kubernetes.io/pod-deletion-cost`` = streams per
-  pod, so the ReplicaSet removes starting pods first, then the least-loaded; that pod's live streams
-  move (a forced reconnect each, at a fragment boundary, no fragment lost) to pods with room.
+* **Scale-down** (gentle, the operator's ``scaling/drain.py``): the decision to remove pods marks
+  the least-loaded ones draining; they take no new stream, and each live stream on them moves at its
+  next fragment boundary (within one 6 s fragment, then a reconnect to a pod with room: counted in
+  ``moved_streams``). Replicas drop once the marked pods are empty or the drain grace has passed, and
+  pod-deletion-cost makes them the victims; streams still on a removed pod are ``dropped_streams``.
+  Rising load while pods drain takes the marks off.
+* **Warm floors** (``spec.autoscaling.schedules``): the simulated clock starts at ``EPOCH``, so a
+  profile's schedules fire at known wall-clock times (the news-slot profile).
 * **Demand.** Each profile is a number of streams wanted over time; a new broadcast connects when
   it starts; an ending one is a random stream, placed or waiting.
 
@@ -25,8 +30,9 @@ Figures per profile: ``overload_stream_s`` (stream-seconds of streams waiting fo
 pod past capacity), ``absorb_s`` (longest time an overload lasted once ready pods had room for every
 stream wanted: what placement decides), ``longest_overload_s`` (from onset: what the signal, the tick
 and the start-up decide), ``peak_pods``, ``needed_pods`` (⌈peak demand / capacity⌉), ``scale_events`` and the
-oracle's (changes of ⌈demand / capacity⌉), ``forced_reconnects``, ``cost_vs_oracle`` (replica-seconds,
-starting pods included, over an oracle with instant pods sized ⌈demand / capacity⌉ at every second).
+oracle's (changes of ⌈demand / capacity⌉), ``forced_reconnects`` (moved + dropped streams),
+``cost_vs_oracle`` (replica-seconds, starting pods included, over an oracle with instant pods sized
+⌈demand / capacity⌉ at every second).
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from livedub.operator.scaling import drain
 from livedub.operator.scaling.decide import Decision, History, Policy, decide
 from livedub.operator.scaling.metrics import PodMetrics
 from livedub.operator.scaling.observe import observe
@@ -57,6 +64,10 @@ HEALTHY_IN_FLIGHT_PER_STREAM = 0.4
 #: Targets with the shipped defaults (issue 12); absorb within one jittered retry after pods are ready.
 TARGETS = {"absorb_s": 15.0, "cost_vs_oracle": 1.3, "scale_events_vs_oracle": 2.0}
 COST_TARGET_PROFILES = ("ramp", "diurnal")
+#: Epoch seconds of simulated t = 0: Wednesday 2026-12-02 18:00 UTC (schedules fire at wall-clock times).
+EPOCH = 1796234400.0
+FRAGMENT_S = 6.0  # a stream is asked to move at its next fragment boundary, within one fragment
+RECONNECT_S = 0.5  # the move's retry_after_ms
 
 
 Demand = Callable[[float], float]
@@ -71,6 +82,7 @@ class Profile:
     device: str = "cuda"
     # The issue's four profiles carry the targets; the CPU step is reported beside them.
     targeted: bool = True
+    schedules: tuple[dict[str, Any], ...] = ()
 
 
 def _step(t: float) -> float:
@@ -102,12 +114,36 @@ def _diurnal(t: float) -> float:
     return 20.0 + 480.0 * (1 - math.cos(phase)) / 2
 
 
+def _news_slot(t: float) -> float:
+    # 30 streams; the 19:00 news (t = 3600) brings 300 within a minute, for 45 min, then back to 30.
+    if t < 3600:
+        return 30.0
+    if t < 3660:
+        return 30.0 + 270.0 * (t - 3600) / 60
+    if t < 6300:
+        return 300.0
+    return 30.0
+
+
+#: The news slot's warm floor: 6 GPU pods (300 streams over 60 x 0.85) from 10 minutes before.
+NEWS_SCHEDULE = {"name": "news", "start": "50 18 * * *", "end": "45 19 * * *", "timezone": "UTC", "minReplicas": 6}
+
+
 PROFILES = (
     Profile("step", "0 → 100 streams at t = 60 s", 1800, _step),
     Profile("ramp", "0 → 500 → 0 over an hour", 4200, _ramp),
     Profile("spike", "50 → 500 within a minute (news), 30 min, back", 3600, _spike),
     Profile("diurnal", "24 h from 04:00: 20 → 500 at 16:00 → 20", 86400, _diurnal),
     Profile("step-cpu", "0 → 100 streams on CPU pods", 1800, _step, device="cpu", targeted=False),
+    Profile(
+        "news-slot",
+        "30 → 300 at the 19:00 news, warm floor from 18:50",
+        7800,
+        _news_slot,
+        targeted=False,
+        schedules=(NEWS_SCHEDULE,),
+    ),
+    Profile("news-slot-unscheduled", "the same slot without the schedule", 7800, _news_slot, targeted=False),
 )
 STARTUP_S = {"cuda": 90, "cpu": 30}
 
@@ -147,8 +183,16 @@ class Cluster:
         # Waiting streams: (retry time, sequence) in a heap; each entry is one stream.
         self.retries: list[tuple[float, int]] = []
         self.seq = 0
-        self.forced_reconnects = 0
+        self.moved = 0  # streams that left a draining pod at a fragment boundary
+        self.dropped = 0  # streams on a pod removed while it still served them
         self.deletion_cost: dict[str, int] = {}
+        self.draining: set[str] = set()
+        # Streams told to move: (time of their fragment boundary, sequence, pod).
+        self.moves: list[tuple[float, int, str]] = []
+
+    @property
+    def forced_reconnects(self) -> int:
+        return self.moved + self.dropped
 
     @property
     def placed(self) -> int:
@@ -163,9 +207,10 @@ class Cluster:
         while len(self.pods) > replicas:
             victim = self._victim(now)
             self.pods.remove(victim)
-            self.forced_reconnects += victim.streams
+            self.draining.discard(victim.name)
+            self.dropped += victim.streams
             for _ in range(victim.streams):
-                self._attempt(now)  # moved at a fragment boundary: reconnects at once
+                self._attempt(now)  # cut off: the worker reconnects at once, its fragment in flight lost
 
     def _victim(self, now: float) -> Pod:
         # The ReplicaSet's order: not-ready pods first, then the lowest pod-deletion-cost, newest last.
@@ -175,7 +220,7 @@ class Cluster:
         )
 
     def _attempt(self, now: float) -> None:
-        ready = [p for p in self.pods if p.ready(now)]
+        ready = [p for p in self.pods if p.ready(now) and p.name not in self.draining]
         room = [p for p in ready if p.streams < self.capacity]
         if room:
             self.rng.choice(room).streams += 1
@@ -207,6 +252,29 @@ class Cluster:
                         break
                     pick -= pod.streams
 
+    def mark(self, pods: tuple[str, ...], now: float) -> None:
+        """Drain ``pods``: each of their streams moves at its next fragment boundary."""
+        self.draining.update(pods)
+        for pod in self.pods:
+            if pod.name in pods:
+                for _ in range(pod.streams):
+                    self.seq += 1
+                    boundary = now + self.rng.uniform(0, FRAGMENT_S) + RECONNECT_S
+                    heapq.heappush(self.moves, (boundary, self.seq, pod.name))
+
+    def unmark(self, pods: tuple[str, ...]) -> None:
+        self.draining.difference_update(pods)
+
+    def step_moves(self, now: float) -> None:
+        while self.moves and self.moves[0][0] <= now:
+            _, _, name = heapq.heappop(self.moves)
+            pod = next((p for p in self.pods if p.name == name), None)
+            if pod is None or pod.streams == 0 or name not in self.draining:
+                continue  # gone, emptied by ending streams, or undrained before its boundary
+            pod.streams -= 1
+            self.moved += 1
+            self._attempt(now)
+
     def step_retries(self, now: float) -> None:
         due = 0
         while self.retries and self.retries[0][0] <= now:
@@ -228,9 +296,10 @@ def oracle_replicas(demand: float, policy: Policy) -> int:
     return max(policy.min_replicas, math.ceil(round(demand) / policy.streams_per_pod))
 
 
-def pool_spec(device: str) -> dict[str, Any]:
+def pool_spec(device: str, schedules: tuple[dict[str, Any], ...] = ()) -> dict[str, Any]:
     """A pool as a user would write it: the shipped defaults, bounds wide enough for the profiles."""
     return {
+        "autoscaling": {"schedules": list(schedules)},
         "authTokensSecretRef": {"name": "workers"},
         "asr": {"device": device},
         "tts": {"device": device},
@@ -240,13 +309,15 @@ def pool_spec(device: str) -> dict[str, Any]:
 
 
 def simulate(profile: Profile, seed: int = 1) -> tuple[dict[str, Any], Series]:
-    policy = policy_of(parse_pool_spec(pool_spec(profile.device)))
+    spec = parse_pool_spec(pool_spec(profile.device, profile.schedules))
+    policy = policy_of(spec, EPOCH)
     startup = STARTUP_S[profile.device]
     cluster = Cluster(policy, startup, seed)
     cluster.scale_to(policy.min_replicas, 0.0)
     history = History()
     counters: dict[str, dict[str, float]] = {}
     last_tick: float | None = None
+    state: drain.DrainState | None = None
     wanted = 0
     decisions: list[Decision] = []
     series = Series()
@@ -261,6 +332,7 @@ def simulate(profile: Profile, seed: int = 1) -> tuple[dict[str, Any], Series]:
         elif target < wanted:
             cluster.end_streams(wanted - target)
         wanted = target
+        cluster.step_moves(now)
         cluster.step_retries(now)
         waiting = len(cluster.retries)
         overload_stream_s += waiting
@@ -279,14 +351,39 @@ def simulate(profile: Profile, seed: int = 1) -> tuple[dict[str, Any], Series]:
                 interval_s=0.0 if last_tick is None else now - last_tick,
             )
             counters, last_tick = rnd.counters, now
-            decision = decide(rnd.observation, policy, history, now)
+            policy = policy_of(spec, EPOCH + now)  # the warm floor of the schedules active now
+            decided = decide(rnd.observation, policy, history, now)
+            streams = {name: None if m is None else m.streams for name, m in samples.items()}
+            names = [p.name for p in cluster.pods]
+            step = drain.plan(
+                decided,
+                rnd.observation,
+                policy,
+                state,
+                streams,
+                existing=names,
+                now=now,
+                grace_s=spec.autoscaling.drain_grace_seconds,
+            )
+            if step.kind == "start":
+                state = drain.DrainState(step.pods, now)
+                cluster.mark(step.pods, now)
+            elif step.kind == "cancel":
+                state = None
+                cluster.unmark(step.pods)
+            elif step.kind == "finish":
+                state = None
+                # What the operator writes before it lowers replicas: drained pods below every other.
+                cluster.deletion_cost = {name: int(m.streams) for name, m in samples.items() if m}
+                cluster.deletion_cost.update(dict.fromkeys(step.pods, drain.DRAINED_DELETION_COST))
+            decision = drain.outcome(decided, step)
             if decision.action != "hold":
                 decisions.append(decision)
                 if decision.action == "up":
                     history = History(now, history.last_scale_down)
                 else:
-                    # What the operator writes before it lowers replicas: cost = live streams.
-                    cluster.deletion_cost = {name: int(m.streams) for name, m in samples.items() if m}
+                    if step.kind == "none":
+                        cluster.deletion_cost = {name: int(m.streams) for name, m in samples.items() if m}
                     history = History(history.last_scale_up, now)
                 cluster.scale_to(decision.to_replicas, now)
         series.t.append(now)
@@ -315,6 +412,8 @@ def simulate(profile: Profile, seed: int = 1) -> tuple[dict[str, Any], Series]:
         "scale_events": len(decisions),
         "oracle_scale_events": oracle_events,
         "forced_reconnects": cluster.forced_reconnects,
+        "moved_streams": cluster.moved,
+        "dropped_streams": cluster.dropped,
         "cost_vs_oracle": round(sum(series.replicas) / max(1, sum(series.oracle)), 3),
     }
     return result, series
@@ -381,8 +480,8 @@ def table(results: list[dict[str, Any]]) -> str:
         f"{spec.stream_retry_after_seconds} s, tick {TICK_S:g} s) on a cluster model.",
         "",
         "| profile | device (streams/pod, start-up) | absorb_s (≤ 15) | longest overload | overload stream·s "
-        "| peak / needed pods | scale events (oracle; ≤ 2x) | forced reconnects | cost vs oracle (≤ 1.3 ramp, diurnal) "
-        "| targets |",
+        "| peak / needed pods | scale events (oracle; ≤ 2x) | forced reconnects (moved / dropped) "
+        "| cost vs oracle (≤ 1.3 ramp, diurnal) | targets |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
@@ -393,7 +492,8 @@ def table(results: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {r['profile']} | {r['device']} ({r['streams_per_pod']}, {r['startup_s']} s) | {r['absorb_s']:g} "
             f"| {r['longest_overload_s']:g} s | {r['overload_stream_s']} | {r['peak_pods']} / {r['needed_pods']} "
-            f"| {r['scale_events']} ({r['oracle_scale_events']}) | {r['forced_reconnects']} "
+            f"| {r['scale_events']} ({r['oracle_scale_events']}) "
+            f"| {r['forced_reconnects']} ({r['moved_streams']} / {r['dropped_streams']}) "
             f"| {r['cost_vs_oracle']:.2f} | {verdict} |"
         )
     return "\n".join(lines)

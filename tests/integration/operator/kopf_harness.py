@@ -53,6 +53,7 @@ RESOURCES = {
     "v1/services": ("Service", {"status"}),
     "v1/configmaps": ("ConfigMap", set()),
     "v1/pods": ("Pod", {"status"}),
+    "v1/persistentvolumeclaims": ("PersistentVolumeClaim", {"status"}),
     "v1/events": ("Event", set()),
     "policy/v1/poddisruptionbudgets": ("PodDisruptionBudget", {"status"}),
     # kopf's own backbone: it watches CRDs and namespaces and waits until discovery shows them.
@@ -67,6 +68,7 @@ PATHS = {
     "services": "/api/v1/namespaces/{ns}/services",
     "configmaps": "/api/v1/namespaces/{ns}/configmaps",
     "pods": "/api/v1/namespaces/{ns}/pods",
+    "pvcs": "/api/v1/namespaces/{ns}/persistentvolumeclaims",
     "events": "/api/v1/namespaces/{ns}/events",
     "pdbs": "/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets",
 }

@@ -73,6 +73,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
         super().__attrs_post_init__()
         self._counter = itertools.count(1000)
         self._buses.default_factory = _LoggedBus  # type: ignore[attr-defined]
+        #: Every LIST request as (resource, User-Agent): tests tell the operator's own client from kopf's.
+        self.lists: list[tuple[str, str]] = []
 
     # -- writes ---------------------------------------------------------------------------------
 
@@ -222,6 +224,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
 
     async def _serve_list(self, request: rendering.Request) -> rendering.Payload:
         assert request.resource is not None
+        self.lists.append((str(request.resource), str(request.headers.get("User-Agent", ""))))
         async with self._lock:
             items = self._matching(request)
             current = str(next(self._counter))

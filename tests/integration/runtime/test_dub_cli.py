@@ -7,6 +7,8 @@ path end to end and that the errors a new user meets are one line each.
 
 from __future__ import annotations
 
+import json
+import os
 import socket
 import subprocess
 import sys
@@ -25,9 +27,12 @@ pytestmark = pytest.mark.slow
 LIVEDUB = [sys.executable, "-m", "livedub.runtime.cli"]
 
 
-def _livedub(*args: str, cwd: Path, timeout: float = 300) -> tuple[subprocess.CompletedProcess[str], float]:
+def _livedub(
+    *args: str, cwd: Path, timeout: float = 300, env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], float]:
     started = time.perf_counter()
-    result = subprocess.run([*LIVEDUB, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd)
+    env = {**os.environ, **env} if env else None
+    result = subprocess.run([*LIVEDUB, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
     return result, time.perf_counter() - started
 
 
@@ -118,3 +123,33 @@ def test_plot_without_matplotlib_is_refused_before_dubbing(tmp_path, monkeypatch
     monkeypatch.setattr(summary, "plotting_available", lambda: False)
     code = cli.main(["dub", str(FLEURS / "fleurs-en-003.ogg"), "-o", str(tmp_path / "o.wav"), "--plot", "p.png"])
     assert code == 2 and not (tmp_path / "o.wav").exists()
+
+
+def test_dub_with_captions_writes_webvtt_files_in_both_languages(tmp_path, shared_data):
+    import webvtt
+
+    from support.speakers import alternating
+
+    turns = alternating("AB")
+    sf.write(tmp_path / "talk.wav", np.concatenate([audio for _, audio in turns]), 16000)
+    # What is checked is the files, not latency: on the shared 2-core machine the speaker model's
+    # one-off load (numba) beside the first fragments pushed them past the 15 s stage timeouts.
+    roomy = {"ASR_TIMEOUT_MS": "60000", "TRANSLATION_TIMEOUT_MS": "60000", "TTS_TIMEOUT_MS": "60000"}
+    result, wall = _livedub(
+        "dub", "talk.wav", "--to", "es", "-o", "out.wav", "--speakers", "--captions", "-q", cwd=tmp_path, env=roomy
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    total_s = sum(len(audio) for _, audio in turns) / 16000
+    for language in ("en", "es"):
+        path = tmp_path / f"out.{language}.vtt"
+        cues = webvtt.read(str(path))  # raises on a malformed file
+        assert len(cues) >= 2, path.read_text()
+        assert all(0 <= c.start_in_seconds <= c.end_in_seconds <= total_s + 0.25 for c in cues)
+        # The two speakers' cues: the man's in the first 6 s, the woman's after.
+        voices = [c.voice for c in cues]
+        assert len(set(voices)) == 2 and voices == sorted(voices)
+        assert all(c.start_in_seconds >= 6.0 for c in cues if c.voice == voices[-1])
+    report = json.loads((tmp_path / "out.json").read_text())
+    assert [Path(p).name for p in report["captions"]] == ["out.en.vtt", "out.es.vtt"]
+    assert {row.get("speaker") for row in report["fragments"]} == {"S1", "S2"}
+    print(f"in-process dub with speakers and captions: {wall:.1f} s wall")

@@ -6,6 +6,8 @@ Kept in one leaf module so the CRD YAML in ``crds/`` and the Python code agree o
 
 from typing import Final
 
+from livedub.contract.env import DRAINING_ANNOTATION
+
 GROUP: Final = "dubbing.livedub.io"
 VERSION: Final = "v1alpha1"
 API_VERSION: Final = f"{GROUP}/{VERSION}"
@@ -53,3 +55,6 @@ ANNOTATION_DELETION_COST: Final = "controller.kubernetes.io/pod-deletion-cost"
 # Set on a pool by the activation endpoint (a connection attempt or a pending stream): a pool with
 # minReplicas 0 at zero replicas scales to one pod.
 ANNOTATION_ACTIVATION: Final = f"{GROUP}/activation-requested"
+# The operator's drain mark on a pod chosen for a gentle scale-down: the runtime (through its
+# downward-API annotations file) stops admitting streams and asks its live ones to move.
+ANNOTATION_DRAINING: Final = DRAINING_ANNOTATION

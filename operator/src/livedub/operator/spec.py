@@ -8,7 +8,9 @@ bad spec that slipped past admission becomes a clear status message instead of a
 """
 
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
@@ -71,6 +73,30 @@ class Resources(_Model):
 DEFAULT_STREAMS_PER_POD: dict[str, int] = {"cpu": 3, "cuda": 60}
 
 
+class Schedule(_Model):
+    """A warm floor for a known slot (a news hour): at least ``min_replicas`` pods from each firing of
+    ``start`` until the next firing of ``end`` (cron, five fields, in ``timezone``). Start it early
+    enough for pods to be ready before the slot (model load, ~90 s on GPU nodes)."""
+
+    name: str = Field("", max_length=63)
+    start: str = Field(min_length=1)
+    end: str = Field(min_length=1)
+    timezone: str = "UTC"
+    min_replicas: int = Field(ge=0, le=1000)
+
+    @model_validator(mode="after")
+    def _parses(self) -> "Schedule":
+        # Checked here, where a bad value becomes the pool's InvalidSpec condition, not a crash later.
+        for field, expr in (("start", self.start), ("end", self.end)):
+            if len(expr.split()) != 5 or not croniter.is_valid(expr):
+                raise ValueError(f"{field} {expr!r} is not a five-field cron expression (e.g. '50 18 * * 1-5')")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"timezone {self.timezone!r} is not an IANA time zone (e.g. 'Europe/Madrid')") from exc
+        return self
+
+
 class Autoscaling(_Model):
     mode: Literal["builtin", "external"] = "builtin"
     max_streams_per_pod: int | None = Field(None, ge=1, le=10000)
@@ -83,6 +109,9 @@ class Autoscaling(_Model):
     scale_up_cooldown_seconds: int = Field(15, ge=0, le=3600)
     scale_down_cooldown_seconds: int = Field(120, ge=0, le=86400)
     scale_down_step: int = Field(1, ge=1, le=100)
+    # Gentle scale-down: the most a pod chosen to go waits for its live streams to end or move.
+    drain_grace_seconds: int = Field(300, ge=0, le=86400)
+    schedules: list[Schedule] = Field(default_factory=list, max_length=32)
 
 
 class RuntimeSpec(_Model):

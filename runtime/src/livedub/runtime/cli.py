@@ -57,6 +57,8 @@ def _dub(args: argparse.Namespace) -> int:
         token=args.token,
         progress=not args.quiet,
         keep_original_audio=args.keep_original_audio,
+        speakers=args.speakers,
+        captions=args.captions,
     )
     try:
         check_paths(input_path, output_path)
@@ -164,6 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
     dub.add_argument("--report", type=Path, help="JSON report path (default OUTPUT.json)")
     dub.add_argument(
         "--keep-original-audio", action="store_true", help="video output: the original audio as a second track"
+    )
+    dub.add_argument("--speakers", action="store_true", help="tell speakers apart: a label and a voice for each")
+    dub.add_argument(
+        "--captions",
+        action="store_true",
+        help="write timed captions beside the output (OUTPUT.<lang>.vtt, both languages)",
     )
     dub.add_argument("--plot", type=Path, metavar="PNG", help="write a per-fragment latency plot (needs matplotlib)")
     dub.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

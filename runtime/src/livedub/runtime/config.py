@@ -146,6 +146,18 @@ class Settings(BaseSettings):
         True, description="Ask the translator for text that fits the fragment's duration (the LLM honours it)."
     )
 
+    # --- speakers and captions (pipeline/speakers.py, pipeline/captions.py) ------------------
+    speakers: Literal["off", "auto"] = Field(
+        "off",
+        description="Default speaker tracking for streams that do not say (stream:init speakers): auto gives "
+        "each detected speaker a label and a voice of its own; off runs none of it.",
+    )
+    speaker_similarity: float = Field(
+        0.70, gt=0, lt=1, description="Cosine similarity at or above which speech joins a known speaker."
+    )
+    speakers_max: int = Field(4, ge=1, le=16, description="Most speakers told apart per stream.")
+    captions: bool = Field(False, description="Default for stream:init captions: timed cues with each fragment.")
+
     # --- TTS ----------------------------------------------------------------------------------
     tts_engine: Literal["auto", "kokoro", "espeak", "xtts"] = Field(
         "auto", description="auto = Kokoro where it speaks the language, espeak-ng elsewhere."

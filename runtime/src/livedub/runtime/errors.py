@@ -55,6 +55,9 @@ class ErrorCode(StrEnum):
     #: This pod serves its MAX_POD_STREAMS already (or is marked for removal): reconnect after
     #: ``retry_after_ms`` and the Service routes the new connection to a pod with room.
     POD_FULL = "POD_FULL"
+    #: This pod is leaving the pool: the stream reconnects (``retry_after_ms``), re-inits with the same
+    #: stream_id on the new connection and resends the fragments refused with this code (server/move.py).
+    STREAM_MOVE = "STREAM_MOVE"
     INTERNAL = "INTERNAL"
 
 
@@ -68,6 +71,7 @@ RETRYABLE_CODES: frozenset[ErrorCode] = frozenset(
         ErrorCode.SHUTTING_DOWN,
         ErrorCode.STREAM_PAUSED,
         ErrorCode.POD_FULL,
+        ErrorCode.STREAM_MOVE,
     }
 )
 

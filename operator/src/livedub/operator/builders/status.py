@@ -41,6 +41,7 @@ def rollout_conditions(
     missing_voices: Sequence[str],
     now: str,
     generation: int | None,
+    cache_problem: str | None = None,
 ) -> tuple[str, list[dict[str, Any]]]:
     """Phase plus the Ready/Progressing/Degraded conditions for a pool whose spec is valid."""
     conds: list[dict[str, Any]] = [dict(cond) for cond in conditions or []]
@@ -76,9 +77,13 @@ def rollout_conditions(
             now=now,
             generation=generation,
         )
+    elif cache_problem:
+        conds = set_condition(
+            conds, "Degraded", "True", "ModelCacheAccessMode", cache_problem, now=now, generation=generation
+        )
     else:
         conds = set_condition(conds, "Degraded", "False", "AsExpected", "", now=now, generation=generation)
-    if missing_voices:
+    if missing_voices or cache_problem:
         phase = "Degraded"
     elif ready > 0 or desired == 0:
         phase = "Running"

@@ -10,11 +10,12 @@ from livedub.operator import telemetry
 from livedub.operator.builders.common import deployment_name, label_selector_string
 from livedub.operator.client import Client, connect
 from livedub.operator.errors import InvalidSpecError
+from livedub.operator.handlers.drain import apply_step, drain_state, mark_deletion_costs
 from livedub.operator.handlers.handle_pool import announce
 from livedub.operator.handlers.pool_status import parse_time, record_decision, record_rollout
 from livedub.operator.handlers.reconcile import ReconcileResult, reconcile_children, replicas_for
+from livedub.operator.scaling import drain
 from livedub.operator.scaling.decide import Decision, History, Observation, Policy, decide, pending_streams
-from livedub.operator.scaling.metrics import PodMetrics
 from livedub.operator.scaling.observe import observe
 from livedub.operator.scaling.policy import policy_of
 from livedub.operator.scaling.scrape import scrape_all, scrape_target
@@ -29,16 +30,6 @@ def activation_requested(body: kopf.Body) -> bool:
         return False
     last_down = parse_time((body.get("status") or {}).get("lastScaleDownTime"))
     return last_down is None or requested >= last_down
-
-
-async def mark_deletion_costs(client: Client, namespace: str, samples: dict[str, PodMetrics | None]) -> None:
-    """Cost = live streams: the ReplicaSet then removes the least-loaded pod (fewest streams to move)."""
-    for pod, metrics in sorted(samples.items()):
-        if metrics is None:
-            continue
-        cost = str(int(metrics.streams))
-        patch = {"metadata": {"annotations": {c.ANNOTATION_DELETION_COST: cost}}}
-        await client.patch(api.PODS, namespace, pod, patch)
 
 
 def pool_load(decision: Decision, obs: Observation, policy: Policy) -> telemetry.PoolLoad:
@@ -78,10 +69,23 @@ async def _autoscale(
     memo["counters"], memo["last_round"] = rnd.counters, now
     status = body.get("status") or {}
     history = History(parse_time(status.get("lastScaleUpTime")), parse_time(status.get("lastScaleDownTime")))
-    policy = policy_of(spec)
-    decision = decide(rnd.observation, policy, history, now)
-    if decision.action == "down":
-        await mark_deletion_costs(client, namespace, samples)
+    policy = policy_of(spec, now)
+    decided = decide(rnd.observation, policy, history, now)
+    live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+    step = drain.plan(
+        decided,
+        rnd.observation,
+        policy,
+        drain_state(body),
+        {pod: None if m is None else m.streams for pod, m in samples.items()},
+        existing=[p["metadata"]["name"] for p in live],
+        now=now,
+        grace_s=spec.autoscaling.drain_grace_seconds,
+    )
+    await apply_step(client, patch, namespace, step, pods=live, samples=samples)
+    decision = drain.outcome(decided, step)
+    if decision.action == "down" and step.kind == "none":
+        await mark_deletion_costs(client, namespace, samples)  # above maxReplicas: no drain for a spec change
     if decision.action != "hold":
         await client.patch(
             api.DEPLOYMENTS, namespace, deployment_name(name), {"spec": {"replicas": decision.to_replicas}}

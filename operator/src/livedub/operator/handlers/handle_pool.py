@@ -28,6 +28,15 @@ def announce(body: kopf.Body, result: ReconcileResult) -> None:
             kopf.info(body, reason=f"{kind}{outcome.capitalize()}", message=message)
     if result.missing_voices and missing_changed(body, result.missing_voices):
         kopf.warn(body, reason="VoiceProfileMissing", message="missing: " + ", ".join(result.missing_voices))
+    if result.cache_problem and degraded(body) != ("ModelCacheAccessMode", result.cache_problem):
+        kopf.warn(body, reason="ModelCacheAccessMode", message=result.cache_problem)  # once, not every tick
+
+
+def degraded(body: kopf.Body) -> tuple[str, str]:
+    """The stored Degraded condition's reason and message ("" when there is none)."""
+    conditions = (body.get("status") or {}).get("conditions") or []
+    cond: dict[str, Any] = next((c for c in conditions if c.get("type") == "Degraded"), {})
+    return str(cond.get("reason", "")), str(cond.get("message", ""))
 
 
 def missing_changed(body: kopf.Body, missing: list[str]) -> bool:
@@ -36,10 +45,8 @@ def missing_changed(body: kopf.Body, missing: list[str]) -> bool:
     The periodic tick reconciles every 15 s; without this, a pool missing one profile posted the
     same Warning Event every tick. A change in what is missing is news and posts again.
     """
-    conditions = (body.get("status") or {}).get("conditions") or []
-    degraded: dict[str, Any] = next((cond for cond in conditions if cond.get("type") == "Degraded"), {})
     reported = "missing VoiceProfiles: " + ", ".join(missing)
-    return not (degraded.get("reason") == "VoiceProfileMissing" and degraded.get("message") == reported)
+    return degraded(body) != ("VoiceProfileMissing", reported)
 
 
 async def reconcile_pool(body: kopf.Body, patch: kopf.Patch) -> None:

@@ -16,13 +16,17 @@ from livedub.operator.spec import parse_pool_spec, parse_voice_spec
 log = logging.getLogger(__name__)
 
 
-def _uses(pool: dict[str, Any], voice: str) -> bool:
-    return voice in ((pool.get("spec") or {}).get("voiceProfiles") or [])
+def pools_using(namespace: str, name: str, spec: Any) -> dict[tuple[str, str], str]:
+    """The kopf index of pools by the VoiceProfiles they use: ``(namespace, voice) -> pool``."""
+    return {(namespace, voice): name for voice in (spec or {}).get("voiceProfiles") or []}
 
 
-async def users_of(client: Client, namespace: str, voice: str) -> list[dict[str, Any]]:
-    pools = await client.list(api.POOLS, namespace)
-    return sorted((p for p in pools if _uses(p, voice)), key=lambda p: str(p["metadata"]["name"]))
+async def users_of(client: Client, namespace: str, voice: str, index: Any) -> list[dict[str, Any]]:
+    """The pools the index says use ``voice``, each read by name (no list of every pool)."""
+    names = sorted(set(index.get((namespace, voice), [])))
+    pools = [await client.get(api.POOLS, namespace, pool) for pool in names]
+    # The index follows the watch: a pool dropped the voice, or is gone, by the time it is read.
+    return [p for p in pools if p is not None and voice in ((p.get("spec") or {}).get("voiceProfiles") or [])]
 
 
 async def refresh_pools(client: Client, pools: list[dict[str, Any]]) -> None:
@@ -37,7 +41,7 @@ async def refresh_pools(client: Client, pools: list[dict[str, Any]]) -> None:
         announce(body, await reconcile_children(client, body, spec))
 
 
-async def voice_changed(body: kopf.Body, patch: kopf.Patch) -> None:
+async def voice_changed(body: kopf.Body, patch: kopf.Patch, index: Any) -> None:
     name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
     try:
         parse_voice_spec(body.get("spec"))
@@ -46,21 +50,21 @@ async def voice_changed(body: kopf.Body, patch: kopf.Patch) -> None:
         kopf.warn(body, reason="InvalidSpec", message=str(exc))
         raise
     async with connect() as client:
-        pools = await users_of(client, namespace, name)
+        pools = await users_of(client, namespace, name, index)
         await refresh_pools(client, pools)
     patch.status["message"] = ""
     patch.status["usedBy"] = [p["metadata"]["name"] for p in pools]
 
 
-async def voice_deleted(name: str, namespace: str) -> None:
+async def voice_deleted(name: str, namespace: str, index: Any) -> None:
     """A deleted profile disappears from its pools' voices files (they report it as missing)."""
     async with connect() as client:
-        await refresh_pools(client, await users_of(client, namespace, name))
+        await refresh_pools(client, await users_of(client, namespace, name, index))
 
 
-async def refresh_usage(body: kopf.Body, patch: kopf.Patch) -> None:
+async def refresh_usage(body: kopf.Body, patch: kopf.Patch, index: Any) -> None:
     async with connect() as client:
-        pools = await users_of(client, body["metadata"]["namespace"], body["metadata"]["name"])
+        pools = await users_of(client, body["metadata"]["namespace"], body["metadata"]["name"], index)
     used_by = [p["metadata"]["name"] for p in pools]
     if used_by != (body.get("status") or {}).get("usedBy"):
         patch.status["usedBy"] = used_by

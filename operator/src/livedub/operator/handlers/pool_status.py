@@ -48,6 +48,7 @@ def record_rollout(body: kopf.Body, patch: kopf.Patch, result: ReconcileResult) 
         missing_voices=result.missing_voices,
         now=now_iso(),
         generation=gen,
+        cache_problem=result.cache_problem,
     )
     patch.status["phase"] = phase
     patch.status["message"] = next((c["message"] for c in conds if c["type"] == "Degraded"), "")

@@ -29,6 +29,8 @@ class ReconcileResult:
     voices: list[str] = field(default_factory=list)
     missing_voices: list[str] = field(default_factory=list)
     changed: dict[str, Outcome] = field(default_factory=dict)
+    # Why the model-cache claim cannot serve every replica (None: fine, or no claim).
+    cache_problem: str | None = None
 
     @property
     def replicas(self) -> int:
@@ -54,6 +56,31 @@ async def resolve_voices(client: Client, namespace: str, names: list[str]) -> tu
             log.warning("VoiceProfile %s/%s skipped: %s", namespace, name, exc)
             missing.append(name)
     return voices, missing
+
+
+#: Access modes every replica of a pool can mount, on whichever node it lands.
+SHARED_ACCESS_MODES = frozenset({"ReadWriteMany", "ReadOnlyMany"})
+
+
+async def check_model_cache(client: Client, namespace: str, spec: PoolSpec) -> str | None:
+    """A pool that may run more than one pod needs a claim they can all mount (RWX, or a pre-seeded ROX).
+
+    A ReadWriteOnce claim mounts on one node only: a second pod scheduled elsewhere would hang in
+    ContainerCreating, which looks like a slow start, not like the cause. Said here, in status.
+    """
+    claim = spec.model_cache.claim_name
+    if not claim or spec.max_replicas <= 1:
+        return None
+    pvc = await client.get(api.PVCS, namespace, claim)
+    if pvc is None:
+        return f"modelCache.claimName {claim!r}: no such PersistentVolumeClaim"
+    modes = set((pvc.get("status") or {}).get("accessModes") or (pvc.get("spec") or {}).get("accessModes") or [])
+    if modes & SHARED_ACCESS_MODES:
+        return None
+    return (
+        f"modelCache.claimName {claim!r} has access modes {sorted(modes)}, but maxReplicas is {spec.max_replicas}: "
+        "pods on other nodes cannot mount it; use ReadWriteMany, or a pre-seeded ReadOnlyMany claim"
+    )
 
 
 def replicas_for(spec: PoolSpec, current: int | None) -> int:
@@ -89,5 +116,9 @@ async def reconcile_children(client: Client, body: kopf.Body, spec: PoolSpec) ->
     changed["Deployment"] = outcome
     telemetry.record_children(changed)
     return ReconcileResult(
-        deployment=deployment, voices=[v.name for v in voices], missing_voices=missing, changed=changed
+        deployment=deployment,
+        voices=[v.name for v in voices],
+        missing_voices=missing,
+        changed=changed,
+        cache_problem=await check_model_cache(client, namespace, spec),
     )

@@ -43,6 +43,8 @@ class Policy:
     # What a refused worker waits before it reconnects (the refusal's retry_after_ms).
     retry_after_s: float = 10.0
     overload_in_flight_per_stream: float = 2.0
+    # What set min_replicas: the pool's own minReplicas, or an active warm-floor schedule.
+    floor_source: str = "minReplicas"
 
     @property
     def target_per_pod(self) -> float:
@@ -108,6 +110,16 @@ def pending_streams(obs: Observation, policy: Policy) -> float:
     return obs.streams_refused * policy.retry_after_s / obs.interval_s
 
 
+def demand(obs: Observation, policy: Policy) -> float:
+    """Streams the pool must place: served, waiting, and unreachable pods counted as at target."""
+    return obs.streams + pending_streams(obs, policy) + obs.pods_unreachable * policy.target_per_pod
+
+
+def wanted_replicas(obs: Observation, policy: Policy) -> int:
+    """Pods the demand asks for at the target (before tolerance, cooldowns and bounds)."""
+    return math.ceil(demand(obs, policy) / policy.target_per_pod - 1e-9)
+
+
 def overload_reasons(obs: Observation, policy: Policy) -> list[str]:
     reasons = []
     if obs.streams > 0 and obs.in_flight / obs.streams > policy.overload_in_flight_per_stream:
@@ -128,7 +140,7 @@ def _from_zero(obs: Observation, policy: Policy) -> Decision:
 def decide(obs: Observation, policy: Policy, history: History, now: float) -> Decision:
     cur = obs.current_replicas
     if cur < policy.min_replicas:
-        reason = f"below minReplicas ({policy.min_replicas})"
+        reason = f"below {policy.floor_source} ({policy.min_replicas})"
         return Decision("up", cur, policy.min_replicas, "BelowMinReplicas", reason)
     if cur > policy.max_replicas:
         reason = f"above maxReplicas ({policy.max_replicas})"
@@ -140,9 +152,8 @@ def decide(obs: Observation, policy: Policy, history: History, now: float) -> De
 
     target = policy.target_per_pod
     pending = pending_streams(obs, policy)
-    demand = obs.streams + pending + obs.pods_unreachable * target
-    ratio = demand / (cur * target)
-    wanted = math.ceil(demand / target - 1e-9)
+    ratio = demand(obs, policy) / (cur * target)
+    wanted = wanted_replicas(obs, policy)
     summary = (
         f"{obs.streams:g} streams + {pending:.0f} waiting over {cur} pods (target {target:g}/pod, ratio {ratio:.2f})"
     )
@@ -178,7 +189,7 @@ def decide(obs: Observation, policy: Policy, history: History, now: float) -> De
             return _hold(obs, "PodsUnreachable", reason)
         desired = max(policy.min_replicas, wanted, cur - policy.scale_down_step)
         if desired >= cur:
-            return _hold(obs, "AtMinReplicas", f"{summary}; at minReplicas ({policy.min_replicas})")
+            return _hold(obs, "AtMinReplicas", f"{summary}; at {policy.floor_source} ({policy.min_replicas})")
         # Measured from the last change either way: a pool that just grew must not shrink at once.
         last_change = max(history.last_scale_up or -math.inf, history.last_scale_down or -math.inf)
         wait = policy.scale_down_cooldown_s - _since(now, None if last_change == -math.inf else last_change)

@@ -2,13 +2,17 @@
 and the autoscaling simulator (``bench/autoscale.py``), so the benchmark runs the shipped defaults."""
 
 from livedub.operator.scaling.decide import Policy
+from livedub.operator.scaling.schedule import floor_at
 from livedub.operator.spec import PoolSpec
 
 
-def policy_of(spec: PoolSpec) -> Policy:
+def policy_of(spec: PoolSpec, now: float | None = None) -> Policy:
+    """``now`` (epoch seconds): apply the warm floor of the schedules active then; None: minReplicas."""
     a = spec.autoscaling
+    floor = floor_at(spec.min_replicas, spec.max_replicas, a.schedules if now is not None else (), now or 0.0)
     return Policy(
-        min_replicas=spec.min_replicas,
+        min_replicas=floor.replicas,
+        floor_source=floor.source,
         max_replicas=spec.max_replicas,
         streams_per_pod=spec.streams_per_pod,
         target_utilization=a.target_utilization,

@@ -41,6 +41,9 @@ STREAM_RETRY_AFTER_S: Final = "STREAM_RETRY_AFTER_S"
 #: ``dubbing.livedub.io/draining`` mark appears: the runtime then stops admitting new streams and asks
 #: its live streams to move at their next fragment boundary (gentle scale-down).
 POD_ANNOTATIONS_FILE: Final = "POD_ANNOTATIONS_FILE"
+#: The pod annotation that mark is (its value: when the operator set it). Written by the operator's
+#: gentle scale-down (``livedub.operator.scaling.drain``), read by ``server/placement.py``.
+DRAINING_ANNOTATION: Final = "dubbing.livedub.io/draining"
 
 #: Read by libraries inside the runtime rather than by its Settings.
 LIBRARY: Final = frozenset({HF_HOME})

@@ -30,7 +30,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from livedub.runtime.audio.codec import decode, resample
-from livedub.runtime.client import media
+from livedub.runtime.client import media, vtt
 from livedub.runtime.protocol.events import AudioFormat
 
 #: The guide's wire format: 16 kHz mono s16le. 6 s of it is 192 kB, well under every limit.
@@ -62,6 +62,10 @@ class DubOptions:
     timeout_s: float = 300.0
     #: Video outputs: keep the input's audio as a second track after the dub.
     keep_original_audio: bool = False
+    #: Ask for a label and a voice per speaker (stream:init ``speakers: "auto"``).
+    speakers: bool = False
+    #: Ask for timed captions and write ``<output>.<language>.vtt`` for both languages.
+    captions: bool = False
 
 
 @dataclass(slots=True)
@@ -127,6 +131,11 @@ async def dub_file(
             language=_LANGUAGE_TAGS.get(options.target_language),
         )
     report = {"input": str(input_path), "output": str(output_path), **results}
+    if options.captions:
+        offsets = np.cumsum([0] + [len(chunk) for chunk in fragments[:-1]]) / WIRE_RATE
+        languages = (options.source_language, options.target_language)
+        written = vtt.write_stream(output_path, results["fragments"], offsets.tolist(), languages)
+        report["captions"] = [str(p) for p in written]
     report_file = report_path or output_path.with_suffix(".json")
     report_file.write_text(json.dumps(report, indent=2, ensure_ascii=False))
     return report
@@ -255,6 +264,8 @@ async def _dub_fragments(
                 "sample_rate_hz": WIRE_RATE,
                 "channels": 1,
                 "format": "pcm_s16le",
+                **({"speakers": "auto"} if options.speakers else {}),
+                **({"captions": True} if options.captions else {}),
             },
         )
         try:

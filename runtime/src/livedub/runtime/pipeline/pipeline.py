@@ -31,6 +31,8 @@ from livedub.runtime.engines.base import (
 )
 from livedub.runtime.errors import DubbingError, ErrorCode, Stage
 from livedub.runtime.metrics import Metrics
+from livedub.runtime.pipeline import captions as cap
+from livedub.runtime.pipeline import speakers as spk
 from livedub.runtime.pipeline.batcher import AsrBatcher
 from livedub.runtime.pipeline.duration import DurationPolicy, Status, fit, trim_silence, variance
 from livedub.runtime.pipeline.language import DEFAULT_MIN_PROBABILITY, LanguageCheck, find_mismatch
@@ -68,6 +70,10 @@ class FragmentJob:
     domain_hints: tuple[str, ...] = ()
     #: What the dub is laid over (pipeline/mix.py); ``dub`` with no loudness matching skips the stage.
     mix: MixOptions = field(default_factory=MixOptions)
+    #: The stream's speakers (stream:init ``speakers: "auto"``), or None: no speaker stage at all.
+    speakers: spk.SpeakerTracker | None = None
+    #: Build timed caption cues (stream:init ``captions``).
+    captions: bool = False
 
 
 @dataclass(slots=True)
@@ -85,6 +91,10 @@ class FragmentOutcome:
     speed_ratio: float = 1.0
     timings_ms: dict[str, int] = field(default_factory=dict)
     error: DubbingError | None = None
+    speaker: str | None = None
+    #: The built-in voice the speaker was cast with (speakers on, embedded engines), else None.
+    speaker_voice: str | None = None
+    captions: cap.FragmentCaptions | None = None
 
 
 class DubbingPipeline:
@@ -101,9 +111,12 @@ class DubbingPipeline:
         language_min_probability: float = DEFAULT_MIN_PROBABILITY,
         translation_budget: bool = True,
         mixer: Mixer | None = None,
+        speaker_embedder: spk.LazyEmbedder | None = None,
     ) -> None:
         self.engines = engines
         self.mixer = mixer
+        #: Loaded on the first stream that asks for speakers (pipeline/speakers.py).
+        self.speaker_embedder = speaker_embedder
         #: Ask the translator for text that fits the fragment (MT_BUDGET); engines without it ignore it.
         self.translation_budget = translation_budget
         self.executor = executor
@@ -221,10 +234,13 @@ class DubbingPipeline:
                 original_s=original_s,
                 dubbed_s=original_s,
                 timings_ms=timings,
+                captions=cap.FragmentCaptions((), ()) if job.captions else None,
             )
         if job.language_check != "off":
             self._check_language(job, transcript)
 
+        # Who speaks runs beside translation (both in worker threads): it adds no latency unless it is slower.
+        speaker_task = self._identify(job, asr_input, transcript, timings) if job.speakers is not None else None
         engines = self.engines
         tts_name, language = engines.tts.name, job.target_language
         # The slot the dub fills is the whole fragment (the speed pre-fit and the stretch aim at it too).
@@ -252,11 +268,15 @@ class DubbingPipeline:
         if not translation.strip():
             raise DubbingError(ErrorCode.INTERNAL, "translation returned no text", stage=Stage.TRANSLATION)
 
+        voice, reference, speaker = job.voice, job.source_reference, None
+        if speaker_task is not None:
+            turn = await speaker_task
+            voice, reference, speaker = turn.voice, turn.reference or reference, turn.label
         speed = self.speaking_rate.speed_for(tts_name, language, translation, original_s)
-        extra = {"reference": job.source_reference} if job.source_reference is not None else {}
+        extra = {"reference": reference} if reference is not None else {}
         on_stage(Stage.TTS)
         synthesis = await self._start_synthesis(
-            lambda: engines.tts.synthesize(translation, language=language, voice=job.voice, speed=speed, **extra)
+            lambda: engines.tts.synthesize(translation, language=language, voice=voice, speed=speed, **extra)
         )
         speech = await self._stage(Stage.TTS, self.timeouts.tts_s, synthesis, timings, "tts_ms")
         self.metrics.tts_seconds.observe(timings["tts_ms"] / 1000)
@@ -276,6 +296,23 @@ class DubbingPipeline:
         )
         self.metrics.duration_match_seconds.observe(timings["duration_match_ms"] / 1000)
 
+        captions = None
+        if job.captions:
+            started = time.perf_counter()
+            captions = await self._run(
+                lambda: cap.build(
+                    transcript.words,
+                    translation,
+                    fitted,
+                    audio.sample_rate,
+                    speaker,
+                    transcript=transcript.text,
+                    source=asr_input,
+                    source_rate=ASR_SAMPLE_RATE,
+                    speech_start=speech_start,
+                )
+            )
+            timings["captions_ms"] = int((time.perf_counter() - started) * 1000)
         dubbed_s = len(fitted) / audio.sample_rate
         fitted = await self._mix(job, fitted, timings, on_stage)
         spread = variance(dubbed_s, original_s)
@@ -292,6 +329,9 @@ class DubbingPipeline:
             variance=spread,
             speed_ratio=rate * speed,  # total tempo change: native TTS speed times the stretch
             timings_ms=timings,
+            speaker=speaker,
+            speaker_voice=voice.speaker if speaker_task is not None and voice is not None else None,
+            captions=captions,
         )
 
     async def _mix(
@@ -312,6 +352,32 @@ class DubbingPipeline:
         )
         timings.update({key: round(value) for key, value in result.timings_ms.items()})
         return result.audio
+
+    def _identify(
+        self, job: FragmentJob, audio16k: Samples, transcript: Transcript, timings: dict[str, int]
+    ) -> asyncio.Task[spk.SpeakerTurn]:
+        """Start telling who speaks; a failure there costs the label, never the fragment.
+
+        The task never raises (a failed fragment elsewhere just leaves it to finish unawaited).
+        """
+        tracker, embed = job.speakers, self.speaker_embedder
+        assert tracker is not None
+
+        async def run() -> spk.SpeakerTurn:
+            started = time.perf_counter()
+            try:
+                if embed is None:
+                    raise RuntimeError("no speaker embedding model configured")
+                return await self._run(
+                    lambda: spk.identify(embed, tracker, audio16k, transcript, job.voice, job.target_language)
+                )
+            except Exception:
+                log.exception("speaker identification failed; dubbing with the stream's voice")
+                return spk.SpeakerTurn(None, job.voice, None, None)
+            finally:
+                timings["speaker_ms"] = int((time.perf_counter() - started) * 1000)
+
+        return asyncio.ensure_future(run())
 
     def _check_language(self, job: FragmentJob, transcript: Transcript) -> None:
         """Apply the stream's language check to a transcript with speech (raises to refuse)."""

@@ -85,6 +85,11 @@ class StreamInit(_Inbound):
     #: voiceover only: ducking depth (dB) and fade length; default: MIX_DUCK_DB / MIX_FADE_MS.
     mix_duck_db: float | None = Field(None, ge=0, le=40)
     mix_fade_ms: int | None = Field(None, ge=10, le=2000)
+    #: Speaker tracking: "auto" labels each fragment's speaker and gives each a voice of its own;
+    #: default: the server's SPEAKERS (off, so the default path runs none of it).
+    speakers: Literal["off", "auto"] | None = None
+    #: Timed caption cues in both languages with each fragment; default: the server's CAPTIONS.
+    captions: bool | None = None
 
     @field_validator("source_language", "target_language")
     @classmethod
@@ -183,6 +188,31 @@ class StageTimings(_Outbound):
     decode_ms: int | None = None
     encode_ms: int | None = None
     queue_ms: int | None = None
+    speaker_ms: int | None = None
+    captions_ms: int | None = None
+
+
+class CaptionCue(_Outbound):
+    """One timed cue, milliseconds from the start of its fragment."""
+
+    start_ms: int
+    end_ms: int
+    text: str
+    speaker: str | None = None
+
+
+class Captions(_Outbound):
+    """Extension of ``fragment:processed`` when the stream asked for ``captions``."""
+
+    source_language: str
+    target_language: str
+    source: list[CaptionCue]
+    target: list[CaptionCue]
+    #: How cue times were derived: "words" = the ASR's word timestamps; "proportional" = the text
+    #: spread over the audio's voiced spans by characters (TTS engines give no word timings, and the
+    #: embedded ASR gives none in its batched path).
+    source_timing: Literal["words", "proportional"] = "words"
+    target_timing: Literal["proportional"] = "proportional"
 
 
 class FragmentProcessed(_Outbound):
@@ -201,6 +231,11 @@ class FragmentProcessed(_Outbound):
     format: str | None = None
     sample_rate: int | None = None
     channels: int | None = None
+    #: The fragment's speaker label ("S1", "S2", ...) when the stream asked for ``speakers``.
+    speaker: str | None = None
+    #: The engine's built-in voice that speaker is dubbed with (stable per speaker).
+    speaker_voice: str | None = None
+    captions: Captions | None = None
 
     def wire(self) -> dict[str, Any]:
         # ``mode="json"`` cannot carry raw bytes; keep binary attachments binary.

@@ -30,9 +30,12 @@ from livedub.runtime.config import Settings
 from livedub.runtime.engines.base import Engines
 from livedub.runtime.errors import ModelLoadError
 from livedub.runtime.metrics import Metrics
+from livedub.runtime.server import console
 from livedub.runtime.server.auth import TokenAuthenticator
+from livedub.runtime.server.console_feed import ConsoleFeed
 from livedub.runtime.server.http import add_routes
-from livedub.runtime.server.keys import REQUESTS_KEY, SERVICE_KEY, SIO_KEY, WARM_KEY
+from livedub.runtime.server.keys import AUTH_KEY, CONSOLE_KEY, REQUESTS_KEY, SERVICE_KEY, SIO_KEY, WARM_KEY
+from livedub.runtime.server.move import engineio_closer
 from livedub.runtime.server.namespace import DubbingNamespace, make_sender
 from livedub.runtime.server.service import DubbingService
 from livedub.runtime.server.transport import attach
@@ -72,15 +75,21 @@ def create_app(
         logger=False,
         engineio_logger=False,
     )
-    service = DubbingService(settings, metrics, send=make_sender(sio))
-    sio.register_namespace(DubbingNamespace(service, TokenAuthenticator(settings)))
+    feed = ConsoleFeed()  # sees every outbound message, for /console
+    service = DubbingService(settings, metrics, send=make_sender(sio, feed.observe))
+    service.close_connection = engineio_closer(sio)  # a stream asked to move (server/move.py)
+    authenticator = TokenAuthenticator(settings)
+    sio.register_namespace(DubbingNamespace(service, authenticator, observe=feed.observe))
     app = web.Application(client_max_size=settings.max_message_bytes)
+    app[AUTH_KEY] = authenticator
+    app[CONSOLE_KEY] = feed
     app[SERVICE_KEY] = service
     app[SIO_KEY] = sio
     app[WARM_KEY] = warm = asyncio.Event()
     service.placement.warmed = warm.is_set  # no new streams before the warm-up dub has run
     app[REQUESTS_KEY] = attach(app, sio, body_timeout_s=settings.http_request_timeout_s)
     add_routes(app)
+    console.add_routes(app)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         task: asyncio.Task[None] | None = None

@@ -31,10 +31,19 @@ log = logging.getLogger(__name__)
 _MAX_ID_CHARS = 128
 
 
-def make_sender(sio: socketio.AsyncServer) -> Send:
+#: Told of every typed message before it is sent (the console's feed): ``observe(sid, message, dialect)``.
+Observer = Callable[[str, Outbound, str], None]
+
+
+def _ignore(sid: str, message: Outbound, dialect: str) -> None:
+    pass
+
+
+def make_sender(sio: socketio.AsyncServer, observe: Observer = _ignore) -> Send:
     """The service's ``send``: serialise a typed message in the stream's dialect and emit it."""
 
     async def send(sid: str, message: Outbound, dialect: str) -> None:
+        observe(sid, message, dialect)
         event, payload = DIALECTS[dialect].encode(message)
         await sio.emit(event, payload, to=sid)
 
@@ -92,17 +101,26 @@ class Refused(socketio.exceptions.ConnectionRefusedError):  # type: ignore[misc]
 
 
 class DubbingNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
-    def __init__(self, service: DubbingService, authenticator: TokenAuthenticator, namespace: str = "/") -> None:
+    def __init__(
+        self,
+        service: DubbingService,
+        authenticator: TokenAuthenticator,
+        namespace: str = "/",
+        observe: Observer = _ignore,
+    ) -> None:
         super().__init__(namespace)
         self.service = service
         self.authenticator = authenticator
+        self.observe = observe
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         refusal = self.authenticator.check(environ, auth)
         if refusal is not None:
             log.warning("connection refused", extra={"sid": sid, "reason": refusal, "peer": environ.get("REMOTE_ADDR")})
             self.service.metrics.errors.labels(stage="protocol", code="AUTH_FAILED").inc()
-            raise Refused(DubbingError(ErrorCode.AUTH_FAILED, refusal, stage=Stage.PROTOCOL))
+            error = DubbingError(ErrorCode.AUTH_FAILED, refusal, stage=Stage.PROTOCOL)
+            self.observe(sid, ev.ErrorEvent.from_error(error, event="connect"), "guide")
+            raise Refused(error)
         try:
             if self.service.draining:  # it would be closed in a moment: send it to another replica now
                 raise DubbingError(
@@ -123,12 +141,15 @@ class DubbingNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     async def _fail(
         self, sid: str, event: str, error: DubbingError, dialect: Dialect, stream_id: str | None = None
     ) -> dict[str, Any]:
-        name, payload = dialect.encode(ev.ErrorEvent.from_error(error, event=event, stream_id=stream_id))
+        message = ev.ErrorEvent.from_error(error, event=event, stream_id=stream_id)
+        self.observe(sid, message, dialect.name)
+        name, payload = dialect.encode(message)
         self.service.metrics.errors.labels(stage=str(error.stage or Stage.PROTOCOL), code=str(error.code)).inc()
         await self.emit(name, payload, to=sid)
         return {"status": "error", "error": payload}
 
     async def _answer(self, sid: str, message: Outbound, dialect: Dialect) -> dict[str, Any]:
+        self.observe(sid, message, dialect.name)
         name, payload = dialect.encode(message)
         await self.emit(name, payload, to=sid)
         return payload

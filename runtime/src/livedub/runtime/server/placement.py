@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from livedub.contract.env import DRAINING_ANNOTATION
 from livedub.runtime.config import Settings
 from livedub.runtime.errors import DubbingError, ErrorCode, Stage
 from livedub.runtime.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
-DRAINING_ANNOTATION = "dubbing.livedub.io/draining"
 #: The kubelet refreshes downward-API files within about a minute; reading every 2 s costs nothing.
 ANNOTATIONS_POLL_S = 2.0
 
@@ -47,6 +47,8 @@ class Placement:
         #: Set by the app: whether the warm-up dub has run (until then /ready is 503 too).
         self.warmed: Callable[[], bool] = lambda: True
         self.leaving = False  # marked for removal by the operator
+        #: Set by the service: asks the live streams to move when the mark appears (server/move.py).
+        self.on_leaving: Callable[[], Awaitable[None]] | None = None
         metrics.accepting_streams.set_function(lambda: 1.0 if self.state() == "accepting" else 0.0)
 
     def state(self) -> str:
@@ -98,5 +100,8 @@ class Placement:
         if path is None:
             return
         while True:
+            was = self.leaving
             await asyncio.to_thread(self.read_annotations, path)
+            if self.leaving and not was and self.on_leaving is not None:
+                await self.on_leaving()
             await asyncio.sleep(ANNOTATIONS_POLL_S)

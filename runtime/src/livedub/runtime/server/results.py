@@ -20,9 +20,10 @@ from livedub.runtime.audio.codec import DecodedAudio, encode_audio, resample
 from livedub.runtime.config import Settings
 from livedub.runtime.errors import DubbingError, ErrorCode, Stage
 from livedub.runtime.metrics import Metrics
+from livedub.runtime.pipeline.captions import Cue, FragmentCaptions
 from livedub.runtime.pipeline.pipeline import FragmentOutcome
 from livedub.runtime.protocol import events as ev
-from livedub.runtime.session.session import StreamSession
+from livedub.runtime.session.session import StreamConfig, StreamSession
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +102,15 @@ class ResultBuilder:
                 duration_match_ms=t.get("duration_match_ms", 0),
                 mix_ms=t.get("mix_ms"),
                 queue_ms=attempt.queue_ms,
+                speaker_ms=t.get("speaker_ms"),
+                captions_ms=t.get("captions_ms"),
             ),
             format=fmt,
             sample_rate=rate,
             channels=channels,
+            speaker=outcome.speaker,
+            speaker_voice=outcome.speaker_voice,
+            captions=wire_captions(outcome.captions, session.config),
         )
         log.info(
             "fragment processed",
@@ -186,3 +192,23 @@ class ResultBuilder:
                     record=record,
                 ),
             )
+
+
+def wire_captions(captions: FragmentCaptions | None, config: StreamConfig) -> ev.Captions | None:
+    """The pipeline's cues (seconds) as the ``captions`` extension (milliseconds within the fragment)."""
+    if captions is None:
+        return None
+
+    def cues(items: tuple[Cue, ...]) -> list[ev.CaptionCue]:
+        return [
+            ev.CaptionCue(start_ms=round(c.start * 1000), end_ms=round(c.end * 1000), text=c.text, speaker=c.speaker)
+            for c in items
+        ]
+
+    return ev.Captions(
+        source_language=config.source_language,
+        target_language=config.target_language,
+        source=cues(captions.source),
+        target=cues(captions.target),
+        source_timing="proportional" if captions.source_timing == "proportional" else "words",
+    )

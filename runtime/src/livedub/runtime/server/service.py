@@ -27,15 +27,18 @@ from typing import Any
 from livedub.runtime.audio.codec import DecodedAudio, decode, payload_bytes, resample
 from livedub.runtime.config import Settings
 from livedub.runtime.engines.base import Engines
+from livedub.runtime.engines.speaker_embedding import SpeakerEmbedder
 from livedub.runtime.errors import DubbingError, ErrorCode, Stage
 from livedub.runtime.logs import fragment_id_var, stream_id_var
 from livedub.runtime.metrics import Metrics
 from livedub.runtime.pipeline.duration import DurationPolicy
 from livedub.runtime.pipeline.mix import LoudnessPolicy, Mixer
 from livedub.runtime.pipeline.pipeline import DubbingPipeline, FragmentJob, FragmentOutcome, StageTimeouts
+from livedub.runtime.pipeline.speakers import LazyEmbedder
 from livedub.runtime.protocol import events as ev
 from livedub.runtime.protocol.dialects.base import Outbound
 from livedub.runtime.server.connections import Connection
+from livedub.runtime.server.move import StreamMover, move_error
 from livedub.runtime.server.placement import Placement
 from livedub.runtime.server.results import Attempt, ResultBuilder
 from livedub.runtime.server.streams import StreamFactory
@@ -47,6 +50,10 @@ log = logging.getLogger(__name__)
 #: ``send(sid, message, dialect)``: the edge serialises ``message`` in ``dialect`` and emits it.
 Send = Callable[[str, Outbound, str], Awaitable[None]]
 CAPABILITIES = ["asr", "translation", "tts", "duration_matching"]
+
+
+async def _no_close(sid: str) -> None:
+    """Until the app wires the Engine.IO close in (a service built without a server)."""
 
 
 class DubbingService:
@@ -81,6 +88,14 @@ class DubbingService:
             loaded=lambda: self.pipeline is not None,
             draining=lambda: self.draining,
         )
+        #: Set by the app: closes one connection at the Engine.IO level (so the client reconnects).
+        self.close_connection: Callable[[str], Awaitable[None]] = _no_close
+        self.mover = StreamMover(
+            notify=self._notify_move,
+            close=lambda sid: self.close_connection(sid),
+            streams_of=lambda sid: list(self.connections[sid].streams) if sid in self.connections else [],
+        )
+        self.placement.on_leaving = self.move_all
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -120,6 +135,7 @@ class DubbingService:
                 LoudnessPolicy(s.loudness_match_dub, s.loudness_max_gain_db, s.loudness_ceiling_db),
                 engines.extras.get("separation"),  # type: ignore[arg-type]  # extras are untyped by stage
             ),
+            speaker_embedder=LazyEmbedder(SpeakerEmbedder),
         )
         self.streams = StreamFactory(s, engines, voices, self.thresholds)
         if s.asr_language_check != "off" and not engines.asr.detects_language:
@@ -144,6 +160,7 @@ class DubbingService:
             return False
 
     def close(self) -> None:
+        self.mover.close()
         if self.pipeline is not None:
             self.pipeline.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
@@ -163,6 +180,7 @@ class DubbingService:
         self.metrics.connections.inc()
 
     async def disconnect(self, sid: str) -> None:
+        self.mover.forget(sid)
         conn = self.connections.pop(sid, None)
         if conn is None:
             return
@@ -174,6 +192,18 @@ class DubbingService:
             # Nobody is left to deliver to: a stream:end waiting for the flush must not wait forever.
             session.idle.set()
         log.info("client disconnected", extra={"sid": sid, "streams": len(conn.streams)})
+
+    async def move_all(self) -> None:
+        """Ask every live stream to move (server/move.py): this pod is leaving the pool."""
+        live = [(sid, session) for sid, c in list(self.connections.items()) for session in c.streams.values()]
+        self.mover.request((sid, session.stream_id) for sid, session in live)
+        for sid, session in live:
+            await self.mover.boundary(sid, session.stream_id, session.inflight)
+
+    async def _notify_move(self, sid: str, stream_id: str, error: DubbingError) -> None:
+        conn = self.connections.get(sid)
+        session = None if conn is None else conn.streams.get(stream_id)
+        await self._send(sid, ev.ErrorEvent.from_error(error, stream_id=stream_id), session)
 
     def stream_count(self) -> int:
         """Live streams across every connection of this process."""
@@ -225,8 +255,14 @@ class DubbingService:
                 stage=Stage.SESSION,
             )
         if existing is None:
-            self.placement.admit_new_stream()
+            try:
+                self.placement.admit_new_stream()
+            except DubbingError as refusal:
+                if not conn.streams:  # nothing else on this connection: let it go to another pod
+                    self.mover.close_if_idle_later(sid, (refusal.retry_after_ms or 0) / 1000)
+                raise
         session = factory.session(f"{sid}:{stream_id}", stream_id, init, dialect)
+        self._preload_speakers(session)
         if existing is None:
             self.metrics.streams.inc()
         conn.streams[stream_id] = session
@@ -256,6 +292,13 @@ class DubbingService:
             voice_profile=voice.name if voice else None,
             mix=session.config.mix.mode,
         )
+
+    def _preload_speakers(self, session: StreamSession) -> None:
+        """Load the speaker model in the background at the first stream that asks, not in its first fragment."""
+        embedder = self.pipeline.speaker_embedder if self.pipeline is not None else None
+        if session.speakers is not None and embedder is not None and not embedder.loaded:
+            future = self.executor.submit(embedder.load)
+            future.add_done_callback(lambda f: f.exception() and log.error("speaker model failed to load"))
 
     def find_stream(self, sid: str, stream_id: str | None) -> StreamSession:
         return self.connections[sid].find_stream(stream_id)
@@ -311,6 +354,8 @@ class DubbingService:
                 )
                 await self._send(sid, duplicate, session)
                 return duplicate
+            if self.mover.refuses(sid, session.stream_id):
+                raise move_error(session.stream_id, told=False)
             self._check_size(fragment)
             if self.inflight_total >= self.settings.max_pod_inflight:
                 raise DubbingError(
@@ -476,6 +521,7 @@ class DubbingService:
             for item in session.complete(fragment.fragment_id, result, result.status):
                 await self._deliver(sid, session, item)
         await self._maybe_backpressure(sid, session)
+        await self.mover.boundary(sid, session.stream_id, session.inflight)
 
     async def _dub(
         self, session: StreamSession, fragment: ev.FragmentData, stage: list[Stage]
@@ -561,6 +607,8 @@ class DubbingService:
             language_check=c.language_check,
             domain_hints=c.domain_hints,
             mix=c.mix,
+            speakers=session.speakers,
+            captions=c.captions,
         )
 
     async def _deliver(self, sid: str, session: StreamSession, result: ev.FragmentProcessed) -> None:

@@ -59,8 +59,21 @@ class StreamFactory:
             domain_hints=init.domain_hints,
             dialect=dialect,
             mix=self.mix(init),
+            captions=self.settings.captions if init.captions is None else init.captions,
         )
         session = StreamSession(config, self.thresholds)
+        if (init.speakers or self.settings.speakers) == "auto":
+            from livedub.runtime.pipeline.speakers import SpeakerTracker, caster_for
+
+            source = voice is not None and voice.name == "source"
+            session.speakers = SpeakerTracker(
+                key,
+                threshold=self.settings.speaker_similarity,
+                max_speakers=self.settings.speakers_max,
+                # Cloning: each speaker's own speech is its voice; else a built-in voice per speaker.
+                caster=None if source else caster_for(self.engines.tts, init.target_language),
+                clone=source,
+            )
         if voice is not None and voice.name == "source":
             from livedub.runtime.engines.voices import SourceAudioBuffer
 

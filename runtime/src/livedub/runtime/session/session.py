@@ -61,6 +61,8 @@ class StreamConfig:
     dialect: str = "guide"
     #: What the dub is laid over, and the voiceover's ducking (stream:init ``mix``, else MIX_DEFAULT).
     mix: MixOptions = field(default_factory=MixOptions)
+    #: Timed caption cues with each fragment (stream:init ``captions``).
+    captions: bool = False
 
 
 @dataclass(slots=True)
@@ -111,6 +113,8 @@ class StreamSession:
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     #: The speaker's recent speech when the stream asked for the ``source`` voice (a SourceAudioBuffer).
     source_audio: Any = None
+    #: This stream's speakers when it asked for ``speakers: "auto"`` (a pipeline SpeakerTracker).
+    speakers: Any = None
     _delivered_ids: OrderedDict[str, str] = field(default_factory=OrderedDict)  # id -> status
     backpressure: BackpressureTracker = field(init=False)
 

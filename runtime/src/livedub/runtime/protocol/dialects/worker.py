@@ -72,6 +72,9 @@ class WorkerConfig(_In):
     mix: Literal["dub", "voiceover", "background"] | None = None
     mix_duck_db: float | None = Field(None, ge=0, le=40)
     mix_fade_ms: int | None = Field(None, ge=10, le=2000)
+    #: Extensions, as in the guide dialect's stream:init (optional; the worker itself sends neither).
+    speakers: Literal["off", "auto"] | None = None
+    captions: bool | None = None
 
 
 class WorkerStreamInit(_In):
@@ -137,6 +140,8 @@ class WorkerDialect(Dialect):
             mix=c.mix,
             mix_duck_db=c.mix_duck_db,
             mix_fade_ms=c.mix_fade_ms,
+            speakers=c.speakers,
+            captions=c.captions,
         )
 
     def fragment(self, payload: Any) -> ev.FragmentData:

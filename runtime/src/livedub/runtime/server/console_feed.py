@@ -1,0 +1,183 @@
+"""What the ``/console`` page shows: a bounded record of recent streams, fragment latencies and errors.
+
+The feed watches the typed messages the runtime sends (``observe`` is called with every outbound
+message, in whichever dialect it goes out), so no dubbing code knows the console exists and both
+wire dialects are seen alike. ``snapshot`` joins that record with the live state only the service
+holds (in-flight counts, pause state, backpressure now) into one JSON document the page polls.
+
+Memory is bounded whatever the traffic: at most ``max_streams`` streams are remembered (least
+recently active forgotten first, ended ones before live ones), each with its last ``max_points``
+fragments, and the last ``max_errors`` errors. ``observe`` is O(1) and ``snapshot`` is O(what is
+remembered), so neither can hold the event loop for long.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from livedub.runtime.protocol import events as ev
+from livedub.runtime.protocol.dialects.base import Outbound
+
+if TYPE_CHECKING:
+    from livedub.runtime.server.service import DubbingService
+
+
+@dataclass(slots=True)
+class _Stream:
+    sid: str
+    stream_id: str
+    dialect: str
+    session_id: str | None = None
+    source_language: str | None = None
+    target_language: str | None = None
+    voice_profile: str | None = None
+    engines: dict[str, str] | None = None
+    started_at: float = field(default_factory=time.time)
+    ended_at: float | None = None
+    backpressure: str = "none"
+    points: deque[dict[str, Any]] = field(default_factory=deque)
+    complete: dict[str, Any] | None = None
+
+
+class ConsoleFeed:
+    def __init__(self, max_streams: int = 64, max_points: int = 240, max_errors: int = 100) -> None:
+        self.max_streams = max_streams
+        self.max_points = max_points
+        self._streams: OrderedDict[tuple[str, str], _Stream] = OrderedDict()
+        self._errors: deque[dict[str, Any]] = deque(maxlen=max_errors)
+        self.started_at = time.time()
+
+    # --- recording ---------------------------------------------------------------------------------
+
+    def observe(self, sid: str, message: Outbound, dialect: str) -> None:
+        """Record one outbound message (the sender and the namespace call this for every one)."""
+        if isinstance(message, ev.StreamReady):
+            stream = self._stream(sid, message.stream_id, dialect, fresh=True)
+            stream.session_id = message.session_id
+            stream.source_language = message.source_language
+            stream.target_language = message.target_language
+            stream.voice_profile = message.voice_profile
+            stream.engines = message.engines
+        elif isinstance(message, ev.FragmentProcessed):
+            stream = self._stream(sid, message.stream_id, dialect)
+            timings = message.stage_timings.model_dump(exclude_none=True) if message.stage_timings else {}
+            stream.points.append(
+                {
+                    "sequence_number": message.sequence_number,
+                    "fragment_id": message.fragment_id,
+                    "status": message.status,
+                    "processing_time_ms": message.processing_time_ms,
+                    "stage_timings": timings,
+                    "error_code": message.error.code if message.error else None,
+                    "at": time.time(),
+                }
+            )
+            while len(stream.points) > self.max_points:
+                stream.points.popleft()
+            if message.error is not None:  # a failed fragment (a deadline, an engine) is an error to see too
+                error = message.error.model_dump(exclude_none=True)
+                self._errors.append(
+                    {
+                        "at": time.time(),
+                        "sid": sid,
+                        "stream_id": stream.stream_id,
+                        "fragment_id": message.fragment_id,
+                        **error,
+                    }
+                )
+        elif isinstance(message, ev.Backpressure):
+            self._stream(sid, message.stream_id, dialect).backpressure = str(message.severity)
+        elif isinstance(message, ev.StreamComplete):
+            stream = self._stream(sid, message.stream_id, dialect)
+            stream.ended_at = time.time()
+            stream.complete = message.model_dump(exclude_none=True)
+        elif isinstance(message, ev.ErrorEvent):
+            self._errors.append({"at": time.time(), "sid": sid, **message.model_dump(exclude_none=True)})
+
+    def _stream(self, sid: str, stream_id: str | None, dialect: str, fresh: bool = False) -> _Stream:
+        key = (sid, stream_id or f"{sid}-stream")
+        stream = self._streams.get(key)
+        if stream is None or (fresh and stream.ended_at is not None):
+            # A stream:init after stream:end on the same id is a new run: start its record afresh.
+            stream = _Stream(sid, key[1], dialect)
+            self._streams[key] = stream
+        self._streams.move_to_end(key)
+        while len(self._streams) > self.max_streams:
+            ended = next((k for k, s in self._streams.items() if s.ended_at is not None), None)
+            self._streams.pop(ended if ended is not None else next(iter(self._streams)))
+        return stream
+
+    # --- reading -----------------------------------------------------------------------------------
+
+    def snapshot(self, service: DubbingService) -> dict[str, Any]:
+        """The page's document: runtime state, every remembered stream (live ones first), errors."""
+        live = {
+            (sid, stream_id): (conn, session)
+            for sid, conn in service.connections.items()
+            for stream_id, session in conn.streams.items()
+        }
+        streams = []
+        for key, stream in reversed(self._streams.items()):
+            conn_session = live.get(key)
+            entry: dict[str, Any] = {
+                "stream_id": stream.stream_id,
+                "session_id": stream.session_id,
+                "dialect": stream.dialect,
+                "source_language": stream.source_language,
+                "target_language": stream.target_language,
+                "voice_profile": stream.voice_profile,
+                "engines": stream.engines,
+                "started_at": stream.started_at,
+                "ended_at": stream.ended_at,
+                "backpressure": stream.backpressure,
+                "live": conn_session is not None,
+                "points": list(stream.points),
+                "complete": stream.complete,
+            }
+            if conn_session is not None:
+                conn, session = conn_session
+                stats = session.stats
+                entry.update(
+                    worker_id=conn.worker_id,
+                    state=str(session.state),
+                    inflight=session.inflight,
+                    backpressure=str(session.backpressure.current),
+                    stats={
+                        "received": stats.received,
+                        "delivered": stats.delivered,
+                        "success": stats.success,
+                        "partial": stats.partial,
+                        "failed": stats.failed,
+                        "avg_processing_time_ms": stats.avg_processing_time_ms,
+                        "deadline_misses": stats.deadline_misses,
+                    },
+                )
+            else:
+                entry["state"] = "ended" if stream.ended_at is not None else "disconnected"
+            streams.append(entry)
+        streams.sort(key=lambda s: not s["live"])  # stable: most recent first within each group
+        settings = service.settings
+        return {
+            "now": time.time(),
+            "started_at": self.started_at,
+            "ready": service.ready,
+            "draining": service.draining,
+            "placement": service.placement.state(),
+            "engines": service.engines.describe() if service.engines else None,
+            "streams_live": service.stream_count(),
+            "connections": len(service.connections),
+            "inflight": service.inflight_total,
+            "max_pod_inflight": settings.max_pod_inflight,
+            "max_inflight": settings.max_inflight,
+            "backpressure_thresholds": {
+                "low": settings.backpressure_threshold_low,
+                "medium": settings.backpressure_threshold_medium,
+                "high": settings.backpressure_threshold_high,
+                "critical": settings.backpressure_threshold_critical,
+            },
+            "streams": streams,
+            "errors": list(reversed(self._errors)),
+        }
