@@ -1,4 +1,4 @@
-"""One fragment through ASR → translation → TTS → duration match, each stage bounded in time.
+"""One fragment through ASR → translation → TTS → duration match (→ mix), each stage bounded in time.
 
 Every engine call runs in the process's worker threads (``run_in_executor``): nothing here blocks
 the event loop. A stage that overruns its timeout fails the fragment with ``TIMEOUT`` at that stage;
@@ -36,6 +36,7 @@ from livedub.runtime.pipeline import speakers as spk
 from livedub.runtime.pipeline.batcher import AsrBatcher
 from livedub.runtime.pipeline.duration import DurationPolicy, Status, fit, trim_silence, variance
 from livedub.runtime.pipeline.language import DEFAULT_MIN_PROBABILITY, LanguageCheck, find_mismatch
+from livedub.runtime.pipeline.mix import Mixer, MixOptions
 from livedub.runtime.pipeline.prefit import SpeakingRate
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class StageTimeouts:
     translation_s: float
     tts_s: float
     duration_match_s: float
+    mix_s: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +68,8 @@ class FragmentJob:
     language_check: LanguageCheck = "off"
     #: The programme's terms: primed into ASR and given to translation as context.
     domain_hints: tuple[str, ...] = ()
+    #: What the dub is laid over (pipeline/mix.py); ``dub`` with no loudness matching skips the stage.
+    mix: MixOptions = field(default_factory=MixOptions)
     #: The stream's speakers (stream:init ``speakers: "auto"``), or None: no speaker stage at all.
     speakers: spk.SpeakerTracker | None = None
     #: Build timed caption cues (stream:init ``captions``).
@@ -106,9 +110,11 @@ class DubbingPipeline:
         asr_max_batch: int = 8,
         language_min_probability: float = DEFAULT_MIN_PROBABILITY,
         translation_budget: bool = True,
+        mixer: Mixer | None = None,
         speaker_embedder: spk.LazyEmbedder | None = None,
     ) -> None:
         self.engines = engines
+        self.mixer = mixer
         #: Loaded on the first stream that asks for speakers (pipeline/speakers.py).
         self.speaker_embedder = speaker_embedder
         #: Ask the translator for text that fits the fragment (MT_BUDGET); engines without it ignore it.
@@ -220,9 +226,10 @@ class DubbingPipeline:
         if not transcript.has_speech:
             # Live streams are full of pauses: answer at once with silence of the same length.
             timings.update(translation_ms=0, tts_ms=0, duration_match_ms=0)
+            silence = np.zeros(target_samples, dtype=np.float32)
             return FragmentOutcome(
                 status="success",
-                audio=np.zeros(target_samples, dtype=np.float32),
+                audio=await self._mix(job, silence, timings, on_stage),
                 sample_rate=audio.sample_rate,
                 original_s=original_s,
                 dubbed_s=original_s,
@@ -307,6 +314,7 @@ class DubbingPipeline:
             )
             timings["captions_ms"] = int((time.perf_counter() - started) * 1000)
         dubbed_s = len(fitted) / audio.sample_rate
+        fitted = await self._mix(job, fitted, timings, on_stage)
         spread = variance(dubbed_s, original_s)
         self.metrics.variance.observe(spread)
         self.metrics.speed_ratio.observe(rate * speed)
@@ -325,6 +333,25 @@ class DubbingPipeline:
             speaker_voice=voice.speaker if speaker_task is not None and voice is not None else None,
             captions=captions,
         )
+
+    async def _mix(
+        self, job: FragmentJob, dub: Samples, timings: dict[str, int], on_stage: Callable[[Stage], None]
+    ) -> Samples:
+        """The dub over the stream's bed at the input's loudness; the dub itself when nothing is asked."""
+        mixer = self.mixer
+        if mixer is None or not mixer.needed(job.mix):
+            return dub
+        audio = job.audio
+        on_stage(Stage.MIX)
+        result = await self._stage(
+            Stage.MIX,
+            self.timeouts.mix_s,
+            self._run(lambda: mixer.mix(audio.original, audio.sample_rate, dub, job.mix)),
+            timings,
+            "mix_ms",
+        )
+        timings.update({key: round(value) for key, value in result.timings_ms.items()})
+        return result.audio
 
     def _identify(
         self, job: FragmentJob, audio16k: Samples, transcript: Transcript, timings: dict[str, int]

@@ -79,6 +79,12 @@ class StreamInit(_Inbound):
     max_inflight: int | None = Field(None, ge=1, le=64)
     #: Which wire dialect to answer in (default: the shape of this payload; protocol/dialects).
     dialect: Literal["guide", "worker"] | None = None
+    #: What the dub is laid over (pipeline/mix.py): dub (silence), voiceover (the original ducked under
+    #: the dub's speech), background (the original's non-speech part); default: the server's MIX_DEFAULT.
+    mix: Literal["dub", "voiceover", "background"] | None = None
+    #: voiceover only: ducking depth (dB) and fade length; default: MIX_DUCK_DB / MIX_FADE_MS.
+    mix_duck_db: float | None = Field(None, ge=0, le=40)
+    mix_fade_ms: int | None = Field(None, ge=10, le=2000)
     #: Speaker tracking: "auto" labels each fragment's speaker and gives each a voice of its own;
     #: default: the server's SPEAKERS (off, so the default path runs none of it).
     speakers: Literal["off", "auto"] | None = None
@@ -148,6 +154,8 @@ class StreamReady(_Outbound):
     source_language: str | None = None
     target_language: str | None = None
     voice_profile: str | None = None
+    #: The stream's effective mix (its own choice or MIX_DEFAULT).
+    mix: str | None = None
 
 
 class FragmentAck(_Outbound):
@@ -175,6 +183,8 @@ class StageTimings(_Outbound):
     tts_ms: int = 0
     # --- extensions ---
     duration_match_ms: int | None = None
+    #: The mix stage (voiceover / background / loudness), when the stream's mix runs one.
+    mix_ms: int | None = None
     decode_ms: int | None = None
     encode_ms: int | None = None
     queue_ms: int | None = None

@@ -4,7 +4,8 @@ What that worker sends and reads (it cannot be changed; a deployment only sets i
 
 * ``stream:init`` ``{stream_id, worker_id, config: {source_language, target_language, voice_profile,
   format, sample_rate_hz, channels, chunk_duration_ms, domain_hints?}, max_inflight?, timeout_ms?}``;
-  without ``stream:ready`` within 10 s it gives up.
+  without ``stream:ready`` within 10 s it gives up. A deployment that can configure it may add the
+  guide's optional ``mix``, ``mix_duck_db``, ``mix_fade_ms`` to ``config`` (issue 14).
 * ``fragment:data`` ``{fragment_id, stream_id, sequence_number, timestamp, audio: {format,
   sample_rate_hz, channels, duration_ms, data_base64}, metadata: {pts_ns}}``. Its bytes are raw ADTS
   AAC frames labelled ``m4a``.
@@ -67,6 +68,10 @@ class WorkerConfig(_In):
     channels: int = Field(2, ge=1, le=8)
     chunk_duration_ms: int = Field(6000, gt=0, le=600_000)
     domain_hints: tuple[Annotated[str, Field(min_length=1, max_length=64)], ...] = Field((), max_length=32)
+    # Extensions the worker may set where its stream config lives (the same meaning as in the guide's).
+    mix: Literal["dub", "voiceover", "background"] | None = None
+    mix_duck_db: float | None = Field(None, ge=0, le=40)
+    mix_fade_ms: int | None = Field(None, ge=10, le=2000)
     #: Extensions, as in the guide dialect's stream:init (optional; the worker itself sends neither).
     speakers: Literal["off", "auto"] | None = None
     captions: bool | None = None
@@ -132,6 +137,9 @@ class WorkerDialect(Dialect):
             timeout_ms=init.timeout_ms or WORKER_DEADLINE_MS,
             max_inflight=init.max_inflight,
             dialect="worker",
+            mix=c.mix,
+            mix_duck_db=c.mix_duck_db,
+            mix_fade_ms=c.mix_fade_ms,
             speakers=c.speakers,
             captions=c.captions,
         )
