@@ -42,7 +42,7 @@ def main() -> None:
     requests = sys.stdin.buffer
 
     import numpy as np
-    from spleeter.separator import Separator  # type: ignore[import-not-found]
+    from spleeter.separator import Separator
 
     # Separator.separate() feeds TensorFlow's Estimator from a generator that prefetches: its answer
     # to a call was the previous call's input separated (seen here: a 6 s request answered with the

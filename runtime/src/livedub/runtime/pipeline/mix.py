@@ -19,9 +19,10 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from livedub.runtime.audio import loudness
 from livedub.runtime.engines.base import Samples
@@ -72,25 +73,25 @@ def _frames_2d(audio: Samples) -> Samples:
     return audio[:, None] if audio.ndim == 1 else audio
 
 
-def _box(values: Samples, width: int) -> Samples:
+def _box(values: npt.NDArray[Any], width: int) -> npt.NDArray[np.float64]:
     """Centred moving average over ``width`` frames; the edges extend the first and last value, so a
     dub that speaks across a fragment boundary stays ducked up to it instead of ramping there."""
     if width <= 1:
-        return values.astype(np.float64)
+        return np.asarray(values, dtype=np.float64)
     padded = np.pad(values.astype(np.float64), (width // 2, width - 1 - width // 2), mode="edge")
     sums = np.cumsum(np.concatenate([[0.0], padded]))
-    return (sums[width:] - sums[:-width]) / width
+    return np.asarray((sums[width:] - sums[:-width]) / width, dtype=np.float64)
 
 
-def _dilate(mask: Samples, frames: int) -> Samples:
+def _dilate(mask: npt.NDArray[np.bool_], frames: int) -> npt.NDArray[np.bool_]:
     return _box(mask, 2 * frames + 1) > 1e-9 if frames > 0 else mask
 
 
-def _erode(mask: Samples, frames: int) -> Samples:
+def _erode(mask: npt.NDArray[np.bool_], frames: int) -> npt.NDArray[np.bool_]:
     return _box(mask, 2 * frames + 1) > 1 - 1e-9 if frames > 0 else mask
 
 
-def speech_frames(dub: Samples, sample_rate: int) -> Samples:
+def speech_frames(dub: Samples, sample_rate: int) -> npt.NDArray[np.bool_]:
     """Per 10 ms frame: whether the dub speaks there, gaps under 300 ms closed."""
     hop = max(1, round(_HOP_S * sample_rate))
     count = math.ceil(len(dub) / hop)
@@ -118,7 +119,8 @@ def duck_gain(dub: Samples, sample_rate: int, duck_db: float, fade_ms: int) -> S
     per_frame = 1.0 - (1.0 - floor) * np.clip(ducked, 0.0, 1.0)
     hop = max(1, round(_HOP_S * sample_rate))
     centres = (np.arange(len(per_frame)) + 0.5) * hop
-    return np.interp(np.arange(len(dub)), centres, per_frame).astype(np.float32)
+    gain: Samples = np.interp(np.arange(len(dub)), centres, per_frame).astype(np.float32)
+    return gain
 
 
 def _dub_gain_db(reference: float | None, bed: float | None, dub: float | None, max_gain_db: float) -> float:

@@ -20,7 +20,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
 from typing import Any
 
@@ -298,7 +298,7 @@ class DubbingService:
         embedder = self.pipeline.speaker_embedder if self.pipeline is not None else None
         if session.speakers is not None and embedder is not None and not embedder.loaded:
             future = self.executor.submit(embedder.load)
-            future.add_done_callback(lambda f: f.exception() and log.error("speaker model failed to load"))
+            future.add_done_callback(_log_speaker_load_failure)
 
     def find_stream(self, sid: str, stream_id: str | None) -> StreamSession:
         return self.connections[sid].find_stream(stream_id)
@@ -614,3 +614,8 @@ class DubbingService:
     async def _deliver(self, sid: str, session: StreamSession, result: ev.FragmentProcessed) -> None:
         session.stats.count(result.status, result.processing_time_ms or 0)
         await self._send(sid, result, session)
+
+
+def _log_speaker_load_failure(future: Future[object]) -> None:
+    if (error := future.exception()) is not None:
+        log.error("speaker model failed to load", exc_info=error)
