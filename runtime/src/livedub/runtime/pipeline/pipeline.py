@@ -35,6 +35,7 @@ from livedub.runtime.pipeline.batcher import AsrBatcher
 from livedub.runtime.pipeline.duration import DurationPolicy, Status, fit, trim_silence, variance
 from livedub.runtime.pipeline.language import DEFAULT_MIN_PROBABILITY, LanguageCheck, find_mismatch
 from livedub.runtime.pipeline.prefit import SpeakingRate
+from livedub.runtime.pipeline.tempo import Slot
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -220,10 +221,12 @@ class DubbingPipeline:
 
         engines = self.engines
         tts_name, language = engines.tts.name, job.target_language
-        # The slot the dub fills is the whole fragment (the speed pre-fit and the stretch aim at it too).
+        # The slot is the source's speech span, not the whole fragment: the budget, the speed
+        # pre-fit and the stretch all aim at it (pipeline/tempo.py), and pauses stay silent.
+        slot = Slot.of(transcript, original_s)
         options = replace(
             job.translation_options or TranslationOptions(),
-            budget=self.speaking_rate.budget(tts_name, language, original_s) if self.translation_budget else None,
+            budget=self.speaking_rate.budget(tts_name, language, slot.budget_s) if self.translation_budget else None,
         )
         on_stage(Stage.TRANSLATION)
         translation: str = await self._stage(
@@ -245,7 +248,7 @@ class DubbingPipeline:
         if not translation.strip():
             raise DubbingError(ErrorCode.INTERNAL, "translation returned no text", stage=Stage.TRANSLATION)
 
-        speed = self.speaking_rate.speed_for(tts_name, language, translation, original_s)
+        speed = self.speaking_rate.speed_for(tts_name, language, translation, slot)
         extra = {"reference": job.source_reference} if job.source_reference is not None else {}
         on_stage(Stage.TTS)
         synthesis = await self._start_synthesis(
@@ -256,13 +259,12 @@ class DubbingPipeline:
         voiced_s = len(trim_silence(speech.audio, speech.sample_rate)) / max(1, speech.sample_rate)
         self.speaking_rate.observe(tts_name, language, translation, voiced_s, speed)
 
-        speech_start = transcript.speech_start or (transcript.words[0].start if transcript.words else 0.0)
         on_stage(Stage.DURATION_MATCH)
-        fitted, rate = await self._stage(
+        fitted, tempo = await self._stage(
             Stage.DURATION_MATCH,
             self.timeouts.duration_match_s,
             self._run(
-                lambda: self._match(speech.audio, speech.sample_rate, audio.sample_rate, target_samples, speech_start)
+                lambda: self._match(speech.audio, speech.sample_rate, audio.sample_rate, target_samples, slot, speed)
             ),
             timings,
             "duration_match_ms",
@@ -272,7 +274,7 @@ class DubbingPipeline:
         dubbed_s = len(fitted) / audio.sample_rate
         spread = variance(dubbed_s, original_s)
         self.metrics.variance.observe(spread)
-        self.metrics.speed_ratio.observe(rate * speed)
+        self.metrics.speed_ratio.observe(tempo)
         return FragmentOutcome(
             status=self.policy.grade(spread),
             audio=fitted,
@@ -282,7 +284,7 @@ class DubbingPipeline:
             original_s=original_s,
             dubbed_s=dubbed_s,
             variance=spread,
-            speed_ratio=rate * speed,  # total tempo change: native TTS speed times the stretch
+            speed_ratio=tempo,  # the tempo the speech plays at: native TTS speed times the stretch
             timings_ms=timings,
         )
 
@@ -305,14 +307,16 @@ class DubbingPipeline:
             raise mismatch.error()
 
     def _match(
-        self, speech: Samples, speech_rate: int, out_rate: int, target_samples: int, speech_start_s: float
+        self, speech: Samples, speech_rate: int, out_rate: int, target_samples: int, slot: Slot, speed: float
     ) -> tuple[Samples, float]:
-        """Trim, resample to the output rate, stretch within the clamp, then place in the fragment."""
+        """Trim, resample, stretch to the slot's tempo, place at the speech start; returns the tempo."""
         voiced = trim_silence(speech, speech_rate)
         voiced = resample(voiced, speech_rate, out_rate)
         if voiced.size == 0:
             return np.zeros(target_samples, dtype=np.float32), 1.0
-        rate = self.policy.stretch_rate(len(voiced) / out_rate, target_samples / out_rate)
-        if rate != 1.0:
-            voiced = self.engines.stretcher.stretch(voiced, out_rate, rate)
-        return fit(voiced, out_rate, target_samples, speech_start_s), rate
+        # What the line takes at tempo 1.0: the TTS said it at ``speed`` already.
+        natural_s = len(voiced) / out_rate * speed
+        stretch, tempo = self.policy.stretch_for(natural_s, speed, slot)
+        if stretch != 1.0:
+            voiced = self.engines.stretcher.stretch(voiced, out_rate, stretch)
+        return fit(voiced, out_rate, target_samples, slot.start_s), tempo
