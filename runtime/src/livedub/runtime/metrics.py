@@ -112,6 +112,12 @@ class Metrics:
         self.mt_fallbacks = Counter(
             "sts_translation_fallback_total", "Translations served by the fallback engine.", registry=r
         )
+        self.translation_rewrites = Counter(
+            "sts_translation_rewrites_total",
+            "Fragments whose synthesised line would have played faster than natural (tempo > 1.2) and "
+            "were re-translated shorter once (MT_ENGINE=llm with MT_BUDGET).",
+            registry=r,
+        )
         self.mt_guard = Counter(
             "sts_translation_guard_total",
             "LLM answers rejected by a guard (empty, over_budget, repetition, wrong_language, untranslated, "

@@ -178,6 +178,14 @@ class Translator(ABC):
     ) -> str:
         """Translate ``text``. ``context`` (previous sentences) informs but is not translated."""
 
+    def shorten(self, translation: str, *, target: str, budget: LengthBudget, source_text: str = "") -> str | None:
+        """A shorter rewrite of ``translation`` that fits ``budget``, or None where the engine cannot.
+
+        The pipeline asks once when the synthesised line would leave the natural tempo band
+        (pipeline/tempo.py). Only an instruction-following engine (the LLM) can; the default cannot.
+        """
+        return None
+
 
 class Synthesizer(ABC):
     name: str = "tts"

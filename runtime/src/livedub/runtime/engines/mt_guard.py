@@ -36,7 +36,7 @@ _UNTRANSLATED_MIN_WORDS = 4
 
 _FUNCTION_WORDS_TEXT = {
     "en": "the a an of and to in is are was were that this with for on it he she they you not be",
-    "es": "el la los las un una de del y que en es son fue por para con se no lo su al como",
+    "es": "el la los las un una a de del y que en es son fue por para con se no lo su al como",
     "fr": "le la les un une des de du et que en est sont pour avec se ne pas il elle au",
     "de": "der die das ein eine und ist sind nicht mit von zu den dem des auf für sich es",
     "it": "il lo la gli le un una di del e che è sono per con non si della al",
@@ -65,6 +65,18 @@ def check(
 
     ``keep``: lower-cased words the answer may copy from the source (glossary terms kept as written).
     """
+    shape = check_shape(source_text, answer, budget)
+    if shape is not None:
+        return shape
+    if _wrong_language(answer, base_language(source), base_language(target)):
+        return "wrong_language"
+    if _untranslated(source_text, answer, keep):
+        return "untranslated"
+    return None
+
+
+def check_shape(source_text: str, answer: str, budget: LengthBudget | None = None) -> Reason | None:
+    """The language-blind checks: empty, far past its room, a loop (also for same-language rewrites)."""
     if not answer.strip() or not words(answer):
         return "empty"
     room = max(len(source_text), budget.max_chars if budget else 0)
@@ -72,10 +84,6 @@ def check(
         return "over_budget"
     if _repeats(answer):
         return "repetition"
-    if _wrong_language(answer, base_language(source), base_language(target)):
-        return "wrong_language"
-    if _untranslated(source_text, answer, keep):
-        return "untranslated"
     return None
 
 

@@ -272,6 +272,19 @@ class LlmTranslator(Translator):
         log.warning("LLM translation rejected, using fallback", extra={"reason": reason, "answer": answer[:200]})
         return glossary.protect(self.fallback, text, source=source, target=target, context=context, options=options)
 
+    def shorten(self, translation: str, *, target: str, budget: LengthBudget, source_text: str = "") -> str | None:
+        """The pipeline's post-synthesis "shorter" request; None when the answer is no shorter or fails a guard."""
+        if not self.budget_retry or base_language(target) not in LANGUAGE_NAMES:
+            return None
+        self.retry_total += 1
+        shorter = self.generate(
+            shorten_messages(translation, target=target, budget=budget), max_tokens=_max_tokens(translation, budget)
+        )
+        if not shorter or len(shorter) >= len(translation):
+            return None
+        # A same-language edit: only the language-blind guards apply (no loop, no runaway).
+        return shorter if mt_guard.check_shape(translation, shorter, budget) is None else None
+
     def generate(self, messages: list[dict[str, str]], *, max_tokens: int) -> str:
         """One chat completion, cleaned to the translation line (the seam tests wrap to misbehave)."""
         request = {"messages": messages, "max_tokens": max_tokens, "temperature": 0.0, "top_k": 1}

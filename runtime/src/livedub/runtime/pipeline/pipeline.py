@@ -23,6 +23,7 @@ from livedub.runtime.audio.codec import DecodedAudio, resample
 from livedub.runtime.engines.base import (
     ASR_SAMPLE_RATE,
     Engines,
+    LengthBudget,
     Samples,
     Speech,
     Transcript,
@@ -35,7 +36,7 @@ from livedub.runtime.pipeline.batcher import AsrBatcher
 from livedub.runtime.pipeline.duration import DurationPolicy, Status, fit, trim_silence, variance
 from livedub.runtime.pipeline.language import DEFAULT_MIN_PROBABILITY, LanguageCheck, find_mismatch
 from livedub.runtime.pipeline.prefit import SpeakingRate
-from livedub.runtime.pipeline.tempo import Slot
+from livedub.runtime.pipeline.tempo import Slot, too_fast
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -258,6 +259,11 @@ class DubbingPipeline:
         self.metrics.tts_seconds.observe(timings["tts_ms"] / 1000)
         voiced_s = len(trim_silence(speech.audio, speech.sample_rate)) / max(1, speech.sample_rate)
         self.speaking_rate.observe(tts_name, language, translation, voiced_s, speed)
+        if self.translation_budget and too_fast(self.policy.tempo(voiced_s * speed, slot)):
+            # The line would play faster than natural: one shorter rewrite, where the engine can.
+            shorter = await self._shorter(job, translation, voiced_s * speed, slot, timings)
+            if shorter is not None:
+                translation, speech, speed = shorter
 
         on_stage(Stage.DURATION_MATCH)
         fitted, tempo = await self._stage(
@@ -287,6 +293,42 @@ class DubbingPipeline:
             speed_ratio=tempo,  # the tempo the speech plays at: native TTS speed times the stretch
             timings_ms=timings,
         )
+
+    async def _shorter(
+        self, job: FragmentJob, translation: str, natural_s: float, slot: Slot, timings: dict[str, int]
+    ) -> tuple[str, Speech, float] | None:
+        """A shorter rewrite of ``translation`` and its speech, or None (the engine cannot, or it failed).
+
+        Its time is added to the translation and TTS timings. A failure here is not the fragment's:
+        the first translation is still good, only fast.
+        """
+        engines, language = self.engines, job.target_language
+        # The characters the fragment holds at natural tempo, from this very line's measured rate.
+        budget = LengthBudget(slot.fragment_s, max(8, int(len(translation) * slot.fragment_s / natural_s)))
+        extra = {"reference": job.source_reference} if job.source_reference is not None else {}
+        try:
+            rewrite = await self._stage(
+                Stage.TRANSLATION,
+                self.timeouts.translation_s,
+                self._run(lambda: engines.translator.shorten(translation, target=language, budget=budget)),
+                timings,
+                "rewrite_ms",
+            )
+            if not rewrite:
+                return None
+            speed = self.speaking_rate.speed_for(engines.tts.name, language, rewrite, slot)
+            synthesis = await self._start_synthesis(
+                lambda: engines.tts.synthesize(rewrite, language=language, voice=job.voice, speed=speed, **extra)
+            )
+            speech = await self._stage(Stage.TTS, self.timeouts.tts_s, synthesis, timings, "resynthesis_ms")
+        except DubbingError as exc:
+            log.warning("shorter rewrite failed; keeping the first translation", extra={"error": exc.message})
+            return None
+        finally:
+            timings["translation_ms"] += timings.pop("rewrite_ms", 0)
+            timings["tts_ms"] += timings.pop("resynthesis_ms", 0)
+        self.metrics.translation_rewrites.inc()
+        return rewrite, speech, speed
 
     def _check_language(self, job: FragmentJob, transcript: Transcript) -> None:
         """Apply the stream's language check to a transcript with speech (raises to refuse)."""

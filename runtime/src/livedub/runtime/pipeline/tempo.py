@@ -74,3 +74,9 @@ def tempo_for(natural_s: float, slot: Slot, fastest: float) -> float:
 
 def natural(tempo: float) -> bool:
     return NATURAL_BAND[0] <= tempo <= NATURAL_BAND[1]
+
+
+def too_fast(tempo: float) -> bool:
+    """Past the natural band: the line asks for a shorter rewrite (the only side the rules can leave:
+    a short line is padded with silence, never slowed below GAP_CLOSE_MIN)."""
+    return tempo > NATURAL_BAND[1]

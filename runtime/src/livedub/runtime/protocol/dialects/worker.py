@@ -3,7 +3,8 @@
 What that worker sends and reads (it cannot be changed; a deployment only sets its URL):
 
 * ``stream:init`` ``{stream_id, worker_id, config: {source_language, target_language, voice_profile,
-  format, sample_rate_hz, channels, chunk_duration_ms, domain_hints?}, max_inflight?, timeout_ms?}``;
+  format, sample_rate_hz, channels, chunk_duration_ms, domain_hints?, glossary?}, max_inflight?,
+  timeout_ms?}`` (``glossary``: our extension, the same entries as the guide dialect's);
   without ``stream:ready`` within 10 s it gives up.
 * ``fragment:data`` ``{fragment_id, stream_id, sequence_number, timestamp, audio: {format,
   sample_rate_hz, channels, duration_ms, data_base64}, metadata: {pts_ns}}``. Its bytes are raw ADTS
@@ -25,7 +26,7 @@ import base64
 import binascii
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from livedub.runtime.protocol import events as ev
 from livedub.runtime.protocol.dialects.base import Dialect, Outbound
@@ -67,6 +68,12 @@ class WorkerConfig(_In):
     channels: int = Field(2, ge=1, le=8)
     chunk_duration_ms: int = Field(6000, gt=0, le=600_000)
     domain_hints: tuple[Annotated[str, Field(min_length=1, max_length=64)], ...] = Field((), max_length=32)
+    glossary: ev.Glossary = ()
+
+    @field_validator("glossary")
+    @classmethod
+    def _one_translation_each(cls, value: tuple[ev.GlossaryEntry, ...]) -> tuple[ev.GlossaryEntry, ...]:
+        return ev.check_glossary(value)
 
 
 class WorkerStreamInit(_In):
@@ -126,6 +133,7 @@ class WorkerDialect(Dialect):
             output_sample_rate_hz=c.sample_rate_hz,
             glossary_id=None,
             domain_hints=c.domain_hints,
+            glossary=c.glossary,
             timeout_ms=init.timeout_ms or WORKER_DEADLINE_MS,
             max_inflight=init.max_inflight,
             dialect="worker",
