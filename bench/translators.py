@@ -204,10 +204,17 @@ def main() -> None:
     for label, (translator, budget) in translators.items():
         engines = Engines(asr=asr, translator=translator, tts=tts, stretcher=stretcher)
         pipeline = pipeline_for(engines, settings, budget)
-        fallbacks_before = llm.fallback_total
+        fallbacks_before, retries_before, guards_before = llm.fallback_total, llm.retry_total, dict(llm.guard_by_reason)
         rows = asyncio.run(dub_clips(label, pipeline, fragments, asr))
         summary = summarise(rows, settings.speed_ratio_max)
-        summary["llm_fallbacks"] = llm.fallback_total - fallbacks_before if translator is llm else 0
+        if translator is llm:
+            summary["llm_fallbacks"] = llm.fallback_total - fallbacks_before
+            summary["llm_guard_by_reason"] = {
+                k: v - guards_before.get(k, 0) for k, v in llm.guard_by_reason.items() if v > guards_before.get(k, 0)
+            }
+            summary["llm_retries"] = llm.retry_total - retries_before  # in-translator and post-synthesis
+        # Post-synthesis "shorter" rewrites (sts_translation_rewrites_total), warm-up included.
+        summary["rewrites"] = int(pipeline.metrics.translation_rewrites._value.get())
         print(json.dumps({label: summary}), flush=True)
         result["fleurs"][label] = {**summary, "fragments": rows}
     if args.tatoeba:
