@@ -217,10 +217,15 @@ def main() -> None:
         summary["rewrites"] = int(pipeline.metrics.translation_rewrites._value.get())
         print(json.dumps({label: summary}), flush=True)
         result["fleurs"][label] = {**summary, "fragments": rows}
+        write(result)  # after each translator: a long run stopped early keeps what it measured
     if args.tatoeba:
         result["tatoeba"] = [
             {k: v for k, v in row.items() if k != "examples"} for row in tatoeba(translators, args.tatoeba)
         ]
+        write(result)
+
+
+def write(result: dict[str, Any]) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / "translators.json"
     out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
@@ -228,7 +233,7 @@ def main() -> None:
         plot(result, RESULTS / "translators_tempo.png")
     except Exception as exc:  # never lose the figures to a plot
         print(f"no plot: {exc!r}")
-    print(f"wrote {out}")
+    print(f"wrote {out}", flush=True)
 
 
 if __name__ == "__main__":
