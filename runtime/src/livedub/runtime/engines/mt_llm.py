@@ -12,7 +12,10 @@ parts are joined once into a cache directory, hashed while they are written and 
 :data:`PACKAGED_SHA256`, then moved into place atomically; later starts find the file and its
 ``.sha256`` stamp and reuse it (a size check, no re-hash of 1.1 GB at every start).
 
-Decoding is greedy (temperature 0, top-k 1): the same sentence dubs the same way every time. One
+Decoding is greedy (temperature 0, top-k 1) and without llama.cpp's prompt cache: with the cache on,
+the same request answered differently depending on what the slot held before (measured: one
+"shorten" request gave 44 characters on a fresh slot and the unshortened 80 right after), so the
+same sentence would not dub the same way every time. The cost is re-reading a ~100-token prompt. One
 model per process; llama.cpp's server loop serves ``parallel`` slots at once (continuous batching),
 and a semaphore keeps callers at that many so none waits inside llama.cpp past the stage timeout.
 
@@ -287,7 +290,13 @@ class LlmTranslator(Translator):
 
     def generate(self, messages: list[dict[str, str]], *, max_tokens: int) -> str:
         """One chat completion, cleaned to the translation line (the seam tests wrap to misbehave)."""
-        request = {"messages": messages, "max_tokens": max_tokens, "temperature": 0.0, "top_k": 1}
+        request = {
+            "messages": messages,
+            "max_tokens": max_tokens,
+            "temperature": 0.0,
+            "top_k": 1,
+            "cache_prompt": False,
+        }
         with self._slots:
             try:
                 response: Any = self._server.handle_chat_completions(request)
