@@ -60,10 +60,11 @@ async def test_the_glossary_term_reaches_the_dub(make_server, engines, llm, spee
 
 async def test_a_looping_answer_is_spoken_by_apertium_and_counted(make_server, engines, llm, speech, monkeypatch):
     looping = llm.generate(
-        [{"role": "user", "content": "Write the Spanish word 'color' sixty times, separated by spaces."}],
-        max_tokens=160,
+        [{"role": "user", "content": "Write the Spanish word 'color' twenty times, separated by spaces."}],
+        max_tokens=80,
     )
-    assert check_shape("the cabbage juice changes color", looping) == "repetition", looping
+    source = "the cabbage juice changes color depending on how acidic, basic alkaline the chemical is."
+    assert check_shape(source, looping) == "repetition", looping
     real_generate = llm.generate
     calls: list[int] = []
 
