@@ -121,6 +121,7 @@ class _Window:
     speech_start: float
     detect: bool
     hints: str | None = None
+    speech_end: float | None = None
 
 
 #: A detection: (ISO code, probability of Whisper's top language token).
@@ -221,12 +222,25 @@ class WhisperRecognizer(SpeechRecognizer):
                 detect_from = samples[start:end] if detect else None
                 results[index] = self._transcribe_full(samples, lang, prompt, detect_from, hints)
                 continue
-            windows.append(_Window(index, samples[start:end], lang, prompt, start / ASR_SAMPLE_RATE, detect, hints))
+            windows.append(
+                _Window(
+                    index,
+                    samples[start:end],
+                    lang,
+                    prompt,
+                    start / ASR_SAMPLE_RATE,
+                    detect,
+                    hints,
+                    speech_end=end / ASR_SAMPLE_RATE,
+                )
+            )
         for first in range(0, len(windows), self.max_batch):
             chunk = windows[first : first + self.max_batch]
             for window, (text, detected) in zip(chunk, self._decode_windows(chunk), strict=True):
                 language, probability = detected if detected is not None else (window.language, 1.0)
-                results[window.index] = Transcript(text, language, probability, (), speech_start=window.speech_start)
+                results[window.index] = Transcript(
+                    text, language, probability, (), speech_start=window.speech_start, speech_end=window.speech_end
+                )
         return [r if r is not None else Transcript("", "") for r in results]
 
     # --- the batched window path -------------------------------------------------------------
@@ -388,8 +402,9 @@ class WhisperRecognizer(SpeechRecognizer):
         text = " ".join(s.text.strip() for s in segments).strip()
         words = tuple(Word(w.word.strip(), w.start, w.end, w.probability) for s in segments for w in (s.words or ()))
         start = float(segments[0].start) if segments else None
+        end = float(segments[-1].end) if segments else None
         detected_language, probability = detected if detected is not None else (language, 1.0)
-        return Transcript(text, detected_language, probability, words, speech_start=start)
+        return Transcript(text, detected_language, probability, words, speech_start=start, speech_end=end)
 
     def _check_language(self, language: str) -> str:
         lang = base_language(language)

@@ -23,6 +23,7 @@ from livedub.runtime.audio.codec import DecodedAudio, resample
 from livedub.runtime.engines.base import (
     ASR_SAMPLE_RATE,
     Engines,
+    LengthBudget,
     Samples,
     Speech,
     Transcript,
@@ -38,6 +39,7 @@ from livedub.runtime.pipeline.duration import DurationPolicy, Status, fit, trim_
 from livedub.runtime.pipeline.language import DEFAULT_MIN_PROBABILITY, LanguageCheck, find_mismatch
 from livedub.runtime.pipeline.mix import Mixer, MixOptions
 from livedub.runtime.pipeline.prefit import SpeakingRate
+from livedub.runtime.pipeline.tempo import Slot, too_fast
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -243,10 +245,12 @@ class DubbingPipeline:
         speaker_task = self._identify(job, asr_input, transcript, timings) if job.speakers is not None else None
         engines = self.engines
         tts_name, language = engines.tts.name, job.target_language
-        # The slot the dub fills is the whole fragment (the speed pre-fit and the stretch aim at it too).
+        # The slot is the source's speech span, not the whole fragment: the budget, the speed
+        # pre-fit and the stretch all aim at it (pipeline/tempo.py), and pauses stay silent.
+        slot = Slot.of(transcript, original_s)
         options = replace(
             job.translation_options or TranslationOptions(),
-            budget=self.speaking_rate.budget(tts_name, language, original_s) if self.translation_budget else None,
+            budget=self.speaking_rate.budget(tts_name, language, slot.budget_s) if self.translation_budget else None,
         )
         on_stage(Stage.TRANSLATION)
         translation: str = await self._stage(
@@ -272,7 +276,7 @@ class DubbingPipeline:
         if speaker_task is not None:
             turn = await speaker_task
             voice, reference, speaker = turn.voice, turn.reference or reference, turn.label
-        speed = self.speaking_rate.speed_for(tts_name, language, translation, original_s)
+        speed = self.speaking_rate.speed_for(tts_name, language, translation, slot)
         extra = {"reference": reference} if reference is not None else {}
         on_stage(Stage.TTS)
         synthesis = await self._start_synthesis(
@@ -282,14 +286,18 @@ class DubbingPipeline:
         self.metrics.tts_seconds.observe(timings["tts_ms"] / 1000)
         voiced_s = len(trim_silence(speech.audio, speech.sample_rate)) / max(1, speech.sample_rate)
         self.speaking_rate.observe(tts_name, language, translation, voiced_s, speed)
+        if self.translation_budget and too_fast(self.policy.tempo(voiced_s * speed, slot)):
+            # The line would play faster than natural: one shorter rewrite, where the engine can.
+            shorter = await self._shorter(job, translation, voiced_s * speed, slot, timings, voice, extra)
+            if shorter is not None:
+                translation, speech, speed = shorter
 
-        speech_start = transcript.speech_start or (transcript.words[0].start if transcript.words else 0.0)
         on_stage(Stage.DURATION_MATCH)
-        fitted, rate = await self._stage(
+        fitted, tempo = await self._stage(
             Stage.DURATION_MATCH,
             self.timeouts.duration_match_s,
             self._run(
-                lambda: self._match(speech.audio, speech.sample_rate, audio.sample_rate, target_samples, speech_start)
+                lambda: self._match(speech.audio, speech.sample_rate, audio.sample_rate, target_samples, slot, speed)
             ),
             timings,
             "duration_match_ms",
@@ -309,7 +317,7 @@ class DubbingPipeline:
                     transcript=transcript.text,
                     source=asr_input,
                     source_rate=ASR_SAMPLE_RATE,
-                    speech_start=speech_start,
+                    speech_start=slot.start_s,
                 )
             )
             timings["captions_ms"] = int((time.perf_counter() - started) * 1000)
@@ -317,7 +325,7 @@ class DubbingPipeline:
         fitted = await self._mix(job, fitted, timings, on_stage)
         spread = variance(dubbed_s, original_s)
         self.metrics.variance.observe(spread)
-        self.metrics.speed_ratio.observe(rate * speed)
+        self.metrics.speed_ratio.observe(tempo)
         return FragmentOutcome(
             status=self.policy.grade(spread),
             audio=fitted,
@@ -327,7 +335,7 @@ class DubbingPipeline:
             original_s=original_s,
             dubbed_s=dubbed_s,
             variance=spread,
-            speed_ratio=rate * speed,  # total tempo change: native TTS speed times the stretch
+            speed_ratio=tempo,  # the tempo the speech plays at: native TTS speed times the stretch
             timings_ms=timings,
             speaker=speaker,
             speaker_voice=voice.speaker if speaker_task is not None and voice is not None else None,
@@ -379,6 +387,48 @@ class DubbingPipeline:
 
         return asyncio.ensure_future(run())
 
+    async def _shorter(
+        self,
+        job: FragmentJob,
+        translation: str,
+        natural_s: float,
+        slot: Slot,
+        timings: dict[str, int],
+        voice: VoiceProfile | None,
+        extra: dict[str, object],
+    ) -> tuple[str, Speech, float] | None:
+        """A shorter rewrite of ``translation`` and its speech, or None (the engine cannot, or it failed).
+
+        Its time is added to the translation and TTS timings. A failure here is not the fragment's:
+        the first translation is still good, only fast.
+        """
+        engines, language = self.engines, job.target_language
+        # The characters the fragment holds at natural tempo, from this very line's measured rate.
+        budget = LengthBudget(slot.fragment_s, max(8, int(len(translation) * slot.fragment_s / natural_s)))
+        try:
+            rewrite = await self._stage(
+                Stage.TRANSLATION,
+                self.timeouts.translation_s,
+                self._run(lambda: engines.translator.shorten(translation, target=language, budget=budget)),
+                timings,
+                "rewrite_ms",
+            )
+            if not rewrite:
+                return None
+            speed = self.speaking_rate.speed_for(engines.tts.name, language, rewrite, slot)
+            synthesis = await self._start_synthesis(
+                lambda: engines.tts.synthesize(rewrite, language=language, voice=voice, speed=speed, **extra)
+            )
+            speech = await self._stage(Stage.TTS, self.timeouts.tts_s, synthesis, timings, "resynthesis_ms")
+        except DubbingError as exc:
+            log.warning("shorter rewrite failed; keeping the first translation", extra={"error": exc.message})
+            return None
+        finally:
+            timings["translation_ms"] += timings.pop("rewrite_ms", 0)
+            timings["tts_ms"] += timings.pop("resynthesis_ms", 0)
+        self.metrics.translation_rewrites.inc()
+        return rewrite, speech, speed
+
     def _check_language(self, job: FragmentJob, transcript: Transcript) -> None:
         """Apply the stream's language check to a transcript with speech (raises to refuse)."""
         mismatch = find_mismatch(job.source_language, transcript, self.language_min_probability)
@@ -398,14 +448,16 @@ class DubbingPipeline:
             raise mismatch.error()
 
     def _match(
-        self, speech: Samples, speech_rate: int, out_rate: int, target_samples: int, speech_start_s: float
+        self, speech: Samples, speech_rate: int, out_rate: int, target_samples: int, slot: Slot, speed: float
     ) -> tuple[Samples, float]:
-        """Trim, resample to the output rate, stretch within the clamp, then place in the fragment."""
+        """Trim, resample, stretch to the slot's tempo, place at the speech start; returns the tempo."""
         voiced = trim_silence(speech, speech_rate)
         voiced = resample(voiced, speech_rate, out_rate)
         if voiced.size == 0:
             return np.zeros(target_samples, dtype=np.float32), 1.0
-        rate = self.policy.stretch_rate(len(voiced) / out_rate, target_samples / out_rate)
-        if rate != 1.0:
-            voiced = self.engines.stretcher.stretch(voiced, out_rate, rate)
-        return fit(voiced, out_rate, target_samples, speech_start_s), rate
+        # What the line takes at tempo 1.0: the TTS said it at ``speed`` already.
+        natural_s = len(voiced) / out_rate * speed
+        stretch, tempo = self.policy.stretch_for(natural_s, speed, slot)
+        if stretch != 1.0:
+            voiced = self.engines.stretcher.stretch(voiced, out_rate, stretch)
+        return fit(voiced, out_rate, target_samples, slot.start_s), tempo

@@ -143,6 +143,8 @@ class DubbingService:
         self.metrics.info.info({"version": "0.1.0", **engines.describe()})
         if hasattr(engines.translator, "on_fallback"):  # Fallback/LlmTranslator: count what the primary did not serve
             engines.translator.on_fallback = lambda reason: self.metrics.mt_fallbacks.inc()
+        if hasattr(engines.translator, "on_guard"):  # LlmTranslator: rejected answers, by reason
+            engines.translator.on_guard = lambda reason: self.metrics.mt_guard.labels(reason=reason).inc()
 
     @property
     def ready(self) -> bool:

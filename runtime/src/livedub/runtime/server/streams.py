@@ -47,7 +47,10 @@ class StreamFactory:
             target_language=init.target_language,
             voice=voice,
             translation=TranslationOptions(
-                formality=init.formality, glossary_id=init.glossary_id, domain_hints=init.domain_hints
+                formality=init.formality,
+                glossary_id=init.glossary_id,
+                domain_hints=init.domain_hints,
+                glossary=tuple((entry.source, entry.target) for entry in init.glossary),
             ),
             input_sample_rate=init.sample_rate_hz,
             input_channels=init.channels,
