@@ -142,7 +142,7 @@ def test_dub_with_captions_writes_webvtt_files_in_both_languages(tmp_path, share
     total_s = sum(len(audio) for _, audio in turns) / 16000
     for language in ("en", "es"):
         path = tmp_path / f"out.{language}.vtt"
-        cues = webvtt.read(str(path))  # raises on a malformed file
+        cues = webvtt.read(str(path), strict=True)  # raises on a malformed cue block
         assert len(cues) >= 2, path.read_text()
         assert all(0 <= c.start_in_seconds <= c.end_in_seconds <= total_s + 0.25 for c in cues)
         # The two speakers' cues: the man's in the first 6 s, the woman's after.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import io
 import itertools
 
 import numpy as np
@@ -102,17 +101,17 @@ def test_webvtt_files_parse_and_carry_offsets_speakers_and_escaped_text(tmp_path
     ]
     written = vtt.write_stream(tmp_path / "out.wav", results, [0.0, 6.0, 3723.5], ("en", "es"))
     assert [p.name for p in written] == ["out.en.vtt", "out.es.vtt"]
-    source = webvtt.read(str(written[0]))
+    source = webvtt.read(str(written[0]), strict=True)
     assert [(c.start, c.end, c.voice, c.text) for c in source] == [
         # Escaped, so the transcript's "<b>" is text, not a tag (webvtt-py leaves entities as written).
         ("00:00:00.100", "00:00:01.900", "S1", "Hello &lt;b&gt;&amp;"),
         ("01:02:03.500", "01:02:03.700", None, "Hi"),  # zero-length cue widened to be seen
     ]
     assert html.unescape(source[0].text) == "Hello <b>&"
-    target = webvtt.read_buffer(io.StringIO(written[1].read_text()))
+    target = webvtt.from_string(written[1].read_text(), strict=True)
     assert [(c.start, c.end, c.voice, c.text) for c in target] == [("01:02:04.000", "01:02:06.000", "S2", "Hola")]
     empty = vtt.render([])
-    assert list(webvtt.read_buffer(io.StringIO(empty))) == []
+    assert list(webvtt.from_string(empty, strict=True)) == []
 
 
 def test_without_word_timestamps_the_source_text_follows_the_source_speech():
