@@ -211,7 +211,7 @@ async def test_console_shows_streams_with_languages_dialects_and_latency(make_se
         )
         assert await page.js("return document.querySelector('#chart canvas') !== null")
         # Those points are the fragments' own processing times, as the client received them.
-        snapshot = await page.js("return await (await fetch('/console/api/snapshot')).json()")
+        snapshot = await page.js("return await (await fetch('/console/api/snapshot?stream=stream-1')).json()")
         mine = next(s for s in snapshot["streams"] if s["stream_id"] == "stream-1")
         assert [p["processing_time_ms"] for p in mine["points"]] == [p["processing_time_ms"] for p in processed]
         runtime = await page.js("return document.getElementById('runtime').textContent")
@@ -259,8 +259,10 @@ async def test_try_it_dubs_a_speech_file_through_the_server(make_server: Any, pa
     assert all(" success " in line or " partial " in line for line in dub["lines"]), dub["lines"]
     assert any("→" in line and len(line.split("→")[1].strip()) > 3 for line in dub["lines"]), dub["lines"]
     # The panel's own stream is on the page too, as the console's, with both fragments plotted.
-    streams = server.app[CONSOLE_KEY].snapshot(server.app[SERVICE_KEY])["streams"]
+    feed = server.app[CONSOLE_KEY]
+    streams = feed.snapshot(server.app[SERVICE_KEY])["streams"]
     mine = next(s for s in streams if s["stream_id"].startswith("console-"))
+    mine = next(s for s in feed.snapshot(server.app[SERVICE_KEY], mine["stream_id"])["streams"] if "points" in s)
     assert [p["sequence_number"] for p in mine["points"]] == [0, 1]
     row = await page.row(mine["stream_id"])
     assert (row["languages"], row["dialect"]) == ("en → es", "guide")

@@ -85,7 +85,8 @@ async def console_snapshot(request: web.Request) -> web.Response:
     reason = _refusal(request)
     if reason is not None:
         return _unauthorised(reason)
-    document = request.app[CONSOLE_KEY].snapshot(request.app[SERVICE_KEY])
+    # Only the stream the page shows carries its points: the document stays small (console_feed).
+    document = request.app[CONSOLE_KEY].snapshot(request.app[SERVICE_KEY], request.query.get("stream"))
     return web.json_response(document, headers={"Cache-Control": "no-store"})
 
 
