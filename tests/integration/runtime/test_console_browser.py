@@ -24,6 +24,7 @@ import pytest
 import socketio
 import soundfile as sf
 
+from livedub.runtime.protocol import events as ev
 from livedub.runtime.server.keys import CONSOLE_KEY, SERVICE_KEY
 from support.data import FLEURS, fleurs
 
@@ -309,4 +310,66 @@ async def test_console_behind_auth_refuses_the_page_without_the_token(make_serve
     assert row["languages"] == "en → es"
     runtime = await page.js("return document.getElementById('runtime').textContent")
     assert runtime.startswith("ready"), runtime
+    assert await page.errors() == []
+
+
+async def test_a_token_with_a_plus_keeps_working_and_leaves_the_address_bar(make_server: Any, page: Page) -> None:
+    """Pasted as is, ``+`` in ``?token=`` is the token's own ``+`` (the server reads it both ways):
+    the page must send it so, not as the space URLSearchParams makes of it."""
+    secret = "con+sole/s3cret="
+    server = await make_server(auth_mode="required", auth_tokens=secret)
+    recorder = await server.connect(stream_id="plus", auth={"token": secret})
+    assert (await recorder.init())[0] == "stream:ready"
+    await page.open(server.url + "/console?token=" + secret + "&keep=1")
+    row = await page.row("plus")  # polled after load, with the Bearer header the page built
+    assert row["languages"] == "en → es"
+    runtime = await page.js("return document.getElementById('runtime').textContent")
+    assert runtime.startswith("ready"), runtime
+    url = await asyncio.to_thread(lambda: page.driver.current_url)
+    assert "token" not in url and url.endswith("/console?keep=1"), url
+    assert await page.errors() == []
+
+
+async def test_try_it_shows_a_refusal_and_a_second_try_works(make_server: Any, page: Page) -> None:
+    server = await make_server()
+    await page.open(server.url + "/console")
+    await asyncio.to_thread(lambda: page.driver.find_element(By.ID, "try-file").send_keys(str(SPEECH)))
+    # A pair the runtime does not dub: stream:init is refused with a typed error.
+    await page.js("const t = document.getElementById('try-target'); t.add(new Option('xx', 'xx')); t.value = 'xx';")
+    await page.js("document.getElementById('try-send-file').click()")
+    status = await page.until(
+        lambda d: (
+            (t := d.execute_script("return document.getElementById('try-status').textContent")).startswith("failed")
+            and t
+        ),
+        60,
+        "the refusal shown",
+    )
+    assert "UNSUPPORTED_LANGUAGE" in status, status
+    # The panel is free again: the same button with a pair it dubs goes through to the end.
+    await page.js("document.getElementById('try-target').value = 'es'")
+    await page.js("document.getElementById('try-send-file').click()")
+    dub = await page.dub_audio(timeout=240)
+    assert dub["status"] == "done: 2 of 2 fragments dubbed", dub
+
+
+MARKUP = "<img src=x onerror=window.__pwned=1>"
+
+
+async def test_markup_in_a_stream_id_and_an_error_message_is_shown_as_text(make_server: Any, page: Page) -> None:
+    server = await make_server()
+    recorder = await server.connect(stream_id=MARKUP)
+    assert (await recorder.init(stream_id=MARKUP))[0] == "stream:ready"
+    # An error message is the runtime's text, which may quote a client's input: put markup in one.
+    error = ev.ErrorEvent(code="INVALID_PAYLOAD", message=f"bad {MARKUP}", retryable=False, stream_id=MARKUP)
+    server.app[CONSOLE_KEY].observe("sid-x", error, "guide")
+    await page.open(server.url + "/console")
+    row = await page.row(MARKUP)
+    assert MARKUP in row.values(), row
+    text = await page.until(
+        lambda d: d.execute_script("return document.getElementById('errors').textContent") or None, 10, "the error"
+    )
+    assert f"[{MARKUP}]: bad {MARKUP}" in text, text
+    assert await page.js("return document.querySelectorAll('img').length") == 0
+    assert await page.js("return window.__pwned === undefined")
     assert await page.errors() == []
