@@ -50,7 +50,8 @@ def page() -> tuple[bytes, str]:
 def _refusal(request: web.Request) -> str | None:
     environ = {
         "HTTP_AUTHORIZATION": request.headers.get("Authorization", ""),
-        "QUERY_STRING": request.query_string,
+        # Raw: aiohttp's query_string has already made a token's "+" a space (auth.py reads both).
+        "QUERY_STRING": request.rel_url.raw_query_string,
     }
     return request.app[AUTH_KEY].check(environ, None)
 
