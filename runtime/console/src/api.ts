@@ -24,7 +24,9 @@ export interface StreamInfo {
   backpressure: string;
   stats?: { received: number; delivered: number; success: number; partial: number; failed: number; avg_processing_time_ms: number };
   complete: { success: number; partial: number; failed: number; avg_processing_time_ms?: number } | null;
-  points: Point[];
+  point_count: number;
+  /** Only the selected stream (the one asked for, else the first listed) carries its points. */
+  points?: Point[];
 }
 
 export interface ErrorInfo {
@@ -49,14 +51,42 @@ export interface Snapshot {
   max_pod_inflight: number;
   streams: StreamInfo[];
   errors: ErrorInfo[];
+  /** Connections refused for a missing or wrong token: counted, not listed one by one. */
+  auth_refusals: number;
 }
 
 /** The token the page was opened with (/console?token=...): sent with every poll and connection. */
-export const token: string | null = new URLSearchParams(location.search).get("token");
+export const token: string | null = takeToken();
 
-export async function fetchSnapshot(): Promise<Snapshot> {
+/**
+ * Read ``token=`` as written, not through URLSearchParams: that decodes ``+`` as a space, and a
+ * token with ``+`` pasted into the address bar would then be sent wrong. Then take it out of the
+ * address bar (and so out of the history and of anything copied from there).
+ */
+function takeToken(): string | null {
+  const raw = /[?&]token=([^&#]*)/.exec(location.search)?.[1];
+  if (raw === undefined) return null;
+  let value = raw;
+  try {
+    value = decodeURIComponent(raw);
+  } catch {
+    // A malformed %-escape: the server reads it as written, so send it as written.
+  }
+  const url = new URL(location.href);
+  const rest = location.search
+    .slice(1)
+    .split("&")
+    .filter((part) => part !== "" && !part.startsWith("token="));
+  url.search = rest.length ? `?${rest.join("&")}` : "";
+  history.replaceState(history.state, "", url.toString());
+  return value;
+}
+
+export async function fetchSnapshot(selected: string | null): Promise<Snapshot> {
   const headers: Record<string, string> = token ? { Authorization: `Bearer ${token}` } : {};
-  const response = await fetch(snapshotUrl(), { headers, cache: "no-store" });
+  const url = new URL(snapshotUrl());
+  if (selected !== null) url.searchParams.set("stream", selected);
+  const response = await fetch(url.toString(), { headers, cache: "no-store" });
   if (!response.ok) throw new Error(`snapshot: HTTP ${response.status}`);
   return (await response.json()) as Snapshot;
 }

@@ -59,13 +59,14 @@ function renderRuntime(snapshot: Snapshot): void {
   const engines = snapshot.engines ? Object.entries(snapshot.engines).map(([k, v]) => `${k}=${v}`).join(", ") : "loading";
   $("runtime").textContent =
     `${snapshot.ready ? "ready" : "not ready"} · ${snapshot.placement} · ${snapshot.streams_live} live streams · ` +
-    `${snapshot.inflight}/${snapshot.max_pod_inflight} fragments in flight · engines: ${engines}`;
+    `${snapshot.inflight}/${snapshot.max_pod_inflight} fragments in flight · engines: ${engines}` +
+    (snapshot.auth_refusals ? ` · ${snapshot.auth_refusals} connections refused (token)` : "");
 }
 
 async function refresh(): Promise<void> {
   let snapshot: Snapshot;
   try {
-    snapshot = await fetchSnapshot();
+    snapshot = await fetchSnapshot(selected);
   } catch (error) {
     $("runtime").textContent = String(error);
     return;
@@ -126,8 +127,11 @@ function setUpTryIt(): void {
         await tryIt.finish();
       }
     } catch (error) {
+      const mic = microphone;
       microphone = null;
       micButton.textContent = "Record microphone";
+      tryIt.close(error instanceof Error ? error.message : String(error));
+      void mic?.stop();
       fail(error);
     }
   };

@@ -61,29 +61,49 @@ export class TryIt {
     this.socket = socket;
     socket.on("fragment:processed", (result: Processed) => void this.onProcessed(result));
     socket.on("error", (error: { code: string; message: string }) => this.ui.line(`error ${error.code}: ${error.message}`));
-    await new Promise<void>((resolve, reject) => {
-      socket.once("connect", () => resolve());
-      socket.once("connect_error", (err: Error & { data?: { message?: string } }) => reject(new Error(err.data?.message ?? err.message)));
+    // A dropped connection answers nothing more: release whatever waits on it and free the panel.
+    socket.on("disconnect", (reason: string) => {
+      if (this.socket === socket) this.close(`connection lost (${reason})`);
     });
-    const ready = await this.request<{ session_id?: string; max_inflight?: number; code?: string; message?: string }>(
-      "stream:init",
-      { source_language: source, target_language: target, chunk_duration_ms: FRAGMENT_S * 1000, sample_rate_hz: RATE, channels: 1, format: "pcm_s16le" },
-      ["stream:ready", "error"],
-    );
-    if (!ready.session_id) throw new Error(`stream:init refused: ${ready.code}: ${ready.message}`);
-    this.maxInflight = Math.max(1, ready.max_inflight ?? 3);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        socket.once("connect", () => resolve());
+        socket.once("connect_error", (err: Error & { data?: { message?: string } }) => reject(new Error(err.data?.message ?? err.message)));
+      });
+      const ready = await this.request<{ session_id?: string; max_inflight?: number; code?: string; message?: string }>(
+        "stream:init",
+        { source_language: source, target_language: target, chunk_duration_ms: FRAGMENT_S * 1000, sample_rate_hz: RATE, channels: 1, format: "pcm_s16le" },
+        ["stream:ready", "error"],
+      );
+      if (!ready.session_id) throw new Error(`stream:init refused: ${ready.code}: ${ready.message}`);
+      this.maxInflight = Math.max(1, ready.max_inflight ?? 3);
+    } catch (error) {
+      this.close(error instanceof Error ? error.message : String(error));
+      throw error;
+    }
     this.ui.status(`stream ${this.streamId} ready (${source} → ${target})`);
+  }
+
+  /** Give up this run: disconnect, release every fragment still waiting, and free the panel. */
+  close(reason: string): void {
+    const socket = this.socket;
+    this.socket = null;
+    socket?.disconnect();
+    if (this.pending.size > 0) this.failure = reason;
+    for (const { resolve } of this.pending.values()) resolve();
+    this.pending.clear();
   }
 
   /** Send one fragment of 16 kHz mono samples; waits while the stream's window is full. */
   async send(samples: Float32Array): Promise<void> {
     while (this.pending.size >= this.maxInflight) await Promise.race(this.inFlight());
+    if (this.socket === null) throw new Error(this.failure ?? "not connected");
     const sequence = this.sequence++;
     this.originals.set(sequence, samples);
     let resolve = () => {};
     const done = new Promise<void>((r) => (resolve = r));
     this.pending.set(sequence, { done, resolve });
-    this.socket?.emit("fragment:data", {
+    this.socket.emit("fragment:data", {
       fragment_id: `${this.streamId}-${sequence}`,
       stream_id: this.streamId,
       sequence_number: sequence,
@@ -99,9 +119,12 @@ export class TryIt {
   /** End the stream once every fragment is answered, then hand the whole dub to the <audio>. */
   async finish(): Promise<void> {
     await Promise.all(this.inFlight());
-    await this.request("stream:end", { stream_id: this.streamId }, ["stream:complete", "error"]);
-    this.socket?.disconnect();
-    this.socket = null;
+    try {
+      if (this.socket === null) throw new Error(this.failure ?? "not connected");
+      await this.request("stream:end", { stream_id: this.streamId }, ["stream:complete", "error"]);
+    } finally {
+      this.close("finished");
+    }
     const rate = [...this.dubbed.values()][0]?.rate ?? RATE;
     const parts: Float32Array[] = [];
     for (let s = 0; s < this.sequence; s++) {
@@ -123,13 +146,18 @@ export class TryIt {
     this.ui.status("decoding…");
     const samples = await decodeFile(file);
     await this.start(source, target);
-    const step = FRAGMENT_S * RATE;
-    const count = Math.ceil(samples.length / step);
-    for (let i = 0; i < count; i++) {
-      this.ui.status(`sending fragment ${i + 1} of ${count}`);
-      await this.send(samples.subarray(i * step, Math.min(samples.length, (i + 1) * step)));
+    try {
+      const step = FRAGMENT_S * RATE;
+      const count = Math.ceil(samples.length / step);
+      for (let i = 0; i < count; i++) {
+        this.ui.status(`sending fragment ${i + 1} of ${count}`);
+        await this.send(samples.subarray(i * step, Math.min(samples.length, (i + 1) * step)));
+      }
+      this.ui.status("waiting for the last fragments…");
+    } catch (error) {
+      this.close(error instanceof Error ? error.message : String(error));
+      throw error;
     }
-    this.ui.status("waiting for the last fragments…");
     await this.finish();
   }
 
@@ -160,17 +188,27 @@ export class TryIt {
     return { samples: await decodeFile(new Blob([raw as BlobPart])), rate: RATE };
   }
 
+  /** Emit ``event`` and wait for the first of ``answers``; a dropped connection rejects it. */
   private request<T>(event: string, payload: object, answers: string[]): Promise<T> {
     const socket = this.socket!;
-    return new Promise<T>((resolve) => {
+    return new Promise<T>((resolve, reject) => {
+      const done = () => {
+        handlers.forEach(([n, h]) => socket.off(n, h));
+        socket.off("disconnect", dropped);
+      };
+      const dropped = (reason: string) => {
+        done();
+        reject(new Error(`${event}: connection lost (${reason})`));
+      };
       const handlers = answers.map((name) => {
         const handler = (data: T) => {
-          handlers.forEach(([n, h]) => socket.off(n, h));
+          done();
           resolve(data);
         };
         socket.on(name, handler);
         return [name, handler] as const;
       });
+      socket.on("disconnect", dropped);
       socket.emit(event, payload);
     });
   }

@@ -24,7 +24,8 @@ import pytest
 import socketio
 import soundfile as sf
 
-from livedub.runtime.server.keys import CONSOLE_KEY, SERVICE_KEY
+from livedub.runtime.protocol import events as ev
+from livedub.runtime.server.keys import CONSOLE_KEY, SERVICE_KEY, SIO_KEY
 from support.data import FLEURS, fleurs
 
 pytestmark = pytest.mark.slow
@@ -211,7 +212,7 @@ async def test_console_shows_streams_with_languages_dialects_and_latency(make_se
         )
         assert await page.js("return document.querySelector('#chart canvas') !== null")
         # Those points are the fragments' own processing times, as the client received them.
-        snapshot = await page.js("return await (await fetch('/console/api/snapshot')).json()")
+        snapshot = await page.js("return await (await fetch('/console/api/snapshot?stream=stream-1')).json()")
         mine = next(s for s in snapshot["streams"] if s["stream_id"] == "stream-1")
         assert [p["processing_time_ms"] for p in mine["points"]] == [p["processing_time_ms"] for p in processed]
         runtime = await page.js("return document.getElementById('runtime').textContent")
@@ -259,8 +260,10 @@ async def test_try_it_dubs_a_speech_file_through_the_server(make_server: Any, pa
     assert all(" success " in line or " partial " in line for line in dub["lines"]), dub["lines"]
     assert any("→" in line and len(line.split("→")[1].strip()) > 3 for line in dub["lines"]), dub["lines"]
     # The panel's own stream is on the page too, as the console's, with both fragments plotted.
-    streams = server.app[CONSOLE_KEY].snapshot(server.app[SERVICE_KEY])["streams"]
+    feed = server.app[CONSOLE_KEY]
+    streams = feed.snapshot(server.app[SERVICE_KEY])["streams"]
     mine = next(s for s in streams if s["stream_id"].startswith("console-"))
+    mine = next(s for s in feed.snapshot(server.app[SERVICE_KEY], mine["stream_id"])["streams"] if "points" in s)
     assert [p["sequence_number"] for p in mine["points"]] == [0, 1]
     row = await page.row(mine["stream_id"])
     assert (row["languages"], row["dialect"]) == ("en → es", "guide")
@@ -307,4 +310,107 @@ async def test_console_behind_auth_refuses_the_page_without_the_token(make_serve
     assert row["languages"] == "en → es"
     runtime = await page.js("return document.getElementById('runtime').textContent")
     assert runtime.startswith("ready"), runtime
+    assert await page.errors() == []
+
+
+async def test_a_token_with_a_plus_keeps_working_and_leaves_the_address_bar(make_server: Any, page: Page) -> None:
+    """Pasted as is, ``+`` in ``?token=`` is the token's own ``+`` (the server reads it both ways):
+    the page must send it so, not as the space URLSearchParams makes of it."""
+    secret = "con+sole/s3cret="
+    server = await make_server(auth_mode="required", auth_tokens=secret)
+    recorder = await server.connect(stream_id="plus", auth={"token": secret})
+    assert (await recorder.init())[0] == "stream:ready"
+    await page.open(server.url + "/console?token=" + secret + "&keep=1")
+    row = await page.row("plus")  # polled after load, with the Bearer header the page built
+    assert row["languages"] == "en → es"
+    runtime = await page.js("return document.getElementById('runtime').textContent")
+    assert runtime.startswith("ready"), runtime
+    url = await asyncio.to_thread(lambda: page.driver.current_url)
+    assert "token" not in url and url.endswith("/console?keep=1"), url
+    assert await page.errors() == []
+
+
+async def test_try_it_shows_a_refusal_and_a_second_try_works(make_server: Any, page: Page) -> None:
+    server = await make_server()
+    await page.open(server.url + "/console")
+    await asyncio.to_thread(lambda: page.driver.find_element(By.ID, "try-file").send_keys(str(SPEECH)))
+    # A pair the runtime does not dub: stream:init is refused with a typed error.
+    await page.js("const t = document.getElementById('try-target'); t.add(new Option('xx', 'xx')); t.value = 'xx';")
+    await page.js("document.getElementById('try-send-file').click()")
+    status = await page.until(
+        lambda d: (
+            (t := d.execute_script("return document.getElementById('try-status').textContent")).startswith("failed")
+            and t
+        ),
+        60,
+        "the refusal shown",
+    )
+    assert "UNSUPPORTED_LANGUAGE" in status, status
+    # The panel is free again: the same button with a pair it dubs goes through to the end.
+    await page.js("document.getElementById('try-target').value = 'es'")
+    await page.js("document.getElementById('try-send-file').click()")
+    dub = await page.dub_audio(timeout=240)
+    # Reaching the end is the point here (how many fragments beat their deadline on a loaded
+    # machine is test_try_it_dubs_a_speech_file_through_the_server's business).
+    assert dub["status"].startswith("done: ") and " of 2 fragments dubbed" in dub["status"], dub
+
+
+async def test_try_it_fails_cleanly_when_the_connection_drops(make_server: Any, page: Page) -> None:
+    """The server drops the panel's connection with fragments in flight: the panel must say so (not
+    wait forever for answers that cannot come) and be free for the next try."""
+    server = await make_server()
+    service = server.app[SERVICE_KEY]
+    await page.open(server.url + "/console")
+    await asyncio.to_thread(lambda: page.driver.find_element(By.ID, "try-file").send_keys(str(SPEECH)))
+    await page.js("document.getElementById('try-send-file').click()")
+    for _ in range(200):
+        sid = next(
+            (sid for sid, c in service.connections.items() if any(s.startswith("console-") for s in c.streams)), None
+        )
+        if sid is not None and any(s.inflight for s in service.connections[sid].streams.values()):
+            break
+        await asyncio.sleep(0.05)
+    assert sid is not None, "the panel's stream never started"
+    await server.app[SIO_KEY].disconnect(sid)
+    status = await page.until(
+        lambda d: (
+            (t := d.execute_script("return document.getElementById('try-status').textContent")).startswith("failed")
+            and t
+        ),
+        30,
+        "the dropped connection reported",
+    )
+    assert "connection lost" in status, status
+    # Free again: a second try runs (and is refused at once, for a pair the runtime does not dub).
+    await page.js("const t = document.getElementById('try-target'); t.add(new Option('xx', 'xx')); t.value = 'xx';")
+    await page.js("document.getElementById('try-status').textContent = ''")
+    await page.js("document.getElementById('try-send-file').click()")
+    await page.until(
+        lambda d: (
+            "UNSUPPORTED_LANGUAGE" in d.execute_script("return document.getElementById('try-status').textContent")
+        ),
+        60,
+        "the second try answered",
+    )
+
+
+MARKUP = "<img src=x onerror=window.__pwned=1>"
+
+
+async def test_markup_in_a_stream_id_and_an_error_message_is_shown_as_text(make_server: Any, page: Page) -> None:
+    server = await make_server()
+    recorder = await server.connect(stream_id=MARKUP)
+    assert (await recorder.init(stream_id=MARKUP))[0] == "stream:ready"
+    # An error message is the runtime's text, which may quote a client's input: put markup in one.
+    error = ev.ErrorEvent(code="INVALID_PAYLOAD", message=f"bad {MARKUP}", retryable=False, stream_id=MARKUP)
+    server.app[CONSOLE_KEY].observe("sid-x", error, "guide")
+    await page.open(server.url + "/console")
+    row = await page.row(MARKUP)
+    assert MARKUP in row.values(), row
+    text = await page.until(
+        lambda d: d.execute_script("return document.getElementById('errors').textContent") or None, 10, "the error"
+    )
+    assert f"[{MARKUP}]: bad {MARKUP}" in text, text
+    assert await page.js("return document.querySelectorAll('img').length") == 0
+    assert await page.js("return window.__pwned === undefined")
     assert await page.errors() == []

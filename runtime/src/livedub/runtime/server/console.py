@@ -50,7 +50,8 @@ def page() -> tuple[bytes, str]:
 def _refusal(request: web.Request) -> str | None:
     environ = {
         "HTTP_AUTHORIZATION": request.headers.get("Authorization", ""),
-        "QUERY_STRING": request.query_string,
+        # Raw: aiohttp's query_string has already made a token's "+" a space (auth.py reads both).
+        "QUERY_STRING": request.rel_url.raw_query_string,
     }
     return request.app[AUTH_KEY].check(environ, None)
 
@@ -85,7 +86,8 @@ async def console_snapshot(request: web.Request) -> web.Response:
     reason = _refusal(request)
     if reason is not None:
         return _unauthorised(reason)
-    document = request.app[CONSOLE_KEY].snapshot(request.app[SERVICE_KEY])
+    # Only the stream the page shows carries its points: the document stays small (console_feed).
+    document = request.app[CONSOLE_KEY].snapshot(request.app[SERVICE_KEY], request.query.get("stream"))
     return web.json_response(document, headers={"Cache-Control": "no-store"})
 
 

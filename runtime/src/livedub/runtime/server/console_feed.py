@@ -7,8 +7,14 @@ holds (in-flight counts, pause state, backpressure now) into one JSON document t
 
 Memory is bounded whatever the traffic: at most ``max_streams`` streams are remembered (least
 recently active forgotten first, ended ones before live ones), each with its last ``max_points``
-fragments, and the last ``max_errors`` errors. ``observe`` is O(1) and ``snapshot`` is O(what is
-remembered), so neither can hold the event loop for long.
+fragments, and the last ``max_errors`` errors (messages cut to ``MAX_MESSAGE`` characters). Only a
+``stream:ready`` opens a record: a refused fragment naming a made-up stream (no session behind it)
+must not push real streams out. Refused connections are counted, not listed, so a flood of
+unauthenticated connects cannot push real errors out either.
+
+The document stays small, because the page polls it every second and it is serialised on the event
+loop: every stream goes as a summary, and only the selected one (``?stream=``, else the first
+listed) carries its points. Its size is bounded by the limits above (test_console_feed checks it).
 """
 
 from __future__ import annotations
@@ -18,11 +24,15 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from livedub.runtime.errors import ErrorCode
 from livedub.runtime.protocol import events as ev
 from livedub.runtime.protocol.dialects.base import Outbound
 
 if TYPE_CHECKING:
     from livedub.runtime.server.service import DubbingService
+
+#: An error message longer than this is cut: some quote the offending payload.
+MAX_MESSAGE = 300
 
 
 @dataclass(slots=True)
@@ -48,6 +58,8 @@ class ConsoleFeed:
         self.max_points = max_points
         self._streams: OrderedDict[tuple[str, str], _Stream] = OrderedDict()
         self._errors: deque[dict[str, Any]] = deque(maxlen=max_errors)
+        self.auth_refusals = 0
+        self.last_auth_refusal_at: float | None = None
         self.started_at = time.time()
 
     # --- recording ---------------------------------------------------------------------------------
@@ -55,14 +67,18 @@ class ConsoleFeed:
     def observe(self, sid: str, message: Outbound, dialect: str) -> None:
         """Record one outbound message (the sender and the namespace call this for every one)."""
         if isinstance(message, ev.StreamReady):
-            stream = self._stream(sid, message.stream_id, dialect, fresh=True)
+            stream = self._open(sid, message.stream_id, dialect)
             stream.session_id = message.session_id
             stream.source_language = message.source_language
             stream.target_language = message.target_language
             stream.voice_profile = message.voice_profile
             stream.engines = message.engines
         elif isinstance(message, ev.FragmentProcessed):
-            stream = self._stream(sid, message.stream_id, dialect)
+            if message.error is not None:  # a failed fragment (a deadline, an engine) is an error to see too
+                self._error(sid, message.error.model_dump(exclude_none=True), message.stream_id, message.fragment_id)
+            stream = self._known(sid, message.stream_id)
+            if stream is None:
+                return
             timings = message.stage_timings.model_dump(exclude_none=True) if message.stage_timings else {}
             stream.points.append(
                 {
@@ -77,30 +93,38 @@ class ConsoleFeed:
             )
             while len(stream.points) > self.max_points:
                 stream.points.popleft()
-            if message.error is not None:  # a failed fragment (a deadline, an engine) is an error to see too
-                error = message.error.model_dump(exclude_none=True)
-                self._errors.append(
-                    {
-                        "at": time.time(),
-                        "sid": sid,
-                        "stream_id": stream.stream_id,
-                        "fragment_id": message.fragment_id,
-                        **error,
-                    }
-                )
         elif isinstance(message, ev.Backpressure):
-            self._stream(sid, message.stream_id, dialect).backpressure = str(message.severity)
+            if (stream := self._known(sid, message.stream_id)) is not None:
+                stream.backpressure = str(message.severity)
         elif isinstance(message, ev.StreamComplete):
-            stream = self._stream(sid, message.stream_id, dialect)
-            stream.ended_at = time.time()
-            stream.complete = message.model_dump(exclude_none=True)
+            if (stream := self._known(sid, message.stream_id)) is not None:
+                stream.ended_at = time.time()
+                stream.complete = message.model_dump(exclude_none=True)
         elif isinstance(message, ev.ErrorEvent):
-            self._errors.append({"at": time.time(), "sid": sid, **message.model_dump(exclude_none=True)})
+            if message.code == ErrorCode.AUTH_FAILED and message.event == "connect":
+                self.auth_refusals += 1
+                self.last_auth_refusal_at = time.time()
+            else:
+                self._error(sid, message.model_dump(exclude_none=True), message.stream_id, message.fragment_id)
 
-    def _stream(self, sid: str, stream_id: str | None, dialect: str, fresh: bool = False) -> _Stream:
+    def _error(self, sid: str, error: dict[str, Any], stream_id: str | None, fragment_id: str | None) -> None:
+        error["message"] = str(error.get("message", ""))[:MAX_MESSAGE]
+        self._errors.append(
+            {"at": time.time(), "sid": sid, "stream_id": stream_id, "fragment_id": fragment_id, **error}
+        )
+
+    def _known(self, sid: str, stream_id: str | None) -> _Stream | None:
+        """The record of a stream that a ``stream:ready`` opened, marked as the most recently active."""
         key = (sid, stream_id or f"{sid}-stream")
         stream = self._streams.get(key)
-        if stream is None or (fresh and stream.ended_at is not None):
+        if stream is not None:
+            self._streams.move_to_end(key)
+        return stream
+
+    def _open(self, sid: str, stream_id: str | None, dialect: str) -> _Stream:
+        key = (sid, stream_id or f"{sid}-stream")
+        stream = self._streams.get(key)
+        if stream is None or stream.ended_at is not None:
             # A stream:init after stream:end on the same id is a new run: start its record afresh.
             stream = _Stream(sid, key[1], dialect)
             self._streams[key] = stream
@@ -112,8 +136,9 @@ class ConsoleFeed:
 
     # --- reading -----------------------------------------------------------------------------------
 
-    def snapshot(self, service: DubbingService) -> dict[str, Any]:
-        """The page's document: runtime state, every remembered stream (live ones first), errors."""
+    def snapshot(self, service: DubbingService, selected: str | None = None) -> dict[str, Any]:
+        """The page's document: runtime state, a summary of every remembered stream (live ones
+        first) with the points of the ``selected`` one only (else the first listed), errors."""
         live = {
             (sid, stream_id): (conn, session)
             for sid, conn in service.connections.items()
@@ -134,7 +159,8 @@ class ConsoleFeed:
                 "ended_at": stream.ended_at,
                 "backpressure": stream.backpressure,
                 "live": conn_session is not None,
-                "points": list(stream.points),
+                "point_count": len(stream.points),
+                "last_processing_time_ms": stream.points[-1]["processing_time_ms"] if stream.points else None,
                 "complete": stream.complete,
             }
             if conn_session is not None:
@@ -157,8 +183,11 @@ class ConsoleFeed:
                 )
             else:
                 entry["state"] = "ended" if stream.ended_at is not None else "disconnected"
-            streams.append(entry)
-        streams.sort(key=lambda s: not s["live"])  # stable: most recent first within each group
+            streams.append((entry, stream))
+        streams.sort(key=lambda pair: not pair[0]["live"])  # stable: most recent first within each group
+        chosen = next((pair for pair in streams if pair[0]["stream_id"] == selected), streams[0] if streams else None)
+        if chosen is not None:
+            chosen[0]["points"] = list(chosen[1].points)
         settings = service.settings
         return {
             "now": time.time(),
@@ -178,6 +207,8 @@ class ConsoleFeed:
                 "high": settings.backpressure_threshold_high,
                 "critical": settings.backpressure_threshold_critical,
             },
-            "streams": streams,
+            "streams": [entry for entry, _ in streams],
             "errors": list(reversed(self._errors)),
+            "auth_refusals": self.auth_refusals,
+            "last_auth_refusal_at": self.last_auth_refusal_at,
         }
