@@ -123,7 +123,7 @@ async def _dub_live(
     async def run(options: DubOptions) -> dict[str, Any]:
         return await dub_live(source, output_path, options, stream_id, report_path=args.report)
 
-    _stop_on_interrupt(source, quiet=not options.progress)
+    _stop_on_interrupt(source)
     try:
         report = await _dub_with_runtime(options, args, run)
     finally:
@@ -133,7 +133,7 @@ async def _dub_live(
     return report
 
 
-def _stop_on_interrupt(source: LiveSource, *, quiet: bool) -> None:
+def _stop_on_interrupt(source: LiveSource) -> None:
     """The first Ctrl-C ends the input (what is in flight is still dubbed and written); a second one aborts."""
     import signal
 
@@ -142,11 +142,9 @@ def _stop_on_interrupt(source: LiveSource, *, quiet: bool) -> None:
     def stop() -> None:
         source.stop()
         loop.remove_signal_handler(signal.SIGINT)  # back to KeyboardInterrupt: the next Ctrl-C aborts
-        if not quiet:
-            print(
-                "\nlivedub: stopping the input; finishing the fragments in flight (Ctrl-C again to abort)",
-                file=sys.stderr,
-            )
+        print(
+            "\nlivedub: stopping the input; finishing the fragments in flight (Ctrl-C again to abort)", file=sys.stderr
+        )
 
     loop.add_signal_handler(signal.SIGINT, stop)
 

@@ -217,8 +217,13 @@ async def _dub_fragments(
     http: aiohttp.ClientSession,
     sink: ResultSink | None,
 ) -> dict[str, Any]:
+    # Ctrl-C belongs to the CLI (a live input ends on it and still writes its table); python-socketio's
+    # own handler would cancel every task in the process instead.
     client = socketio.AsyncClient(
-        reconnection=False, http_session=http, websocket_extra_options={"max_msg_size": 64 * 1024 * 1024}
+        reconnection=False,
+        http_session=http,
+        handle_sigint=False,
+        websocket_extra_options={"max_msg_size": 64 * 1024 * 1024},
     )
     tracker = _Tracker(sent=0, window=asyncio.Semaphore(1))
     tracker.may_send.set()

@@ -47,7 +47,8 @@ class LiveSource:
         self.name = name
         self._size = int(fragment_s * WIRE_RATE)
         self._paced = paced
-        self._stop = threading.Event()
+        self._stop = threading.Event()  # read no further (Ctrl-C); what was read is still handed over
+        self._closed = threading.Event()  # no one reads the queue any more: hand over nothing
         self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=2)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -85,9 +86,10 @@ class LiveSource:
                 yield item
         finally:
             self._stop.set()
+            self._closed.set()
 
     def _put(self, item: Any) -> bool:
-        """Hand ``item`` to the loop, waiting while the queue is full; False once stopped (no one reads)."""
+        """Hand ``item`` to the loop, waiting while the queue is full; False once no one reads it."""
         assert self._loop is not None
         future = asyncio.run_coroutine_threadsafe(self._queue.put(item), self._loop)
         while True:
@@ -95,7 +97,7 @@ class LiveSource:
                 future.result(timeout=0.5)
                 return True
             except concurrent.futures.TimeoutError:
-                if self._stop.is_set() and item is not _END:
+                if self._closed.is_set():
                     future.cancel()
                     return False
             except (concurrent.futures.CancelledError, RuntimeError):  # the loop is gone
@@ -119,6 +121,9 @@ class LiveSource:
                     pieces, held = [rest], len(rest)
                     emitted += len(chunk)
                     if self._paced and self._stop.wait(max(0.0, started + emitted / WIRE_RATE - time.monotonic())):
+                        # Stopped while this piece was playing: what had played goes out, the rest never did.
+                        played = int((time.monotonic() - started) * WIRE_RATE) - (emitted - len(chunk))
+                        pieces = [chunk[: max(0, played)]]
                         break
                     if not self._put(chunk):
                         return
