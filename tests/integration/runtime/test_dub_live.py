@@ -87,6 +87,7 @@ async def test_a_growing_hls_playlist_through_a_runtime_url(tmp_path, broadcast,
         "out.wav",
         "--fragment-seconds",
         str(FRAGMENT_S),
+        "--captions",
         "-q",
         cwd=tmp_path,
         stderr=asyncio.subprocess.PIPE,
@@ -95,6 +96,9 @@ async def test_a_growing_hls_playlist_through_a_runtime_url(tmp_path, broadcast,
     assert process.returncode == 0, stderr.decode()[-3000:]
     report = json.loads((tmp_path / "out.json").read_text())
     _check_live_dub(tmp_path / "out.wav", report, hls, speech)
+    # Captions of a live dub are timed on the input's timeline, like a file's.
+    cues = [line for line in (tmp_path / "out.es.vtt").read_text().splitlines() if " --> " in line]
+    assert cues and (tmp_path / "out.en.vtt").read_text().startswith("WEBVTT")
 
 
 def test_ctrl_c_stops_a_live_file_and_leaves_a_valid_wav_with_the_table(tmp_path, shared_data):
