@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import soundfile as sf
 
 from livedub.runtime.audio.codec import resample
 from livedub.runtime.client.dub import DubError
-from livedub.runtime.client.live import LiveSource, is_url
+from livedub.runtime.client.live import STOP_GRACE_S, LiveSource, is_url
 from livedub.runtime.client.wavout import OrderedWav
 from support.data import fleurs
 
@@ -101,3 +102,41 @@ def test_dubs_are_written_in_order_with_failures_as_their_original(tmp_path):
 async def _iterate(items: list[np.ndarray]):  # type: ignore[no-untyped-def]
     for item in items:
         yield item
+
+
+async def test_stop_does_not_wait_for_a_stalled_network_read(tmp_path, shared_data):
+    """A live source that stops sending mid-stream (open connection, no data): Ctrl-C still ends at once."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    _stereo_48k_ts(tmp_path / "talk.ts", 3.0)
+    data = (tmp_path / "talk.ts").read_bytes()
+    release = threading.Event()
+
+    class Stalling(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp2t")
+            self.end_headers()
+            self.wfile.write(data)  # three seconds of audio, then silence on an open connection
+            self.wfile.flush()
+            release.wait(30)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Stalling)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        source = await LiveSource.open(f"http://127.0.0.1:{server.server_address[1]}/talk.ts", fragment_s=1.0)
+        pieces = []
+        async for chunk in source.fragments():
+            pieces.append(chunk)
+            if len(pieces) == 2:
+                stopped_at = time.monotonic()
+                source.stop()
+        assert time.monotonic() - stopped_at < STOP_GRACE_S + 1.0
+        assert len(pieces) >= 2
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()

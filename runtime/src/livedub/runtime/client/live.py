@@ -29,6 +29,9 @@ from livedub.runtime.client.wavout import OrderedWav
 #: Seconds FFmpeg waits to open a source, then for each read: a live source silent that long has ended.
 OPEN_TIMEOUT_S = 15.0
 READ_TIMEOUT_S = 30.0
+#: After a stop, how long the reader may take to hand over its last piece: a stalled network read
+#: (a live playlist that stopped growing) is abandoned, not waited for.
+STOP_GRACE_S = 2.0
 #: A last piece shorter than this is not sent (the server would refuse it); its original sound is kept.
 MIN_FRAGMENT = WIRE_RATE // 10
 _END = object()
@@ -51,6 +54,7 @@ class LiveSource:
         self._closed = threading.Event()  # no one reads the queue any more: hand over nothing
         self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=2)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopped = asyncio.Event()
         self._thread: threading.Thread | None = None
         #: Why reading ended early (a broken stream), for the user; None at a clean end.
         self.error: str | None = None
@@ -75,6 +79,8 @@ class LiveSource:
     def stop(self) -> None:
         """End the input where it is (Ctrl-C): what was read is still sent, then the stream ends."""
         self._stop.set()
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._stopped.set)
 
     async def fragments(self) -> AsyncIterator[np.ndarray]:
         self._loop = asyncio.get_running_loop()
@@ -82,11 +88,26 @@ class LiveSource:
         self._thread = threading.Thread(target=self._pump, name="livedub-live-input", daemon=True)
         self._thread.start()
         try:
-            while (item := await self._queue.get()) is not _END:
+            while (item := await self._next()) is not _END:
                 yield item
         finally:
             self._stop.set()
             self._closed.set()
+
+    async def _next(self) -> Any:
+        """The next piece; once stopped, ``_END`` if the reader does not answer within ``STOP_GRACE_S``."""
+        if not self._stopped.is_set():
+            get = asyncio.ensure_future(self._queue.get())
+            stopped = asyncio.ensure_future(self._stopped.wait())
+            await asyncio.wait({get, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            if get.done():
+                return get.result()
+            get.cancel()
+        try:
+            return await asyncio.wait_for(self._queue.get(), STOP_GRACE_S)
+        except TimeoutError:
+            return _END
 
     def _put(self, item: Any) -> bool:
         """Hand ``item`` to the loop, waiting while the queue is full; False once no one reads it."""
