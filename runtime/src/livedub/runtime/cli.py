@@ -10,11 +10,15 @@ import argparse
 import asyncio
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from livedub.runtime.client.dub import DubOptions
+    from livedub.runtime.client.live import LiveSource
+
+_Run = Callable[["DubOptions"], Awaitable[dict[str, Any]]]
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -38,7 +42,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _dub(args: argparse.Namespace) -> int:
     from livedub.runtime.client import media, summary
-    from livedub.runtime.client.dub import DubError, DubOptions, check_paths
+    from livedub.runtime.client.dub import DubError, DubOptions, check_live_output, check_paths, dub_file
+    from livedub.runtime.client.live import is_url
     from livedub.runtime.errors import DubbingError
 
     input_path, output_path = Path(args.input), Path(args.output)
@@ -60,13 +65,24 @@ def _dub(args: argparse.Namespace) -> int:
         speakers=args.speakers,
         captions=args.captions,
     )
+    live = args.live or is_url(args.input)
     try:
-        check_paths(input_path, output_path)
+        if live:
+            check_live_output(output_path)
+        else:
+            check_paths(input_path, output_path)
     except (DubError, media.MediaError) as exc:
         print(f"livedub: {exc}", file=sys.stderr)
         return 2
+
+    async def dub_input(options: DubOptions) -> dict[str, Any]:
+        return await dub_file(input_path, output_path, options, report_path=args.report)
+
     try:
-        report = asyncio.run(_dub_with_runtime(input_path, output_path, options, args))
+        if live:
+            report = asyncio.run(_dub_live(args.input, output_path, options, args))
+        else:
+            report = asyncio.run(_dub_with_runtime(options, args, dub_input))
     except (DubError, media.MediaError, DubbingError) as exc:
         print(f"livedub: {exc}", file=sys.stderr)
         return 1
@@ -93,14 +109,50 @@ class _ConfigError(Exception):
     """Settings from the environment are invalid (the message names the variable)."""
 
 
-async def _dub_with_runtime(
-    input_path: Path, output_path: Path, options: DubOptions, args: argparse.Namespace
+async def _dub_live(
+    source_name: str, output_path: Path, options: DubOptions, args: argparse.Namespace
 ) -> dict[str, Any]:
-    """Dub through ``--url``, or through the embedded runtime started in this process (``client.inprocess``)."""
-    from livedub.runtime.client.dub import dub_file
+    """A live input: opened (or refused) before any engine loads, read as it plays, ended by its end or Ctrl-C."""
+    import uuid
 
+    from livedub.runtime.client.live import LiveSource, dub_live
+
+    source = await LiveSource.open(source_name, options.fragment_s)
+    stream_id = options.stream_id or f"live-{uuid.uuid4().hex[:8]}"
+
+    async def run(options: DubOptions) -> dict[str, Any]:
+        return await dub_live(source, output_path, options, stream_id, report_path=args.report)
+
+    _stop_on_interrupt(source)
+    try:
+        report = await _dub_with_runtime(options, args, run)
+    finally:
+        source.stop()
+    if source.error:
+        print(f"livedub: {source.error}", file=sys.stderr)
+    return report
+
+
+def _stop_on_interrupt(source: LiveSource) -> None:
+    """The first Ctrl-C ends the input (what is in flight is still dubbed and written); a second one aborts."""
+    import signal
+
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        source.stop()
+        loop.remove_signal_handler(signal.SIGINT)  # back to KeyboardInterrupt: the next Ctrl-C aborts
+        print(
+            "\nlivedub: stopping the input; finishing the fragments in flight (Ctrl-C again to abort)", file=sys.stderr
+        )
+
+    loop.add_signal_handler(signal.SIGINT, stop)
+
+
+async def _dub_with_runtime(options: DubOptions, args: argparse.Namespace, run: _Run) -> dict[str, Any]:
+    """Dub through ``--url``, or through the embedded runtime started in this process (``client.inprocess``)."""
     if options.url:
-        return await dub_file(input_path, output_path, options, report_path=args.report)
+        return await run(options)
     from pydantic import ValidationError
 
     from livedub.runtime import logs
@@ -128,7 +180,7 @@ async def _dub_with_runtime(
         print(f"engines ready in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     async with local_runtime(create_app(settings, engines=engines, voices=voices)) as url:
         options.url, options.token = url, token
-        return await dub_file(input_path, output_path, options, report_path=args.report)
+        return await run(options)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -150,10 +202,15 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
         "  livedub dub talk.ogg --to es -o talk.es.wav\n"
         "  livedub dub talk.mp4 --to es -o talk.es.mp4 --keep-original-audio\n"
-        "  livedub dub talk.wav --to fr -o out/fr.wav --url http://127.0.0.1:8000 --plot out/latency.png",
+        "  livedub dub talk.wav --to fr -o out/fr.wav --url http://127.0.0.1:8000 --plot out/latency.png\n"
+        "  livedub dub https://example.org/live/index.m3u8 --to es -o live.es.wav",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    dub.add_argument("input", help="audio (WAV/Ogg/FLAC/M4A/MP3) or video (MP4/MOV/MKV/WebM) file")
+    dub.add_argument(
+        "input",
+        help="audio (WAV/Ogg/FLAC/M4A/MP3) or video (MP4/MOV/MKV/WebM) file, or a live URL FFmpeg reads "
+        "(HLS .m3u8, rtmp://, srt://): dubbed as it plays, until it ends or Ctrl-C",
+    )
     dub.add_argument("-o", "--output", required=True, help="dubbed file: .wav, or a video container (see above)")
     dub.add_argument("--to", default="es", help="target language (default es)")
     dub.add_argument("--from", dest="source", default="en", help="source language (default en)")
@@ -161,6 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     dub.add_argument("--voice", help="voice profile name")
     dub.add_argument("--fragment-seconds", type=float, default=6.0, help="fragment length (default 6)")
     dub.add_argument("--realtime", action="store_true", help="pace fragments in real time like a live worker")
+    dub.add_argument(
+        "--live", action="store_true", help="read INPUT as a live stream: a file plays at real time, written as it goes"
+    )
     dub.add_argument("--base64", action="store_true", help="send base64 text instead of binary attachments")
     dub.add_argument("--token", help="worker token for --url (env LIVEDUB_TOKEN)")
     dub.add_argument("--report", type=Path, help="JSON report path (default OUTPUT.json)")

@@ -18,7 +18,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,15 +70,19 @@ class DubOptions:
 
 @dataclass(slots=True)
 class _Tracker:
-    total: int
+    #: Fragments sent so far; the dub is done once sending ended and each has its result.
+    sent: int
     window: asyncio.Semaphore
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     sent_at: dict[str, float] = field(default_factory=dict)
+    #: Wall-clock send times, in the report: they line up with other processes' clocks (a live source's).
+    sent_unix: dict[str, float] = field(default_factory=dict)
     ack_ms: dict[str, float] = field(default_factory=dict)
     order: list[int] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     may_send: asyncio.Event = field(default_factory=asyncio.Event)
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    sending_ended: bool = False
     t0: float = field(default_factory=time.perf_counter)
 
 
@@ -136,9 +140,21 @@ async def dub_file(
         languages = (options.source_language, options.target_language)
         written = vtt.write_stream(output_path, results["fragments"], offsets.tolist(), languages)
         report["captions"] = [str(p) for p in written]
+    write_report(report, output_path, report_path)
+    return report
+
+
+def write_report(report: dict[str, Any], output_path: Path, report_path: Path | None) -> None:
     report_file = report_path or output_path.with_suffix(".json")
     report_file.write_text(json.dumps(report, indent=2, ensure_ascii=False))
-    return report
+
+
+def check_live_output(output_path: Path) -> None:
+    """A live dub is written as it goes: a sound file, not a container muxed after the end."""
+    if media.needs_mux(output_path) or output_path.suffix.lstrip(".").upper() not in sf.available_formats():
+        raise DubError(
+            f"a live input is written as it plays: use .wav (or .flac), not {output_path.suffix or '(none)'}"
+        )
 
 
 def check_paths(input_path: Path, output_path: Path) -> media.MediaPlan | None:
@@ -165,21 +181,51 @@ def _on(client: socketio.AsyncClient, event: str) -> Callable[[_Handler], _Handl
     return register
 
 
-async def dub_fragments(fragments: list[np.ndarray], options: DubOptions, stream_id: str) -> dict[str, Any]:
-    """Send ``fragments`` (16 kHz mono float32) as one stream; return per-fragment results in order."""
+#: Called with each fragment's sequence number and its dubbed audio (None when its dub failed), as it arrives.
+ResultSink = Callable[[int, np.ndarray | None], None]
+Fragments = Iterable[np.ndarray] | AsyncIterable[np.ndarray]
+
+
+async def dub_fragments(
+    fragments: Fragments, options: DubOptions, stream_id: str, sink: ResultSink | None = None
+) -> dict[str, Any]:
+    """Send ``fragments`` (16 kHz mono float32) as one stream; return per-fragment results in order.
+
+    ``fragments`` may be a list or an async iterator (a live input: each is sent as soon as it is
+    cut). With a ``sink`` each dub is handed over on arrival and not kept, so a long stream's
+    results hold only texts and timings.
+    """
     # We own Engine.IO's HTTP session: when a connection fails python-socketio leaves its own open
     # ("Unclosed client session" at exit); ours is closed on every path.
     async with aiohttp.ClientSession() as http:
-        return await _dub_fragments(fragments, options, stream_id, http)
+        return await _dub_fragments(fragments, options, stream_id, http, sink)
+
+
+async def _each(fragments: Fragments) -> AsyncIterable[np.ndarray]:
+    if isinstance(fragments, AsyncIterable):
+        async for chunk in fragments:
+            yield chunk
+    else:
+        for chunk in fragments:
+            yield chunk
 
 
 async def _dub_fragments(
-    fragments: list[np.ndarray], options: DubOptions, stream_id: str, http: aiohttp.ClientSession
+    fragments: Fragments,
+    options: DubOptions,
+    stream_id: str,
+    http: aiohttp.ClientSession,
+    sink: ResultSink | None,
 ) -> dict[str, Any]:
+    # Ctrl-C belongs to the CLI (a live input ends on it and still writes its table); python-socketio's
+    # own handler would cancel every task in the process instead.
     client = socketio.AsyncClient(
-        reconnection=False, http_session=http, websocket_extra_options={"max_msg_size": 64 * 1024 * 1024}
+        reconnection=False,
+        http_session=http,
+        handle_sigint=False,
+        websocket_extra_options={"max_msg_size": 64 * 1024 * 1024},
     )
-    tracker = _Tracker(total=len(fragments), window=asyncio.Semaphore(1))
+    tracker = _Tracker(sent=0, window=asyncio.Semaphore(1))
     tracker.may_send.set()
     ready: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
     complete: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -197,12 +243,15 @@ async def _dub_fragments(
         data["ack_ms"] = round(tracker.ack_ms.get(fid, -1.0), 2)
         data["received_at_s"] = round(now - tracker.t0, 3)
         first = fid not in tracker.results
+        if sink is not None and first:
+            sink(int(fid.rsplit("-", 1)[1]), _decode_result_audio(data))
+            data.pop("dubbed_audio", None)
         tracker.results[fid] = data
         tracker.order.append(data.get("sequence_number", -1))
         if first:
             tracker.window.release()
             bar.update(1)
-        if len(tracker.results) >= tracker.total:
+        if tracker.sending_ended and len(tracker.results) >= tracker.sent:
             tracker.done.set()
 
     @_on(client, "fragment:ack")
@@ -252,7 +301,8 @@ async def _dub_fragments(
         raise DubError(f"cannot connect to {options.url}: {reason}{hint}") from exc
     # Created once connected, so a refused connection prints no empty progress bar.
     # Shown after a second only: a stream:init refused at once leaves no empty bar behind.
-    bar = tqdm(total=len(fragments), unit="frag", desc="dubbing", disable=not options.progress, delay=1.0)
+    total = len(fragments) if isinstance(fragments, list) else None  # a live input's is not known
+    bar = tqdm(total=total, unit="frag", desc="dubbing", disable=not options.progress, delay=1.0)
     try:
         await client.emit(
             "stream:init",
@@ -277,25 +327,28 @@ async def _dub_fragments(
         tracker.window = asyncio.Semaphore(int(info.get("max_inflight", 3)))
         await asyncio.sleep(options.start_delay_s)
         started = tracker.t0 = time.perf_counter()
-        for index, chunk in enumerate(fragments):
+        index = 0
+        async for chunk in _each(fragments):
             if options.realtime:  # a live worker sends a fragment once it has been captured
                 await asyncio.sleep(max(0.0, started + (index + 1) * options.fragment_s - time.perf_counter()))
             await tracker.window.acquire()
             await tracker.may_send.wait()
             await _send(client, tracker, stream_id, index, chunk, options.binary)
+            tracker.sent = index = index + 1
+        tracker.sending_ended = True
+        if len(tracker.results) >= tracker.sent:
+            tracker.done.set()
         try:
             await asyncio.wait_for(tracker.done.wait(), options.timeout_s)
         except TimeoutError as exc:
-            missing = tracker.total - len(tracker.results)
-            raise DubError(
-                f"{missing} of {tracker.total} fragments unanswered after {options.timeout_s:.0f} s"
-            ) from exc
+            missing = tracker.sent - len(tracker.results)
+            raise DubError(f"{missing} of {tracker.sent} fragments unanswered after {options.timeout_s:.0f} s") from exc
         await client.emit("stream:end", {"stream_id": stream_id})
         summary_event = await asyncio.wait_for(complete, 60)
     finally:
         bar.close()
         await client.disconnect()
-    return _report(fragments, tracker, stream_id, info, summary_event)
+    return _report(tracker, stream_id, info, summary_event)
 
 
 async def _send(
@@ -304,6 +357,7 @@ async def _send(
     pcm = (np.clip(chunk, -1, 1) * 32767).astype("<i2").tobytes()
     fid = f"{stream_id}-{index:06d}"
     tracker.sent_at[fid] = time.perf_counter()
+    tracker.sent_unix[fid] = time.time()
     await client.emit(
         "fragment:data",
         {
@@ -329,13 +383,13 @@ def _decode_result_audio(result: dict[str, Any]) -> np.ndarray | None:
     return resample(samples, int(result.get("sample_rate", WIRE_RATE)), WIRE_RATE)
 
 
-def _report(
-    fragments: list[np.ndarray], tracker: _Tracker, stream_id: str, info: dict[str, Any], complete: dict[str, Any]
-) -> dict[str, Any]:
+def _report(tracker: _Tracker, stream_id: str, info: dict[str, Any], complete: dict[str, Any]) -> dict[str, Any]:
     rows = []
-    for index in range(len(fragments)):
-        result = tracker.results.get(f"{stream_id}-{index:06d}", {"status": "failed", "error": {"code": "NO_RESULT"}})
+    for index in range(tracker.sent):
+        fid = f"{stream_id}-{index:06d}"
+        result = tracker.results.get(fid, {"status": "failed", "error": {"code": "NO_RESULT"}})
         row = {k: v for k, v in result.items() if k != "dubbed_audio"}
+        row["sent_unix"] = round(tracker.sent_unix.get(fid, 0.0), 3)
         row["_audio"] = _decode_result_audio(result)
         rows.append(row)
     statuses = [r["status"] for r in rows]
