@@ -368,9 +368,12 @@ def simulate(profile: Profile, seed: int = 1) -> tuple[dict[str, Any], Series]:
             if step.kind == "start":
                 state = drain.DrainState(step.pods, now)
                 cluster.mark(step.pods, now)
+                # Recorded as a scaling change, as the operator does (handlers/pool_status.py).
+                history = History(history.last_scale_up, now)
             elif step.kind == "cancel":
                 state = None
                 cluster.unmark(step.pods)
+                history = History(now, history.last_scale_down)
             elif step.kind == "finish":
                 state = None
                 # What the operator writes before it lowers replicas: drained pods below every other.

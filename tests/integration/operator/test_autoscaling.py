@@ -44,20 +44,32 @@ class FakeDeploymentController:
         self.pods: dict[str, MetricsPod] = {}
 
     def victim(self) -> str:
-        """The ReplicaSet's choice: lowest pod-deletion-cost first, newest among equals."""
+        """The ReplicaSet's choice (its ActivePods ranking, in short): Pending before running pods,
+        not-Ready before Ready, then lowest pod-deletion-cost, newest among equals."""
 
-        def cost(name: str) -> tuple[int, int]:
+        def rank(name: str) -> tuple[bool, bool, int, int]:
             pod = self.cluster.require("pods", name)
             annotations = pod["metadata"].get("annotations") or {}
-            return int(annotations.get("controller.kubernetes.io/pod-deletion-cost", 0)), -int(name.split("-")[1])
+            status = pod.get("status") or {}
+            ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions", []))
+            cost = int(annotations.get("controller.kubernetes.io/pod-deletion-cost", 0))
+            return status.get("phase") != "Pending", ready, cost, -int(name.split("-")[1])
 
-        return min(self.pods, key=cost)
+        return min(self.pods, key=rank)
+
+    def forget_deleted(self) -> None:
+        """Pods deleted by someone else (the operator, by name) are no longer the ReplicaSet's."""
+        for name in list(self.pods):
+            pod = self.cluster.get("pods", name)
+            if pod is None or pod["metadata"].get("deletionTimestamp"):
+                self.pods.pop(name)
 
     def sync(self) -> list[MetricsPod]:
         """Create or delete pod objects until they match the Deployment's replicas."""
         dep = self.cluster.get("deployments", "news")
         assert dep is not None
         want = dep["spec"]["replicas"]
+        self.forget_deleted()
         while len(self.pods) < want:
             self.serial = getattr(self, "serial", 0) + 1
             name = f"news-{self.serial}"
@@ -239,8 +251,8 @@ def test_scale_down_removes_the_least_loaded_pod(
         p["metadata"]["name"]: p["metadata"]["annotations"].get("controller.kubernetes.io/pod-deletion-cost")
         for p in cluster.list("pods")
     }
-    # The idle pod was drained (nothing to wait for) and costs least; the others cost their streams.
-    assert costs == {"news-1": "2", "news-2": "-1000", "news-3": "1"}
+    # The idle pod was drained (nothing to wait for) and deleted by name; the others cost their streams.
+    assert costs == {"news-1": "2", "news-3": "1"}
     controller.sync()
     assert sorted(controller.pods) == ["news-1", "news-3"]
 

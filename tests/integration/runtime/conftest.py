@@ -131,10 +131,22 @@ async def make_server(engines: Engines) -> AsyncIterator[Callable[..., Any]]:
             stream_id: str | None = "stream-1",
             worker_id: str = "worker-1",
             transports: tuple[str, ...] = ("websocket",),
+            reconnecting: bool = False,
             **kwargs: Any,
         ) -> Recorder:
-            client = socketio.AsyncClient(reconnection=False)
+            # ``reconnecting``: a worker that relies on its client's own reconnection (fast, for tests);
+            # every (re)connect is recorded as a "connect" event.
+            client = socketio.AsyncClient(
+                reconnection=reconnecting, reconnection_delay=0.2, reconnection_delay_max=0.5, randomization_factor=0
+            )
             recorder = Recorder(client)
+
+            async def connected() -> None:
+                async with recorder.changed:
+                    recorder.events.append(("connect", {}))
+                    recorder.changed.notify_all()
+
+            client.on("connect", connected)
             for name in EVENTS:
 
                 async def handler(data: Any, _name: str = name) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+import pytest
 
 from livedub.runtime.server.keys import SERVICE_KEY
 from livedub.runtime.server.placement import ANNOTATIONS_POLL_S, DRAINING_ANNOTATION
@@ -77,20 +78,18 @@ async def test_a_pod_marked_for_removal_takes_no_new_streams_but_keeps_its_own(m
     await live.wait_for(lambda r: bool(r.of("stream:state")), 10)
 
 
-async def test_a_refused_connection_is_closed_at_retry_after_so_the_worker_reaches_another_pod(make_server):
+@pytest.mark.parametrize("transport", ["websocket", "polling"])
+async def test_a_refused_connection_is_closed_at_retry_after_so_the_worker_reaches_another_pod(make_server, transport):
     # The refusal comes over a connection already bound to the full pod: retrying on it cannot reach
-    # another pod. The pod closes it (Engine.IO level, so a client's reconnection opens a new one) at
-    # retry_after; the stream it does serve keeps its own connection.
+    # another pod. The pod drops it at retry_after as a lost transport, so a client with reconnection
+    # on really opens a new connection (an Engine.IO CLOSE would be final: no second connect); the
+    # stream it does serve keeps its own connection.
     server = await make_server(max_pod_streams=1, stream_retry_after_s=1)
     live = await server.connect(stream_id="s1", worker_id="w1", transports=("polling",))
     assert (await live.init())[0] == "stream:ready"
-    refused = await server.connect(stream_id="s2", worker_id="w2")
+    refused = await server.connect(stream_id="s2", worker_id="w2", transports=(transport,), reconnecting=True)
     kind, refusal = await refused.init()
     assert kind == "error" and refusal["code"] == "POD_FULL" and refusal["retry_after_ms"] == 1000
-    assert refused.client.connected
-    for _ in range(100):
-        if not refused.client.connected:
-            break
-        await asyncio.sleep(0.1)
-    assert not refused.client.connected
+    assert refused.client.connected and len(refused.of("connect")) == 1
+    await refused.wait_for(lambda r: len(r.of("connect")) >= 2, 15)  # reconnected by its own client
     assert live.client.connected and server.app[SERVICE_KEY].stream_count() == 1

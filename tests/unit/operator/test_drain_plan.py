@@ -1,6 +1,10 @@
 """The gentle scale-down's pure planner: which pods drain, when they go, when the drain is undone."""
 
-from livedub.operator.scaling.decide import Decision, Observation, Policy
+import kopf
+import pytest
+
+from livedub.operator.handlers.pool_status import record_decision
+from livedub.operator.scaling.decide import Decision, History, Observation, Policy, decide
 from livedub.operator.scaling.drain import DrainState, least_loaded, outcome, plan
 
 POLICY = Policy(min_replicas=1, max_replicas=10, streams_per_pod=4, target_utilization=1.0)
@@ -59,3 +63,37 @@ def test_a_scale_up_while_draining_undrains_and_adds_only_what_is_missing() -> N
     assert (step.kind, step.to_replicas) == ("cancel", 4)
     final = outcome(up, step)
     assert (final.action, final.from_replicas, final.to_replicas) == ("up", 3, 4)
+
+
+BIG = Policy(min_replicas=1, max_replicas=10, streams_per_pod=20, target_utilization=1.0, tolerance=0.1)
+
+
+def test_one_stream_over_the_remaining_pods_does_not_undo_the_drain() -> None:
+    # 3 pods of 20, one draining: 41 streams are 2.5% over the 40 the other two hold at target, within
+    # the tolerance: the drain goes on (it used to be undone here and started again at 40: a flap).
+    state = DrainState(("b",), since=100.0)
+    streams = {"a": 20.0, "b": 1.0, "c": 20.0}
+    step = plan(HOLD, obs(3, 41), BIG, state, streams, existing=["a", "b", "c"], now=110, grace_s=60)
+    assert step.kind == "wait", step
+    # Beyond the tolerance (46 streams, 15% over) the drained pod is wanted again.
+    step = plan(HOLD, obs(3, 46), BIG, state, streams, existing=["a", "b", "c"], now=110, grace_s=60)
+    assert (step.kind, step.code) == ("cancel", "DrainCancelled") and "1.15 of target" in step.reason
+
+
+@pytest.mark.parametrize(
+    ("code", "field"), [("DrainStarted", "lastScaleDownTime"), ("DrainCancelled", "lastScaleUpTime")]
+)
+def test_starting_or_undoing_a_drain_is_recorded_as_a_scaling_change(code: str, field: str) -> None:
+    patch = kopf.Patch()
+    body = kopf.Body({"metadata": {"name": "news", "namespace": "ns", "generation": 1}, "spec": {}, "status": {}})
+    record_decision(body, patch, Decision("hold", 3, 3, code, ""), obs(3, 8), POLICY)
+    assert field in patch.status
+    assert ({"lastScaleUpTime", "lastScaleDownTime"} - {field}).isdisjoint(patch.status)
+
+
+def test_a_cancelled_drain_is_a_change_the_scale_down_cooldown_waits_for() -> None:
+    # The cancel is recorded as lastScaleUpTime (above): 10 s later demand is back to 24 streams
+    # over 3 pods of 20, but no new drain starts before the scale-down cooldown.
+    policy = Policy(min_replicas=1, max_replicas=10, streams_per_pod=20, target_utilization=1.0)
+    again = decide(obs(3, 24), policy, History(last_scale_up=100.0, last_scale_down=None), now=110.0)
+    assert (again.action, again.code) == ("hold", "ScaleDownCooldown")

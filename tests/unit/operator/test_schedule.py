@@ -96,9 +96,40 @@ def test_the_decision_scales_up_to_an_active_floor_and_never_drains_below_it() -
         ({"start": "0 18 * * *", "end": "0 19 * *", "minReplicas": 2}, "end '0 19 * *' is not a five-field cron"),
         ({"start": "0 18 * * *", "end": "0 19 * * *", "timezone": "Mars/Olympus", "minReplicas": 2}, "IANA"),
         ({"start": "0 18 * * *", "end": "0 19 * * *"}, "minReplicas"),
+        # Valid for croniter.is_valid, but there is no 30 February: it would fail on every tick.
+        ({"start": "0 0 30 2 *", "end": "0 19 * * *", "minReplicas": 2}, "start '0 0 30 2 *' never fires"),
+        ({"start": "0 18 * * *", "end": "0 0 31 4 *", "minReplicas": 2}, "end '0 0 31 4 *' never fires"),
     ],
 )
 def test_a_bad_schedule_is_an_invalid_spec_naming_it(schedule: dict[str, object], says: str) -> None:
     with pytest.raises(InvalidSpecError, match=r"autoscaling\.schedules\.0") as info:
         parse_pool_spec({"authTokensSecretRef": {"name": "w"}, "autoscaling": {"schedules": [schedule]}})
     assert says in str(info.value)
+
+
+def test_a_leap_day_schedule_is_valid() -> None:
+    Schedule(start="0 8 29 2 *", end="0 20 29 2 *", min_replicas=2)  # fires every four years
+
+
+def test_a_schedule_that_cannot_be_computed_is_skipped_not_fatal() -> None:
+    # One stored before the validator rejected it (model_construct skips validation, as an old object
+    # the operator reads would not be re-validated by admission): the pool keeps its other floors.
+    never = Schedule.model_construct(name="never", start="0 0 30 2 *", end="0 1 * * *", timezone="UTC", min_replicas=9)
+    assert not is_active(never, at(12, 0))
+    floor = floor_at(2, 10, [never, NEWS], at(19, 0))
+    assert (floor.replicas, floor.source) == (4, "schedule news")
+
+
+@pytest.mark.parametrize(
+    ("hour", "minute", "utc_offset_h", "active"),
+    # 2026-03-29 in Madrid: 02:00 CET jumps to 03:00 CEST; 02:30 does not exist that day.
+    [(1, 59, 1, False), (3, 0, 2, True), (3, 45, 2, True), (4, 0, 2, False), (4, 30, 2, False)],
+)
+def test_a_start_in_the_hour_skipped_at_spring_forward_fires_at_the_jump(
+    hour: int, minute: int, utc_offset_h: int, active: bool
+) -> None:
+    early = Schedule(name="early", start="30 2 * * *", end="0 4 * * *", timezone="Europe/Madrid", min_replicas=3)
+    when = datetime.datetime(2026, 3, 29, hour, minute, tzinfo=MADRID)
+    assert when.utcoffset() == datetime.timedelta(hours=utc_offset_h)  # the instant meant, not a gap time
+    assert is_active(early, when.timestamp()) is active
+    assert floor_at(1, 5, [early], when.timestamp()).replicas == (3 if active else 1)

@@ -7,10 +7,11 @@ object stored before a default existed) and re-check the cross-field rules the C
 bad spec that slipped past admission becomes a clear status message instead of a crash.
 """
 
+import datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterError, croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
@@ -73,6 +74,17 @@ class Resources(_Model):
 DEFAULT_STREAMS_PER_POD: dict[str, int] = {"cpu": 3, "cuda": 60}
 
 
+def _fires(expr: str) -> bool:
+    """Whether a valid cron expression ever fires: croniter accepts '0 0 30 2 *' but finds no date."""
+    try:
+        it = croniter(expr, datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC))
+        it.get_next(datetime.datetime)
+        it.get_prev(datetime.datetime)
+    except CroniterError:
+        return False
+    return True
+
+
 class Schedule(_Model):
     """A warm floor for a known slot (a news hour): at least ``min_replicas`` pods from each firing of
     ``start`` until the next firing of ``end`` (cron, five fields, in ``timezone``). Start it early
@@ -90,6 +102,8 @@ class Schedule(_Model):
         for field, expr in (("start", self.start), ("end", self.end)):
             if len(expr.split()) != 5 or not croniter.is_valid(expr):
                 raise ValueError(f"{field} {expr!r} is not a five-field cron expression (e.g. '50 18 * * 1-5')")
+            if not _fires(expr):
+                raise ValueError(f"{field} {expr!r} never fires (e.g. '0 0 30 2 *': there is no 30 February)")
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:

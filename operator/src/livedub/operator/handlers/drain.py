@@ -1,5 +1,5 @@
 """Carry out a gentle scale-down step (``scaling/drain.py`` decides it): mark and unmark pods, and
-write pod-deletion-cost before the replicas drop."""
+write pod-deletion-cost and delete the drained pods before the replicas drop."""
 
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -66,6 +66,13 @@ async def apply_step(
         await _set_mark(client, namespace, set(step.pods) - already, now_iso())
     elif step.kind == "finish":
         await mark_deletion_costs(client, namespace, samples, drained=step.pods)
+        # Deleted by name as well, before the caller lowers replicas: a ReplicaSet removes Pending
+        # (unscheduled) then not-Ready pods before it looks at pod-deletion-cost, so with a pod still
+        # starting it would keep the drained pod and remove the new one. A pod being deleted is no
+        # longer one of its active pods; the replicas patch right after keeps it from making a
+        # replacement (at worst one is made and, still Pending, is the next victim).
+        for pod in sorted(step.pods):
+            await client.delete(api.PODS, namespace, pod)
         patch.status["drain"] = None
     elif step.kind == "cancel":
         await _set_mark(client, namespace, set(step.pods) & already, None)

@@ -80,9 +80,11 @@ def record_decision(body: kopf.Body, patch: kopf.Patch, decision: Decision, obs:
         "overloadRejections": obs.overload_rejections,
     }
     patch.status["desiredReplicas"] = decision.to_replicas
-    if decision.action == "up":
+    # A drain started is a scale-down and one undone a scale-up for the cooldowns (scaling/drain.py),
+    # though replicas do not move then: otherwise drains could start and cancel on every tick.
+    if decision.action == "up" or decision.code == "DrainCancelled":
         patch.status["lastScaleUpTime"] = now
-    elif decision.action == "down":
+    elif decision.action == "down" or decision.code == "DrainStarted":
         patch.status["lastScaleDownTime"] = now
     scaling = decision.action != "hold"
     patch.status["conditions"] = set_condition(

@@ -6,18 +6,22 @@ are marked (the runtime reads the mark through its downward-API file, stops admi
 leaves the Service's endpoints through its readiness probe and asks its live streams to move at
 their next fragment boundary). Replicas drop only once every marked pod reports no stream, or the
 grace period has passed; then pod-deletion-cost makes exactly those pods the ReplicaSet's victims.
-If demand grows back while pods drain, the marks come off: a drained pod is capacity that is
-already warm, cheaper and faster than a new one.
+If demand grows back while pods drain — beyond the tolerance over the pods that would remain, or a
+scale-up — the marks come off: a drained pod is capacity that is already warm, cheaper and faster
+than a new one. Starting a drain counts as a scale-down and undoing one as a scale-up for the
+cooldowns (``lastScaleDownTime``/``lastScaleUpTime``), so demand wobbling by a stream cannot
+start and cancel drains, moving live streams each time.
 
 The drain's state lives in the pool's status (``status.drain``) and on the pods (the mark), never
 in the operator's memory, so a restarted or failed-over operator picks it up where it was.
 """
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from livedub.operator.scaling.decide import Decision, Observation, Policy, wanted_replicas
+from livedub.operator.scaling.decide import Decision, Observation, Policy, demand, wanted_replicas
 
 StepKind = Literal["none", "start", "wait", "finish", "cancel"]
 
@@ -87,9 +91,12 @@ def plan(
         return DrainStep("cancel", state.pods, cur, "DrainAbandoned", "the drained pods are gone already")
     remaining = cur - len(pods)
     wanted = wanted_replicas(obs, policy)
-    if decision.action == "up" or wanted > remaining or remaining < policy.min_replicas:
+    # The same tolerance band as a scale-up: a drain started at "wanted <= remaining" and undone at
+    # "wanted > remaining" would flap with one stream either way, moving real streams each time.
+    over = demand(obs, policy) / (remaining * policy.target_per_pod) if remaining > 0 else math.inf
+    if decision.action == "up" or over > 1 + policy.tolerance or remaining < policy.min_replicas:
         to = decision.to_replicas if decision.action == "up" else cur
-        why = f"demand wants {wanted} pods, {remaining} would remain"
+        why = f"demand wants {wanted} pods ({over:.2f} of target over the {remaining} that would remain)"
         if remaining < policy.min_replicas:
             why = f"minReplicas is {policy.min_replicas}, {remaining} would remain"
         return DrainStep("cancel", pods, to, "DrainCancelled", f"{why}: {', '.join(pods)} take new streams again")

@@ -8,13 +8,16 @@ goes below it.
 """
 
 import datetime
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from croniter import croniter
+from croniter import CroniterError, croniter
 
 from livedub.operator.spec import Schedule
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -24,17 +27,26 @@ class Floor:
     source: str
 
 
-def _last(expr: str, at: datetime.datetime) -> datetime.datetime:
-    """The latest firing at or before ``at`` (croniter's get_prev is strictly before its start)."""
-    previous: datetime.datetime = croniter(expr, at + datetime.timedelta(seconds=1)).get_prev(datetime.datetime)
+def _last(expr: str, at: datetime.datetime) -> datetime.datetime | None:
+    """The latest firing at or before ``at`` (croniter's get_prev is strictly before its start), or
+    None when there is none croniter can find (the spec rejects expressions that never fire; this
+    keeps one that slips through from stopping the pool's scaling on every tick)."""
+    try:
+        previous: datetime.datetime = croniter(expr, at + datetime.timedelta(seconds=1)).get_prev(datetime.datetime)
+    except CroniterError:
+        log.warning("cron expression %r has no firing before %s: schedule ignored", expr, at.isoformat())
+        return None
     return previous
 
 
 def is_active(schedule: Schedule, now: float) -> bool:
     at = datetime.datetime.fromtimestamp(now, ZoneInfo(schedule.timezone))
     # Active when the latest start fired after the latest end (a start and an end at the same minute:
-    # the window has just closed). Cron times are local wall-clock times, DST included.
-    return _last(schedule.start, at) > _last(schedule.end, at)
+    # the window has just closed). Cron times are local wall-clock times, DST included: a start in
+    # the hour skipped at spring-forward fires at the jump (croniter, like Vixie cron). A schedule
+    # whose start or end cannot be computed is not active: scaling goes on from the other floors.
+    start, end = _last(schedule.start, at), _last(schedule.end, at)
+    return start is not None and end is not None and start > end
 
 
 def floor_at(min_replicas: int, max_replicas: int, schedules: Sequence[Schedule], now: float) -> Floor:

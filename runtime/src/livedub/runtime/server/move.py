@@ -10,9 +10,10 @@ asked to move, without losing or reordering a fragment:
    stream gets an ``error`` ``STREAM_MOVE`` naming it (retryable, ``retry_after_ms``): reconnect, send
    ``stream:init`` with the same ``stream_id``, and go on from the first fragment not yet answered.
    This pod is not Ready any more, so the Service sends the new connection to another pod.
-3. A connection whose streams have all been told is closed ``CLOSE_AFTER_S`` later at the Engine.IO
-   level (a Socket.IO disconnect would be final for the client). A worker that only logs errors —
-   the public reference worker does — then reconnects through its client's own reconnection.
+3. A connection whose streams have all been told is dropped ``CLOSE_AFTER_S`` later as a lost
+   transport (``engineio_closer``: no Engine.IO ``CLOSE`` packet, which a client would take as a final
+   disconnect). A worker that only logs errors — the public reference worker does — then reconnects
+   through its Socket.IO client's own reconnection (python-socketio and JS clients, both transports).
 
 Everything runs on the event loop; nothing here blocks.
 """
@@ -63,13 +64,19 @@ class StreamMover:
         self._notify, self._close, self._streams_of = notify, close, streams_of
         self.moving: set[Key] = set()
         self.told: set[Key] = set()
-        self._closing: dict[str, asyncio.Task[None]] = {}
+        self._closing: dict[str, asyncio.Task[None]] = {}  # idle closes after POD_FULL
+        self._moving_close: dict[str, asyncio.Task[None]] = {}  # closes of told connections
 
     def refuses(self, sid: str, stream_id: str) -> bool:
         return (sid, stream_id) in self.moving
 
     def request(self, keys: Iterable[Key]) -> None:
         self.moving.update(keys)
+
+    def cancel(self) -> None:
+        """The pod stays after all (the operator cancelled the drain): streams not yet told go on here.
+        Those already told were asked to reconnect and their connections are closing: they move."""
+        self.moving &= self.told
 
     async def boundary(self, sid: str, stream_id: str, inflight: int) -> None:
         """Called when a stream may be between fragments; tells it to move once nothing is in flight."""
@@ -79,8 +86,20 @@ class StreamMover:
         self.told.add(key)
         log.info("stream asked to move", extra={"sid": sid, "stream_id": stream_id})
         await self._notify(sid, stream_id, move_error(stream_id, told=True))
-        if all((sid, s) in self.told for s in self._streams_of(sid)) and sid not in self._closing:
-            self._closing[sid] = asyncio.create_task(self._close_later(sid))
+        self._close_if_all_told(sid)
+
+    def ended(self, sid: str, stream_id: str) -> None:
+        """A stream ended (``stream:end``): the others on its connection may all be told by now."""
+        self.moving.discard((sid, stream_id))
+        self.told.discard((sid, stream_id))
+        self._close_if_all_told(sid)
+
+    def _close_if_all_told(self, sid: str) -> None:
+        # Checked wherever a connection's streams or their state change (a told one, an ended one,
+        # a pending idle close that found a stream): a told connection must be closed some time.
+        streams = list(self._streams_of(sid))
+        if streams and all((sid, s) in self.told for s in streams) and sid not in self._moving_close:
+            self._moving_close[sid] = asyncio.create_task(self._close_later(sid))
 
     async def _close_later(self, sid: str) -> None:
         await asyncio.sleep(CLOSE_AFTER_S)
@@ -99,26 +118,41 @@ class StreamMover:
         self._closing.pop(sid, None)
         if not list(self._streams_of(sid)):
             await self._close(sid)
+        else:
+            self._close_if_all_told(sid)
 
     def forget(self, sid: str) -> None:
         """The connection is gone: drop its state (a pending close is moot)."""
         self.moving = {k for k in self.moving if k[0] != sid}
         self.told = {k for k in self.told if k[0] != sid}
-        task = self._closing.pop(sid, None)
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
+        for pending in (self._closing, self._moving_close):
+            task = pending.pop(sid, None)
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
 
     def close(self) -> None:
-        for task in self._closing.values():
+        for task in [*self._closing.values(), *self._moving_close.values()]:
             task.cancel()
 
 
 def engineio_closer(sio: socketio.AsyncServer, namespace: str = "/") -> Callable[[str], Awaitable[None]]:
-    """Close a Socket.IO connection by its namespace sid at the Engine.IO level, after its queue."""
+    """Drop a Socket.IO connection by its namespace sid the way a lost connection looks to its client.
+
+    Not ``sio.eio.disconnect``: that sends an Engine.IO ``CLOSE`` packet, which python-engineio's
+    client (and the JS client: "io server disconnect") takes as a final, server-side disconnect and
+    does not reconnect after. Here the socket is closed without the packet (``abort``) and its send
+    queue is woken with the end marker: on websocket the writer then closes the WebSocket, which the
+    client reads as a broken transport; on long-polling the pending GET ends and the next one gets
+    "Invalid session" (HTTP 400). Both are transport errors, after which a client reconnects.
+    Packets queued before (the move notice) are sent first: the marker goes in behind them.
+    """
 
     async def close(sid: str) -> None:
         eio_sid = sio.manager.eio_sid_from_sid(sid, namespace)
-        if eio_sid is not None:
-            await sio.eio.disconnect(eio_sid)
+        socket = None if eio_sid is None else sio.eio.sockets.get(eio_sid)
+        if socket is None or socket.closed:
+            return
+        await socket.close(wait=False, abort=True)  # runs the server's disconnect handlers
+        await socket.queue.put(None)
 
     return close

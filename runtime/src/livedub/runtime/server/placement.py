@@ -49,6 +49,8 @@ class Placement:
         self.leaving = False  # marked for removal by the operator
         #: Set by the service: asks the live streams to move when the mark appears (server/move.py).
         self.on_leaving: Callable[[], Awaitable[None]] | None = None
+        #: Set by the service: the operator took the mark back (a cancelled drain): stop the move.
+        self.on_staying: Callable[[], None] | None = None
         metrics.accepting_streams.set_function(lambda: 1.0 if self.state() == "accepting" else 0.0)
 
     def state(self) -> str:
@@ -104,4 +106,6 @@ class Placement:
             await asyncio.to_thread(self.read_annotations, path)
             if self.leaving and not was and self.on_leaving is not None:
                 await self.on_leaving()
+            elif was and not self.leaving and self.on_staying is not None:
+                self.on_staying()
             await asyncio.sleep(ANNOTATIONS_POLL_S)

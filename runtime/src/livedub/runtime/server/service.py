@@ -96,6 +96,7 @@ class DubbingService:
             streams_of=lambda sid: list(self.connections[sid].streams) if sid in self.connections else [],
         )
         self.placement.on_leaving = self.move_all
+        self.placement.on_staying = self.mover.cancel
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -322,6 +323,7 @@ class DubbingService:
         conn = self.connections.get(sid)
         if conn is not None and conn.remove(session):
             self.metrics.streams.dec()
+            self.mover.ended(sid, session.stream_id)
         stats = session.stats
         return ev.StreamComplete(
             stream_id=session.stream_id,
