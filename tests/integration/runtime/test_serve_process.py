@@ -166,7 +166,13 @@ async def test_sigterm_with_idle_clients_on_both_transports_exits_at_once(served
     """Nothing in flight: before, one idle websocket client held the exit for 30.2 s (polling 10.2 s)."""
     proc, url, _ = served
     clients = {transport: socketio.AsyncClient(reconnection=False) for transport in ("websocket", "polling")}
+    reasons: dict[str, str] = {}
     for transport, client in clients.items():
+
+        def record(reason: str = "", transport: str = transport) -> None:
+            reasons[transport] = reason
+
+        client.on("disconnect", record)
         await client.connect(url, headers={"X-Stream-ID": f"idle-{transport}"}, transports=[transport])
         await client.call("stream:init", {"source_language": "en", "target_language": "es"}, timeout=30)
     loop = asyncio.get_running_loop()
@@ -176,6 +182,9 @@ async def test_sigterm_with_idle_clients_on_both_transports_exits_at_once(served
     assert loop.time() - started < EXIT_AFTER_LAST_DELIVERY_S, loop.time() - started
     for client in clients.values():
         await _disconnected(client)
+    # A lost transport, not engine.io's final CLOSE: a reconnecting worker comes back through the
+    # Service to another replica instead of staying disconnected.
+    assert reasons == dict.fromkeys(clients, socketio.AsyncClient.reason.TRANSPORT_ERROR), reasons
 
 
 def test_invalid_configuration_fails_fast_naming_the_variable(tmp_path):

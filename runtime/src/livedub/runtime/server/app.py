@@ -35,7 +35,7 @@ from livedub.runtime.server.auth import TokenAuthenticator
 from livedub.runtime.server.console_feed import ConsoleFeed
 from livedub.runtime.server.http import add_routes
 from livedub.runtime.server.keys import AUTH_KEY, CONSOLE_KEY, REQUESTS_KEY, SERVICE_KEY, SIO_KEY, WARM_KEY
-from livedub.runtime.server.move import engineio_closer
+from livedub.runtime.server.move import drop_transport, engineio_closer
 from livedub.runtime.server.namespace import DubbingNamespace, make_sender
 from livedub.runtime.server.service import DubbingService
 from livedub.runtime.server.transport import attach
@@ -161,13 +161,15 @@ _CLEANUP_S = 1.0
 async def disconnect_all(sio: socketio.AsyncServer, timeout_s: float) -> int:
     """Close every Engine.IO connection (both transports) after what was already queued for it.
 
-    engine.io's close waits until the socket's queue is sent, so results emitted before this call
-    reach the client first; a polling client that stopped polling is abandoned at ``timeout_s``.
+    Closed as a lost transport, not with engine.io's CLOSE packet: a client takes that as final and
+    would not reconnect, while here it should reconnect through the Service to another replica
+    (server/move.py ``drop_transport``). What was queued before is sent first; a polling client that
+    stopped polling is abandoned at ``timeout_s``.
     """
     sids = list(sio.eio.sockets)
     if not sids:
         return 0
-    tasks = [asyncio.create_task(sio.eio.disconnect(sid)) for sid in sids]
+    tasks = [asyncio.create_task(drop_transport(sio, sid)) for sid in sids]
     _, pending = await asyncio.wait(tasks, timeout=max(timeout_s, 0.01))
     for task in pending:
         task.cancel()

@@ -149,10 +149,16 @@ def engineio_closer(sio: socketio.AsyncServer, namespace: str = "/") -> Callable
 
     async def close(sid: str) -> None:
         eio_sid = sio.manager.eio_sid_from_sid(sid, namespace)
-        socket = None if eio_sid is None else sio.eio.sockets.get(eio_sid)
-        if socket is None or socket.closed:
-            return
-        await socket.close(wait=False, abort=True)  # runs the server's disconnect handlers
-        await socket.queue.put(None)
+        if eio_sid is not None:
+            await drop_transport(sio, eio_sid)
 
     return close
+
+
+async def drop_transport(sio: socketio.AsyncServer, eio_sid: str) -> None:
+    """Close one Engine.IO connection as a lost transport (see ``engineio_closer``), after its queue."""
+    socket = sio.eio.sockets.get(eio_sid)
+    if socket is None or socket.closed:
+        return
+    await socket.close(wait=False, abort=True)  # runs the server's disconnect handlers
+    await socket.queue.put(None)
