@@ -145,7 +145,9 @@ async def test_a_subscriber_that_never_reads_is_dropped_and_its_queue_stays_boun
         assert feed.dropped == 1, (sent, feed.buffered())
         assert feed.subscribers("stream-1") == 1  # the reader is still subscribed
         assert most <= 2 * queue  # never more than the bound per subscriber, whatever was sent
-        print(f"stalled subscriber dropped after {sent} events (~{sent * 16 / 1024:.1f} MB of cues); peak queued {most}")
+        print(
+            f"stalled subscriber dropped after {sent} events (~{sent * 16 / 1024:.1f} MB of cues); peak queued {most}"
+        )
         # The reader got every event, in order, and goes on getting them after the drop.
         feed.observe(sid, _processed(sent, "after"), "guide")
         for _ in range(200):

@@ -337,7 +337,7 @@ class WhisperRecognizer(SpeechRecognizer):
                 aligned = asr_words.align(
                     self.model,
                     self._tokenizer(language),
-                    encoded,  # type: ignore[arg-type]
+                    encoded,
                     len(positions),
                     picked,
                     [tokens[row] for row in picked],
@@ -429,10 +429,10 @@ class WhisperRecognizer(SpeechRecognizer):
         except Exception as exc:
             raise EngineError(ErrorCode.SERVICE_UNAVAILABLE, f"Whisper failed: {exc}", retryable=True) from exc
         text = " ".join(s.text.strip() for s in segments).strip()
-        words = tuple(Word(w.word.strip(), w.start, w.end, w.probability) for s in segments for w in (s.words or ()))
+        timed = tuple(Word(w.word.strip(), w.start, w.end, w.probability) for s in segments for w in (s.words or ()))
         start = float(segments[0].start) if segments else None
         detected_language, probability = detected if detected is not None else (language, 1.0)
-        return Transcript(text, detected_language, probability, words, speech_start=start)
+        return Transcript(text, detected_language, probability, timed, speech_start=start)
 
     def _check_language(self, language: str) -> str:
         lang = base_language(language)

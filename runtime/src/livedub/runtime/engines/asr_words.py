@@ -67,7 +67,7 @@ def align(
     if not keep:
         return result
     encoded = rows(encoded, [picked[i] for i in keep], batch)
-    aligned = model.find_alignment(tokenizer, [tokens[i] for i in keep], encoded, [frames[i] for i in keep])  # type: ignore[arg-type]
+    aligned = model.find_alignment(tokenizer, [tokens[i] for i in keep], encoded, [frames[i] for i in keep])
     for i, words in zip(keep, aligned, strict=True):
         merge_punctuations(words, PREPEND, APPEND)
         end_s = durations_s[i]

@@ -68,18 +68,16 @@ class CaptionFeed:
                 _, oldest = self._streams.popitem(last=False)
                 self._end(oldest, "forgotten")
         elif isinstance(message, ev.FragmentProcessed):
-            stream = self._streams.get(message.stream_id or f"{sid}-stream")
-            if stream is None:
+            current = self._streams.get(message.stream_id or f"{sid}-stream")
+            if current is None:
                 return
-            offset = stream.offset_ms
+            offset = current.offset_ms
             if message.metadata is not None:
-                stream.offset_ms += message.metadata.original_duration_ms
-            if message.captions is not None and stream.subscribers:
-                self._publish(stream, ("cues", _cues(stream.stream_id, offset, message, message.captions)))
+                current.offset_ms += message.metadata.original_duration_ms
+            if message.captions is not None and current.subscribers:
+                self._publish(current, ("cues", _cues(current.stream_id, offset, message, message.captions)))
         elif isinstance(message, ev.StreamComplete):
-            stream = self._streams.pop(message.stream_id, None)
-            if stream is not None:
-                self._end(stream, "complete")
+            self.forget(message.stream_id, "complete")
 
     def _publish(self, stream: _Stream, event: Event) -> None:
         for subscriber in list(stream.subscribers):
@@ -116,9 +114,8 @@ class CaptionFeed:
 
     def forget(self, stream_id: str, reason: str) -> None:
         """End a stream the feed never saw end (its connection went away without ``stream:end``)."""
-        stream = self._streams.pop(stream_id, None)
-        if stream is not None:
-            self._end(stream, reason)
+        if stream_id in self._streams:
+            self._end(self._streams.pop(stream_id), reason)
 
     def subscribers(self, stream_id: str) -> int:
         stream = self._streams.get(stream_id)
