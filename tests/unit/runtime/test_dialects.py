@@ -173,3 +173,39 @@ def test_worker_payloads_always_carry_the_fields_it_reads():
     assert ack["queue_position"] == 0 and ack["stream_id"] is None
     _, failed = WORKER.encode(ev.FragmentProcessed(fragment_id="f", status="failed", error=error, stream_id="s"))
     assert "dubbed_audio" in failed and failed["dubbed_audio"] is None
+
+
+GLOSSARY = [{"source": "Champions League", "target": "Liga de Campeones"}, {"source": "VAR", "target": "VAR"}]
+
+
+@pytest.mark.parametrize("dialect", ["guide", "worker"])
+def test_glossary_is_accepted_in_both_dialects(dialect: str) -> None:
+    if dialect == "guide":
+        init = GUIDE.stream_init({"source_language": "en", "target_language": "es", "glossary": GLOSSARY})
+    else:
+        init = WORKER.stream_init({**WORKER_INIT, "config": {**WORKER_INIT["config"], "glossary": GLOSSARY}})
+    assert [(e.source, e.target) for e in init.glossary] == [("Champions League", "Liga de Campeones"), ("VAR", "VAR")]
+
+
+@pytest.mark.parametrize(
+    ("glossary", "problem"),
+    [
+        ([{"source": "VAR", "target": "VAR"}] * 65, "at most 64"),
+        ([{"source": "x" * 65, "target": "y"}], "at most 64 characters"),
+        ([{"source": "", "target": "y"}], "at least 1 character"),
+        ([{"source": "!!", "target": "y"}], "letter or digit"),
+        ([{"source": "VAR"}], "Field required"),
+        ([{"source": "VAR", "target": "VAR"}, {"source": "var", "target": "videoarbitraje"}], "two translations"),
+        ("Champions League", "valid"),
+    ],
+)
+@pytest.mark.parametrize("dialect", ["guide", "worker"])
+def test_a_bad_glossary_is_a_typed_refusal_in_both_dialects(dialect: str, glossary: object, problem: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        if dialect == "guide":
+            GUIDE.stream_init({"source_language": "en", "target_language": "es", "glossary": glossary})
+        else:
+            WORKER.stream_init({**WORKER_INIT, "config": {**WORKER_INIT["config"], "glossary": glossary}})
+    error = ev.invalid_payload("stream:init", info.value)
+    assert error.code == ErrorCode.INVALID_PAYLOAD and error.stage == Stage.PROTOCOL and not error.retryable
+    assert "glossary" in error.message and problem in error.message

@@ -101,25 +101,26 @@ async def pool_tick(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: An
 
 
 @kopf.index(GROUP, VERSION, POOL_PLURAL)
-async def pools_by_voice(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> dict[tuple[str, str], str]:
+async def pools_by_voice(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> dict[tuple[str, str], str]:
     # In memory, fed by kopf's watch: a VoiceProfile change finds its pools without listing them all.
-    return handle_voice.pools_using(namespace, name, spec)
+    return handle_voice.pools_using(namespace or "", name, spec)
 
 
 @kopf.on.create(GROUP, VERSION, VOICE_PLURAL)
 @kopf.on.update(GROUP, VERSION, VOICE_PLURAL)
 @kopf.on.resume(GROUP, VERSION, VOICE_PLURAL)
-async def voice_changed(body: kopf.Body, patch: kopf.Patch, pools_by_voice: kopf.Index, **_: Any) -> None:
+async def voice_changed(body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
+    # kopf hands every handler the index by its name; its handler protocols know it only as **kwargs.
     with telemetry.reconciling(VOICE_KIND, "event"):
-        await handle_voice.voice_changed(body, patch, pools_by_voice)
+        await handle_voice.voice_changed(body, patch, kwargs["pools_by_voice"])
 
 
 @kopf.on.event(GROUP, VERSION, VOICE_PLURAL)
-async def voice_event(type: str, name: str, namespace: str | None, pools_by_voice: kopf.Index, **_: Any) -> None:
+async def voice_event(type: str, name: str, namespace: str | None, **kwargs: Any) -> None:
     if type == "DELETED" and namespace:
-        await handle_voice.voice_deleted(name, namespace, pools_by_voice)
+        await handle_voice.voice_deleted(name, namespace, kwargs["pools_by_voice"])
 
 
 @kopf.timer(GROUP, VERSION, VOICE_PLURAL, interval=VOICE_USAGE_INTERVAL_S, initial_delay=5)
-async def voice_usage(body: kopf.Body, patch: kopf.Patch, pools_by_voice: kopf.Index, **_: Any) -> None:
-    await handle_voice.refresh_usage(body, patch, pools_by_voice)
+async def voice_usage(body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
+    await handle_voice.refresh_usage(body, patch, kwargs["pools_by_voice"])

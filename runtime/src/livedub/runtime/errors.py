@@ -24,6 +24,7 @@ class Stage(StrEnum):
     TRANSLATION = "translation"
     TTS = "tts"
     DURATION_MATCH = "duration_match"
+    MIX = "mix"
     ENCODE = "encode"
 
 
@@ -42,6 +43,8 @@ class ErrorCode(StrEnum):
     UNSUPPORTED_LANGUAGE = "UNSUPPORTED_LANGUAGE"
     #: The fragment's speech is confidently in another language than the stream's source (language check).
     LANGUAGE_MISMATCH = "LANGUAGE_MISMATCH"
+    #: The stream asked for a mix this pod cannot make (``background`` without a separation engine).
+    UNSUPPORTED_MIX = "UNSUPPORTED_MIX"
     BACKPRESSURE_EXCEEDED = "BACKPRESSURE_EXCEEDED"
     DUPLICATE_FRAGMENT = "DUPLICATE_FRAGMENT"
     AUTH_FAILED = "AUTH_FAILED"

@@ -112,6 +112,19 @@ class Metrics:
         self.mt_fallbacks = Counter(
             "sts_translation_fallback_total", "Translations served by the fallback engine.", registry=r
         )
+        self.translation_rewrites = Counter(
+            "sts_translation_rewrites_total",
+            "Fragments whose synthesised line would have played faster than natural (tempo > 1.2) and "
+            "were re-translated shorter once (MT_ENGINE=llm with MT_BUDGET).",
+            registry=r,
+        )
+        self.mt_guard = Counter(
+            "sts_translation_guard_total",
+            "LLM answers rejected by a guard (empty, over_budget, repetition, wrong_language, untranslated, "
+            "glossary) and translated by the rule-based MT instead, by reason.",
+            ["reason"],
+            registry=r,
+        )
         self.ready = Gauge(contract.READY, "1 when models are loaded and the process is not draining.", registry=r)
         self.model_load_seconds = Gauge("sts_model_load_seconds", "Time spent loading engines at start-up.", registry=r)
         self.warmup_seconds = Gauge(

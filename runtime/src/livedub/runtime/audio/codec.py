@@ -11,7 +11,8 @@ checked before anything is decoded, and decoding runs block by block, mixing to 
 stopping as soon as the limit is passed. A 476 kB FLAC declaring 5 min of 192 kHz x 8 channels used
 to be decoded whole (1.8 GB of float32) before the limit was checked (issue 11, item 5).
 
-On output the dub (mono speech) is written on every channel of the fragment's own channel count,
+On output the dub (mono speech) is written on every channel of the fragment's own channel count
+(a mix over the original, pipeline/mix.py, keeps the input's channels: ``keep_channels`` on decode),
 with FFmpeg's standard layout for it (:data:`.ffmpeg.LAYOUTS`); MP3 carries at most two channels, so
 more are sent as stereo and :class:`EncodedAudio` reports what was actually sent.
 """
@@ -51,6 +52,13 @@ class DecodedAudio:
     samples: Samples  # mono float32
     sample_rate: int
     channels: int  # channels in the input, restored on output
+    #: The input's own channels (frames x channels), kept only when asked (a mix lays the dub over them).
+    frames: Samples | None = None
+
+    @property
+    def original(self) -> Samples:
+        """The input as it came: frames x channels where kept, else the mono samples."""
+        return self.frames if self.frames is not None else self.samples
 
     @property
     def duration_s(self) -> float:
@@ -96,11 +104,18 @@ def _to_mono(frames: np.ndarray) -> Samples:
 
 
 def decode(
-    data: bytes, fmt: AudioFormat, *, sample_rate: int, channels: int, max_duration_s: float | None = None
+    data: bytes,
+    fmt: AudioFormat,
+    *,
+    sample_rate: int,
+    channels: int,
+    max_duration_s: float | None = None,
+    keep_channels: bool = False,
 ) -> DecodedAudio:
     """Decode one fragment. ``sample_rate``/``channels`` describe raw PCM; containers carry their own.
 
     ``max_duration_s`` refuses longer audio with ``INVALID_AUDIO`` before decoding past it.
+    ``keep_channels`` keeps a multichannel input's frames as well as its mono mix-down.
     """
     if not data:
         raise _invalid("audio is empty")
@@ -113,22 +128,29 @@ def decode(
             raise too_long(len(data) / frame_bytes / sample_rate)
         pcm = np.frombuffer(data, dtype="<i2").reshape(-1, channels)
         mono = pcm.mean(axis=1, dtype=np.float32) if channels > 1 else pcm[:, 0].astype(np.float32)
-        return DecodedAudio(mono / np.float32(32768.0), sample_rate, channels)
+        kept = pcm.astype(np.float32) / np.float32(32768.0) if keep_channels and channels > 1 else None
+        return DecodedAudio(mono / np.float32(32768.0), sample_rate, channels, kept)
     if fmt in _SOUNDFILE_FORMATS:
         try:
-            decoded = _decode_with_soundfile(data, max_duration_s, too_long)
+            decoded = _decode_with_soundfile(data, max_duration_s, too_long, keep_channels)
         except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
             raise _invalid(f"cannot decode {fmt.value} audio: {exc}") from exc
         if decoded is not None:
             return _checked(decoded)
     try:
-        samples, rate, channels = ffmpeg.decode(data, max_duration_s=max_duration_s, too_long=too_long)
+        samples, rate, channels = ffmpeg.decode(
+            data, max_duration_s=max_duration_s, too_long=too_long, keep_channels=keep_channels
+        )
     except (av.FFmpegError, ValueError, StopIteration) as exc:
         raise _invalid(f"cannot decode {fmt.value} audio: {exc}") from exc
+    if samples.ndim == 2:
+        return _checked(DecodedAudio(_to_mono(samples), rate, channels, samples))
     return _checked(DecodedAudio(samples, rate, channels))
 
 
-def _decode_with_soundfile(data: bytes, max_duration_s: float | None, too_long: ffmpeg.TooLong) -> DecodedAudio | None:
+def _decode_with_soundfile(
+    data: bytes, max_duration_s: float | None, too_long: ffmpeg.TooLong, keep_channels: bool = False
+) -> DecodedAudio | None:
     """Decode through libsndfile; None for a file of unknown length, which FFmpeg decodes instead
     (libsndfile's reads seek after each block, and that fails without a length)."""
     with sf.SoundFile(io.BytesIO(data)) as file:
@@ -144,15 +166,20 @@ def _decode_with_soundfile(data: bytes, max_duration_s: float | None, too_long: 
         # plus one block, not a list of blocks and their concatenation (measured 52 -> 26 MiB for
         # 30 s at 192 kHz x 8 channels).
         samples = np.empty(file.frames, dtype=np.float32)
+        kept = np.empty((file.frames, channels), dtype=np.float32) if keep_channels and channels > 1 else None
         total = 0
         for block in _blocks(file):
             if limit is not None and total + len(block) > limit:
                 raise too_long((total + len(block)) / rate)
             if total + len(block) > len(samples):  # more than the header said: grow
                 samples = np.resize(samples, max(2 * len(samples), total + len(block)))
+                if kept is not None:
+                    kept = np.resize(kept, (len(samples), channels))
             samples[total : total + len(block)] = _to_mono(block)
+            if kept is not None:
+                kept[total : total + len(block)] = block
             total += len(block)
-    return DecodedAudio(samples[:total], rate, channels)
+    return DecodedAudio(samples[:total], rate, channels, None if kept is None else kept[:total])
 
 
 def _blocks(file: sf.SoundFile) -> Iterator[np.ndarray]:
@@ -187,6 +214,9 @@ def output_channels(fmt: AudioFormat, channels: int) -> int:
 def encode_audio(samples: Samples, fmt: AudioFormat, *, sample_rate: int, channels: int = 1) -> EncodedAudio:
     """Encode mono float32 ``samples`` (at ``sample_rate``) on ``channels`` channels of ``fmt``.
 
+    ``samples`` may instead be frames x channels (a mix over the original's own channels); where the
+    format carries fewer channels they are mixed down to mono and written on every one.
+
     The rate or channel count may change where the format cannot carry them (Opus runs at 8-48 kHz,
     MP3 at most 48 kHz and 2 channels, AAC at most 96 kHz); the result says what was written.
     """
@@ -196,8 +226,10 @@ def encode_audio(samples: Samples, fmt: AudioFormat, *, sample_rate: int, channe
         rate = next((r for r in _OPUS_RATES if r >= rate), 48000)
     elif fmt in _FFMPEG_OUTPUT:
         rate = ffmpeg.supported_rate(_FFMPEG_OUTPUT[fmt], rate)
-    mono = np.clip(resample(samples, sample_rate, rate), -1.0, 1.0)
-    frames = np.repeat(mono[:, None], channels, axis=1)
+    if samples.ndim == 2 and samples.shape[1] != channels:
+        samples = _to_mono(samples)  # a mix the format cannot carry on its channels: mixed down like the input
+    out = np.clip(resample(samples, sample_rate, rate), -1.0, 1.0)
+    frames = out if out.ndim == 2 else np.repeat(out[:, None], channels, axis=1)
     if fmt is AudioFormat.PCM_S16LE:
         data = (frames * 32767.0).round().astype("<i2").tobytes()
     elif fmt in _FFMPEG_OUTPUT:

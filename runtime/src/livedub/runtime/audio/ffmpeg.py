@@ -62,8 +62,13 @@ def _mono(frame: av.AudioFrame) -> Samples:
     return np.asarray(frame.to_ndarray().reshape(-1), dtype=np.float32)
 
 
-def decode(data: bytes, *, max_duration_s: float | None, too_long: TooLong) -> tuple[Samples, int, int]:
-    """Decode to mono float32; returns (samples, rate, channels). Raises FFmpeg's errors as they are."""
+def decode(
+    data: bytes, *, max_duration_s: float | None, too_long: TooLong, keep_channels: bool = False
+) -> tuple[Samples, int, int]:
+    """Decode to mono float32; returns (samples, rate, channels). Raises FFmpeg's errors as they are.
+
+    With ``keep_channels`` the samples are frames x channels instead (a mix lays the dub over them).
+    """
     with av.open(io.BytesIO(data), mode="r") as container:
         stream = next(iter(container.streams.audio), None)
         if stream is None:
@@ -75,7 +80,10 @@ def decode(data: bytes, *, max_duration_s: float | None, too_long: TooLong) -> t
         if timed and max_duration_s is not None and declared_s > max_duration_s:
             raise too_long(declared_s)
         limit = None if max_duration_s is None else int(max_duration_s * rate)
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        keep = keep_channels and channels > 1
+        layout = stream.codec_context.layout.name if keep else "mono"
+        resampler = av.AudioResampler(format="flt", layout=layout, rate=rate)
+        width = channels if keep else 1
         chunks: list[Samples] = []
         total = 0
         end = 0  # where the last packet ends, in samples: MP4's exact length
@@ -84,12 +92,14 @@ def decode(data: bytes, *, max_duration_s: float | None, too_long: TooLong) -> t
                 end = max(end, int((packet.pts + packet.duration) * packet.time_base * rate))
             for frame in packet.decode():
                 for out in resampler.resample(frame):
-                    chunks.append(_mono(out))
+                    chunks.append(_mono(out).reshape(-1, width))
                     total += out.samples
             if limit is not None and total > limit:
                 raise too_long(total / rate)
-        chunks += [_mono(out) for out in resampler.resample(None)]
-    samples = np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros(0, np.float32)
+        chunks += [_mono(out).reshape(-1, width) for out in resampler.resample(None)]
+    samples = np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros((0, width), np.float32)
+    if not keep:
+        samples = samples.reshape(-1)
     if timed and 0 < end < len(samples):
         # MP4 marks the AAC priming in its edit list (FFmpeg skips it) and each packet's real
         # duration in its sample table, so the last packet's end is the exact length; the rest of

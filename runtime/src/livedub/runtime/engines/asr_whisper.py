@@ -124,6 +124,7 @@ class _Window:
     speech_start: float
     detect: bool
     hints: str | None = None
+    speech_end: float | None = None
     words: bool = False
 
 
@@ -226,13 +227,25 @@ class WhisperRecognizer(SpeechRecognizer):
                 results[index] = self._transcribe_full(samples, lang, prompt, detect_from, hints, words=request.words)
                 continue
             windows.append(
-                _Window(index, samples[start:end], lang, prompt, start / ASR_SAMPLE_RATE, detect, hints, request.words)
+                _Window(
+                    index,
+                    samples[start:end],
+                    lang,
+                    prompt,
+                    start / ASR_SAMPLE_RATE,
+                    detect,
+                    hints,
+                    speech_end=end / ASR_SAMPLE_RATE,
+                    words=request.words,
+                )
             )
         for first in range(0, len(windows), self.max_batch):
             chunk = windows[first : first + self.max_batch]
             for window, (text, detected, words) in zip(chunk, self._decode_windows(chunk), strict=True):
                 language, probability = detected if detected is not None else (window.language, 1.0)
-                results[window.index] = Transcript(text, language, probability, words, speech_start=window.speech_start)
+                results[window.index] = Transcript(
+                    text, language, probability, words, speech_start=window.speech_start, speech_end=window.speech_end
+                )
         return [r if r is not None else Transcript("", "") for r in results]
 
     # --- the batched window path -------------------------------------------------------------
@@ -431,8 +444,9 @@ class WhisperRecognizer(SpeechRecognizer):
         text = " ".join(s.text.strip() for s in segments).strip()
         timed = tuple(Word(w.word.strip(), w.start, w.end, w.probability) for s in segments for w in (s.words or ()))
         start = float(segments[0].start) if segments else None
+        end = float(segments[-1].end) if segments else None
         detected_language, probability = detected if detected is not None else (language, 1.0)
-        return Transcript(text, detected_language, probability, timed, speech_start=start)
+        return Transcript(text, detected_language, probability, timed, speech_start=start, speech_end=end)
 
     def _check_language(self, language: str) -> str:
         lang = base_language(language)

@@ -55,6 +55,8 @@ class Transcript:
     #: Seconds into the fragment where speech starts (VAD/segment timestamps): dubbed speech is
     #: placed there so pauses line up with the picture.
     speech_start: float | None = None
+    #: Seconds into the fragment where the speech ends: with ``speech_start``, the slot a dub fits.
+    speech_end: float | None = None
 
     @property
     def has_speech(self) -> bool:
@@ -96,6 +98,9 @@ class TranslationOptions:
     #: Per fragment, set by the pipeline: the slot the translation should fit. Engines that cannot
     #: be asked for a length (Apertium, DeepL) ignore it.
     budget: LengthBudget | None = None
+    #: The stream's glossary (stream:init ``glossary``): (source term, fixed translation) pairs. The
+    #: LLM gets them in its prompt and is checked; Apertium output keeps them by placeholders.
+    glossary: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +179,14 @@ class Translator(ABC):
         options: TranslationOptions | None = None,
     ) -> str:
         """Translate ``text``. ``context`` (previous sentences) informs but is not translated."""
+
+    def shorten(self, translation: str, *, target: str, budget: LengthBudget, source_text: str = "") -> str | None:
+        """A shorter rewrite of ``translation`` that fits ``budget``, or None where the engine cannot.
+
+        The pipeline asks once when the synthesised line would leave the natural tempo band
+        (pipeline/tempo.py). Only an instruction-following engine (the LLM) can; the default cannot.
+        """
+        return None
 
 
 class Synthesizer(ABC):

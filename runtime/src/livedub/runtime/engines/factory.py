@@ -28,6 +28,7 @@ from livedub.runtime.engines.base import (
     VoiceProfile,
     base_language,
 )
+from livedub.runtime.engines.separation_base import Separator
 from livedub.runtime.errors import EngineError, ErrorCode, ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -163,8 +164,22 @@ def build_engines(settings: Settings) -> Engines:
         tts=build_tts(settings),
         stretcher=build_stretcher(settings.stretch_engine),
     )
+    separator = build_separator(settings)
+    if separator is not None:
+        engines.extras["separation"] = separator
     log.info("engines built", extra=engines.describe())
     return engines
+
+
+def build_separator(settings: Settings) -> Separator | None:
+    """The separation engine for mix 'background', started and warmed (its first call builds the graph)."""
+    if settings.separation_engine == "none":
+        return None
+    from livedub.runtime.engines.separation_spleeter import SpleeterSeparator
+
+    separator = SpleeterSeparator(settings.separation_python)
+    separator.warm_up()
+    return separator
 
 
 def dubbing_pairs(engines: Engines) -> frozenset[tuple[str, str]]:

@@ -21,6 +21,7 @@ import subprocess
 from pathlib import Path
 
 from livedub.runtime.engines.base import TranslationOptions, Translator, base_language
+from livedub.runtime.engines.mt_glossary import Glossary
 from livedub.runtime.errors import EngineError, ErrorCode
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,10 @@ class ApertiumTranslator(Translator):
             )
         if not text.strip():
             return ""
+        if options is not None and options.glossary:
+            # The stream's fixed terms go through as placeholders (mt_glossary.py); protect() calls
+            # back here without the glossary.
+            return Glossary(options.glossary).protect(self, text, source=source, target=target, options=options)
         for mode in route:
             text = self._run(mode, text)
         return text

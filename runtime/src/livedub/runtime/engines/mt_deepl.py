@@ -46,6 +46,7 @@ except ImportError as exc:  # pragma: no cover - depends on the install
 
 from livedub.runtime.engines.base import TranslationOptions, Translator, base_language
 from livedub.runtime.engines.mt_cache import CacheStats, TranslationCache
+from livedub.runtime.engines.mt_glossary import Glossary
 from livedub.runtime.errors import EngineError, ErrorCode, ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -278,6 +279,12 @@ class DeepLTranslator(Translator):
             return text  # nothing to translate; DeepL would bill nothing and the client refuses ""
         if not self.supports(source, target):
             raise EngineError(ErrorCode.UNSUPPORTED_LANGUAGE, f"DeepL has no {source}->{target} pair", retryable=False)
+        if options is not None and options.glossary and not options.glossary_id:
+            # The stream's own terms (stream:init ``glossary``) without a DeepL glossary id: kept by
+            # placeholders, as for Apertium (mt_glossary.py); a DeepL glossary id takes precedence.
+            return Glossary(options.glossary).protect(
+                self, text, source=source, target=target, context=context, options=options
+            )
         source_code = self.source_code(source)
         target_code = self.target_code(target)
         formality = self._formality(options.formality if options else None, target_code)

@@ -12,7 +12,10 @@ parts are joined once into a cache directory, hashed while they are written and 
 :data:`PACKAGED_SHA256`, then moved into place atomically; later starts find the file and its
 ``.sha256`` stamp and reuse it (a size check, no re-hash of 1.1 GB at every start).
 
-Decoding is greedy (temperature 0, top-k 1): the same sentence dubs the same way every time. One
+Decoding is greedy (temperature 0, top-k 1) and without llama.cpp's prompt cache: with the cache on,
+the same request answered differently depending on what the slot held before (measured: one
+"shorten" request gave 44 characters on a fresh slot and the unshortened 80 right after), so the
+same sentence would not dub the same way every time. The cost is re-reading a ~100-token prompt. One
 model per process; llama.cpp's server loop serves ``parallel`` slots at once (continuous batching),
 and a semaphore keeps callers at that many so none waits inside llama.cpp past the stage timeout.
 
@@ -20,9 +23,19 @@ Budget: a 1.5B model mostly ignores "at most N words" inside a translation promp
 than :data:`RETRY_OVER_BUDGET` over its budget is sent once more as a separate "shorten this
 sentence" edit, which it does follow (:func:`shorten_messages`).
 
-Guards: an empty answer, or a runaway many times longer than the source or budget, is not spoken:
-the fragment goes to ``fallback`` (Apertium) when one is given, counted in ``fallback_total`` and
-``/metrics`` (``sts_translation_fallback_total``, through ``on_fallback``).
+A far too short answer (under :data:`RETRY_UNDER_SOURCE` of the source's length: the model dropped
+content) gets one "translate completely" request instead (:func:`complete_messages`).
+
+Glossary: the stream's terms (``TranslationOptions.glossary``) are given in the prompt as fixed
+translations; an answer missing one is asked for once more with the missing terms named, and if it
+still lacks them the fragment goes to the fallback, whose translation the glossary protects
+(mt_glossary.py).
+
+Guards (mt_guard.py): an empty answer, a runaway far past the budget, a loop, an answer in the
+wrong language or one that leaves the source mostly untranslated is not spoken: the fragment goes to
+``fallback`` (Apertium) when one is given, counted in ``fallback_total``, ``guard_by_reason`` and
+``/metrics`` (``sts_translation_fallback_total`` through ``on_fallback``,
+``sts_translation_guard_total{reason}`` through ``on_guard``).
 """
 
 from __future__ import annotations
@@ -33,11 +46,14 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from livedub.runtime.engines import mt_guard
 from livedub.runtime.engines.base import LengthBudget, TranslationOptions, Translator, base_language
+from livedub.runtime.engines.mt_glossary import Glossary
 from livedub.runtime.errors import EngineError, ErrorCode, ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -67,8 +83,8 @@ _PAIRS = frozenset((s, t) for s in LANGUAGE_NAMES for t in LANGUAGE_NAMES if s !
 CHARS_PER_WORD = 6.0
 #: An answer more than this over its character budget gets the one "shorter" retry.
 RETRY_OVER_BUDGET = 1.2
-#: Past this many times the source's length (or the budget) an answer is a runaway, not a translation.
-RUNAWAY_FACTOR = 3.0
+#: An answer shorter than this share of the source's characters dropped content: one fuller retry.
+RETRY_UNDER_SOURCE = 0.5
 
 
 def _part_file(index: int) -> Path:
@@ -168,9 +184,13 @@ class LlmTranslator(Translator):
         self.fallback = fallback
         self.fallback_total = 0
         self.retry_total = 0
+        self.guard_by_reason: Counter[str] = Counter()
         #: Called with the reason on each fallback; the service points it at /metrics'
         #: ``sts_translation_fallback_total`` (as it does for :class:`FallbackTranslator`).
         self.on_fallback: Callable[[str], None] = lambda reason: None
+        #: Called with the guard's reason (mt_guard.REASONS, or "glossary") on each rejected answer:
+        #: ``sts_translation_guard_total{reason}``.
+        self.on_guard: Callable[[str], None] = lambda reason: None
         self._slots = threading.BoundedSemaphore(parallel)
         params = xllamacpp.CommonParams()
         params.model.path = str(self.model_path)
@@ -212,36 +232,71 @@ class LlmTranslator(Translator):
             return ""
         options = options or TranslationOptions()
         budget = options.budget
+        glossary = Glossary(options.glossary)
         messages = build_messages(text, source=source, target=target, context=context, options=options)
-        answer = self._chat(messages, max_tokens=_max_tokens(text, budget))
+        answer = self.generate(messages, max_tokens=_max_tokens(text, budget))
         if budget is not None and self.budget_retry and len(answer) > budget.max_chars * RETRY_OVER_BUDGET:
             self.retry_total += 1
-            shorter = self._chat(
-                shorten_messages(answer, target=target, budget=budget), max_tokens=_max_tokens(text, budget)
+            shorter = self.generate(
+                shorten_messages(answer, target=target, budget=budget, glossary=glossary),
+                max_tokens=_max_tokens(text, budget),
             )
             if shorter and len(shorter) < len(answer):
                 answer = shorter
-        reason = self._rejected(text, answer, budget)
+        elif answer and len(answer) < RETRY_UNDER_SOURCE * len(text.strip()):
+            self.retry_total += 1
+            fuller = self.generate(
+                complete_messages(text, answer, source=source, target=target), max_tokens=_max_tokens(text, budget)
+            )
+            if len(fuller) > len(answer):
+                answer = fuller
+        missing = glossary.missing(text, answer)
+        if missing:
+            self.retry_total += 1
+            again = self.generate(
+                build_messages(text, source=source, target=target, context=context, options=options, insist=missing),
+                max_tokens=_max_tokens(text, budget),
+            )
+            if not glossary.missing(text, again):
+                answer, missing = again, []
+        reason: str | None = "glossary" if missing else None
+        reason = (
+            mt_guard.check(text, answer, source=source, target=target, budget=budget, keep=glossary.kept_words())
+            or reason
+        )
         if reason is None:
             return answer
+        self.guard_by_reason[reason] += 1
+        self.on_guard(reason)
         if self.fallback is None:
             raise EngineError(ErrorCode.INTERNAL, f"LLM translation rejected: {reason}", retryable=True)
         self.fallback_total += 1
         self.on_fallback(reason)
-        log.warning("LLM translation rejected, using fallback", extra={"reason": reason})
-        return self.fallback.translate(text, source=source, target=target, context=context, options=options)
+        log.warning("LLM translation rejected, using fallback", extra={"reason": reason, "answer": answer[:200]})
+        return glossary.protect(self.fallback, text, source=source, target=target, context=context, options=options)
 
-    @staticmethod
-    def _rejected(text: str, answer: str, budget: LengthBudget | None) -> str | None:
-        if not answer:
-            return "empty answer"
-        room = max(len(text), budget.max_chars if budget else 0)
-        if len(answer) > RUNAWAY_FACTOR * room + 20:
-            return f"runaway answer ({len(answer)} characters for {len(text)})"
-        return None
+    def shorten(self, translation: str, *, target: str, budget: LengthBudget, source_text: str = "") -> str | None:
+        """The pipeline's post-synthesis "shorter" request; None when the answer is no shorter or fails a guard."""
+        if not self.budget_retry or base_language(target) not in LANGUAGE_NAMES:
+            return None
+        self.retry_total += 1
+        shorter = self.generate(
+            shorten_messages(translation, target=target, budget=budget), max_tokens=_max_tokens(translation, budget)
+        )
+        if not shorter or len(shorter) >= len(translation):
+            return None
+        # A same-language edit: only the language-blind guards apply (no loop, no runaway).
+        return shorter if mt_guard.check_shape(translation, shorter, budget) is None else None
 
-    def _chat(self, messages: list[dict[str, str]], *, max_tokens: int) -> str:
-        request = {"messages": messages, "max_tokens": max_tokens, "temperature": 0.0, "top_k": 1}
+    def generate(self, messages: list[dict[str, str]], *, max_tokens: int) -> str:
+        """One chat completion, cleaned to the translation line (the seam tests wrap to misbehave)."""
+        request = {
+            "messages": messages,
+            "max_tokens": max_tokens,
+            "temperature": 0.0,
+            "top_k": 1,
+            "cache_prompt": False,
+        }
         with self._slots:
             try:
                 response: Any = self._server.handle_chat_completions(request)
@@ -267,20 +322,40 @@ def budget_words(budget: LengthBudget) -> int:
     return max(2, round(budget.max_chars / CHARS_PER_WORD))
 
 
+def _instruction(src: str, tgt: str) -> str:
+    return f"Translate the user's {src} text into {tgt}. Reply with the {tgt} translation only."
+
+
 def build_messages(
-    text: str, *, source: str, target: str, context: str | None, options: TranslationOptions
+    text: str,
+    *,
+    source: str,
+    target: str,
+    context: str | None,
+    options: TranslationOptions,
+    insist: Sequence[tuple[str, str]] = (),
 ) -> list[dict[str, str]]:
-    """The chat prompt: instructions, context, terms and budget in the system turn, the text alone after."""
+    """The chat prompt: instructions, context, terms and budget in the system turn, the text alone after.
+
+    ``insist``: glossary entries an earlier answer left out, named once more as a must.
+    """
     src = LANGUAGE_NAMES[base_language(source)]
     tgt = LANGUAGE_NAMES[base_language(target)]
     # Kept plain on purpose: with "no notes, no quotes, no explanations" in it the 1.5B model
     # translated that sentence into its answer ("Sin notas, sin citas ni explicaciones. ...").
-    lines = [f"Translate the user's {src} text into {tgt}. Reply with the {tgt} translation only."]
+    lines = [_instruction(src, tgt)]
     if context and context.strip():
         lines.append(f"The speaker's previous sentence, for context only (do not translate it): {context.strip()}")
     if options.domain_hints:
         terms = "; ".join(hint.strip() for hint in options.domain_hints if hint.strip())
         lines.append(f"Terms of this programme (use them consistently, keep names as written): {terms}")
+    fixed = Glossary(options.glossary).applicable(text)
+    if fixed:
+        pairs = "; ".join(f'"{s}" = "{t}"' for s, t in fixed)
+        lines.append(f"Translate these terms exactly like this: {pairs}.")
+    if insist:
+        must = ", ".join(f'"{t}"' for _, t in insist)
+        lines.append(f"Your translation must contain {must}.")
     if options.budget is not None:
         lines.append(
             f"The translation is spoken in a {options.budget.seconds:.1f}-second slot: use at most "
@@ -290,7 +365,9 @@ def build_messages(
     return [{"role": "system", "content": "\n".join(lines)}, {"role": "user", "content": text.strip()}]
 
 
-def shorten_messages(answer: str, *, target: str, budget: LengthBudget) -> list[dict[str, str]]:
+def shorten_messages(
+    answer: str, *, target: str, budget: LengthBudget, glossary: Glossary | None = None
+) -> list[dict[str, str]]:
     """A fresh request to condense the too-long translation.
 
     Measured on Qwen2.5-Coder-1.5B: asked inside the translation chat ("too long, give a shorter
@@ -298,12 +375,31 @@ def shorten_messages(answer: str, *, target: str, budget: LengthBudget) -> list[
     cuts it to the budget (107 -> 64 characters for a 60-character budget).
     """
     tgt = LANGUAGE_NAMES[base_language(target)]
+    keep = [t for _, t in glossary.entries if t.lower() in answer.lower()] if glossary else []
+    kept = f" Keep {', '.join(repr(t) for t in keep)}." if keep else ""
     return [
         {"role": "system", "content": f"You edit {tgt} dubbing lines. Reply with the edited {tgt} sentence only."},
         {
             "role": "user",
             "content": f"Shorten this {tgt} sentence to at most {budget_words(budget)} words, keeping the main "
-            f"idea. Reply with the shortened sentence only.\n\n{answer}",
+            f"idea.{kept} Reply with the shortened sentence only.\n\n{answer}",
+        },
+    ]
+
+
+def complete_messages(text: str, answer: str, *, source: str, target: str) -> list[dict[str, str]]:
+    """A fresh request for a full translation when the first answer left most of the text out."""
+    src = LANGUAGE_NAMES[base_language(source)]
+    tgt = LANGUAGE_NAMES[base_language(target)]
+    return [
+        {
+            "role": "system",
+            "content": f"Translate the user's {src} text into {tgt}. Reply with the {tgt} translation only.",
+        },
+        {
+            "role": "user",
+            "content": f"This {tgt} translation leaves part of the {src} text out: {answer}\n"
+            f"Translate all of it:\n\n{text.strip()}",
         },
     ]
 

@@ -3,19 +3,21 @@
 Pure functions, no audio engine: the pipeline measures, asks these what to do, and runs the
 stretcher. The rules:
 
-* The speech is time-stretched by ``rate = natural / target`` clamped to
-  ``[SPEED_RATIO_MIN, SPEED_RATIO_MAX]``: beyond those, stretched speech stops being intelligible,
-  and a partial fragment is better than gibberish.
-* Speech shorter than the fragment (even after the slowest allowed stretch) is padded with silence,
-  starting where the original speaker started talking (from ASR word timestamps), so lips and
-  pauses line up better than always starting at zero. The result is then exactly on time.
+* The tempo comes from the slot rules in ``pipeline/tempo.py``: a line that fits the source's speech
+  span plays at its natural tempo (a small gap is closed by a gentle slow-down), a longer one is
+  sped up towards the span and then the fragment, never past ``SPEED_RATIO_MAX``: beyond it,
+  stretched speech stops being intelligible, and a partial fragment is better than gibberish.
+  Nothing is slowed down to fill a pause (``SPEED_RATIO_MIN`` still bounds any slow-down).
+* Speech shorter than the fragment is padded with silence, starting where the original speaker
+  started talking (from ASR's speech timestamps), so lips and pauses line up better than always
+  starting at zero. The result is then exactly on time (the fragment's sample count).
 * Speech longer than the fragment even at the fastest rate is kept whole (never cut mid-word), and
   the overrun is graded with the guide's thresholds: ``success`` up to
   ``DURATION_VARIANCE_SUCCESS_MAX``, ``partial`` up to ``DURATION_VARIANCE_PARTIAL_MAX``, otherwise
   ``failed`` with ``DURATION_MISMATCH_EXCEEDED``.
 
 ``speed_ratio`` on the wire is the tempo applied to the synthesised speech (1.0 untouched, 1.2 =
-20 % faster), so a worker can see how hard the fit was.
+20 % faster: the TTS's native speed times the stretch), so a worker can see how hard the fit was.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Literal
 import numpy as np
 
 from livedub.runtime.engines.base import Samples
+from livedub.runtime.pipeline.tempo import Slot, tempo_for
 
 Status = Literal["success", "partial", "failed"]
 
@@ -42,14 +45,22 @@ class DurationPolicy:
     success_max: float
     partial_max: float
 
-    def stretch_rate(self, natural_s: float, target_s: float) -> float:
-        """Tempo to apply to speech of ``natural_s`` seconds so it fills ``target_s``, clamped."""
-        if natural_s <= 0 or target_s <= 0:
-            return 1.0
-        rate = natural_s / target_s
-        if abs(rate - 1.0) < _NEGLIGIBLE_RATE:
-            return 1.0
+    def tempo(self, natural_s: float, slot: Slot) -> float:
+        """Tempo for a line of ``natural_s`` seconds (at tempo 1.0) in ``slot``, within the clamp."""
+        rate = tempo_for(natural_s, slot, self.speed_ratio_max)
         return float(min(max(rate, self.speed_ratio_min), self.speed_ratio_max))
+
+    def stretch_for(self, natural_s: float, spoken_speed: float, slot: Slot) -> tuple[float, float]:
+        """(stretch, total tempo) for speech the TTS said at ``spoken_speed``: stretch = total / speed.
+
+        ``natural_s`` is the speech's length at tempo 1.0. A stretch within 1 % of none is skipped
+        (not worth its artefacts); the total then is the TTS speed alone.
+        """
+        total = self.tempo(natural_s, slot)
+        stretch = total / spoken_speed if spoken_speed > 0 else 1.0
+        if abs(stretch - 1.0) < _NEGLIGIBLE_RATE:
+            return 1.0, spoken_speed
+        return stretch, total
 
     def grade(self, variance: float) -> Status:
         if variance <= self.success_max:

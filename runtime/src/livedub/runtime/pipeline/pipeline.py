@@ -1,4 +1,4 @@
-"""One fragment through ASR → translation → TTS → duration match, each stage bounded in time.
+"""One fragment through ASR → translation → TTS → duration match (→ mix), each stage bounded in time.
 
 Every engine call runs in the process's worker threads (``run_in_executor``): nothing here blocks
 the event loop. A stage that overruns its timeout fails the fragment with ``TIMEOUT`` at that stage;
@@ -23,6 +23,7 @@ from livedub.runtime.audio.codec import DecodedAudio, resample
 from livedub.runtime.engines.base import (
     ASR_SAMPLE_RATE,
     Engines,
+    LengthBudget,
     Samples,
     Speech,
     Transcript,
@@ -36,7 +37,9 @@ from livedub.runtime.pipeline import speakers as spk
 from livedub.runtime.pipeline.batcher import AsrBatcher
 from livedub.runtime.pipeline.duration import DurationPolicy, Status, fit, trim_silence, variance
 from livedub.runtime.pipeline.language import DEFAULT_MIN_PROBABILITY, LanguageCheck, find_mismatch
+from livedub.runtime.pipeline.mix import Mixer, MixOptions
 from livedub.runtime.pipeline.prefit import SpeakingRate
+from livedub.runtime.pipeline.tempo import Slot, too_fast
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -48,6 +51,7 @@ class StageTimeouts:
     translation_s: float
     tts_s: float
     duration_match_s: float
+    mix_s: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +70,8 @@ class FragmentJob:
     language_check: LanguageCheck = "off"
     #: The programme's terms: primed into ASR and given to translation as context.
     domain_hints: tuple[str, ...] = ()
+    #: What the dub is laid over (pipeline/mix.py); ``dub`` with no loudness matching skips the stage.
+    mix: MixOptions = field(default_factory=MixOptions)
     #: The stream's speakers (stream:init ``speakers: "auto"``), or None: no speaker stage at all.
     speakers: spk.SpeakerTracker | None = None
     #: Build timed caption cues (stream:init ``captions``).
@@ -106,9 +112,11 @@ class DubbingPipeline:
         asr_max_batch: int = 8,
         language_min_probability: float = DEFAULT_MIN_PROBABILITY,
         translation_budget: bool = True,
+        mixer: Mixer | None = None,
         speaker_embedder: spk.LazyEmbedder | None = None,
     ) -> None:
         self.engines = engines
+        self.mixer = mixer
         #: Loaded on the first stream that asks for speakers (pipeline/speakers.py).
         self.speaker_embedder = speaker_embedder
         #: Ask the translator for text that fits the fragment (MT_BUDGET); engines without it ignore it.
@@ -221,9 +229,10 @@ class DubbingPipeline:
         if not transcript.has_speech:
             # Live streams are full of pauses: answer at once with silence of the same length.
             timings.update(translation_ms=0, tts_ms=0, duration_match_ms=0)
+            silence = np.zeros(target_samples, dtype=np.float32)
             return FragmentOutcome(
                 status="success",
-                audio=np.zeros(target_samples, dtype=np.float32),
+                audio=await self._mix(job, silence, timings, on_stage),
                 sample_rate=audio.sample_rate,
                 original_s=original_s,
                 dubbed_s=original_s,
@@ -237,10 +246,12 @@ class DubbingPipeline:
         speaker_task = self._identify(job, asr_input, transcript, timings) if job.speakers is not None else None
         engines = self.engines
         tts_name, language = engines.tts.name, job.target_language
-        # The slot the dub fills is the whole fragment (the speed pre-fit and the stretch aim at it too).
+        # The slot is the source's speech span, not the whole fragment: the budget, the speed
+        # pre-fit and the stretch all aim at it (pipeline/tempo.py), and pauses stay silent.
+        slot = Slot.of(transcript, original_s)
         options = replace(
             job.translation_options or TranslationOptions(),
-            budget=self.speaking_rate.budget(tts_name, language, original_s) if self.translation_budget else None,
+            budget=self.speaking_rate.budget(tts_name, language, slot.budget_s) if self.translation_budget else None,
         )
         on_stage(Stage.TRANSLATION)
         translation: str = await self._stage(
@@ -266,7 +277,7 @@ class DubbingPipeline:
         if speaker_task is not None:
             turn = await speaker_task
             voice, reference, speaker = turn.voice, turn.reference or reference, turn.label
-        speed = self.speaking_rate.speed_for(tts_name, language, translation, original_s)
+        speed = self.speaking_rate.speed_for(tts_name, language, translation, slot)
         extra = {"reference": reference} if reference is not None else {}
         on_stage(Stage.TTS)
         synthesis = await self._start_synthesis(
@@ -276,14 +287,18 @@ class DubbingPipeline:
         self.metrics.tts_seconds.observe(timings["tts_ms"] / 1000)
         voiced_s = len(trim_silence(speech.audio, speech.sample_rate)) / max(1, speech.sample_rate)
         self.speaking_rate.observe(tts_name, language, translation, voiced_s, speed)
+        if self.translation_budget and too_fast(self.policy.tempo(voiced_s * speed, slot)):
+            # The line would play faster than natural: one shorter rewrite, where the engine can.
+            shorter = await self._shorter(job, translation, voiced_s * speed, slot, timings, voice, extra)
+            if shorter is not None:
+                translation, speech, speed = shorter
 
-        speech_start = transcript.speech_start or (transcript.words[0].start if transcript.words else 0.0)
         on_stage(Stage.DURATION_MATCH)
-        fitted, rate = await self._stage(
+        fitted, tempo = await self._stage(
             Stage.DURATION_MATCH,
             self.timeouts.duration_match_s,
             self._run(
-                lambda: self._match(speech.audio, speech.sample_rate, audio.sample_rate, target_samples, speech_start)
+                lambda: self._match(speech.audio, speech.sample_rate, audio.sample_rate, target_samples, slot, speed)
             ),
             timings,
             "duration_match_ms",
@@ -303,14 +318,15 @@ class DubbingPipeline:
                     transcript=transcript.text,
                     source=asr_input,
                     source_rate=ASR_SAMPLE_RATE,
-                    speech_start=speech_start,
+                    speech_start=slot.start_s,
                 )
             )
             timings["captions_ms"] = int((time.perf_counter() - started) * 1000)
         dubbed_s = len(fitted) / audio.sample_rate
+        fitted = await self._mix(job, fitted, timings, on_stage)
         spread = variance(dubbed_s, original_s)
         self.metrics.variance.observe(spread)
-        self.metrics.speed_ratio.observe(rate * speed)
+        self.metrics.speed_ratio.observe(tempo)
         return FragmentOutcome(
             status=self.policy.grade(spread),
             audio=fitted,
@@ -320,12 +336,31 @@ class DubbingPipeline:
             original_s=original_s,
             dubbed_s=dubbed_s,
             variance=spread,
-            speed_ratio=rate * speed,  # total tempo change: native TTS speed times the stretch
+            speed_ratio=tempo,  # the tempo the speech plays at: native TTS speed times the stretch
             timings_ms=timings,
             speaker=speaker,
             speaker_voice=voice.speaker if speaker_task is not None and voice is not None else None,
             captions=captions,
         )
+
+    async def _mix(
+        self, job: FragmentJob, dub: Samples, timings: dict[str, int], on_stage: Callable[[Stage], None]
+    ) -> Samples:
+        """The dub over the stream's bed at the input's loudness; the dub itself when nothing is asked."""
+        mixer = self.mixer
+        if mixer is None or not mixer.needed(job.mix):
+            return dub
+        audio = job.audio
+        on_stage(Stage.MIX)
+        result = await self._stage(
+            Stage.MIX,
+            self.timeouts.mix_s,
+            self._run(lambda: mixer.mix(audio.original, audio.sample_rate, dub, job.mix)),
+            timings,
+            "mix_ms",
+        )
+        timings.update({key: round(value) for key, value in result.timings_ms.items()})
+        return result.audio
 
     def _identify(
         self, job: FragmentJob, audio16k: Samples, transcript: Transcript, timings: dict[str, int]
@@ -353,6 +388,48 @@ class DubbingPipeline:
 
         return asyncio.ensure_future(run())
 
+    async def _shorter(
+        self,
+        job: FragmentJob,
+        translation: str,
+        natural_s: float,
+        slot: Slot,
+        timings: dict[str, int],
+        voice: VoiceProfile | None,
+        extra: dict[str, object],
+    ) -> tuple[str, Speech, float] | None:
+        """A shorter rewrite of ``translation`` and its speech, or None (the engine cannot, or it failed).
+
+        Its time is added to the translation and TTS timings. A failure here is not the fragment's:
+        the first translation is still good, only fast.
+        """
+        engines, language = self.engines, job.target_language
+        # The characters the fragment holds at natural tempo, from this very line's measured rate.
+        budget = LengthBudget(slot.fragment_s, max(8, int(len(translation) * slot.fragment_s / natural_s)))
+        try:
+            rewrite = await self._stage(
+                Stage.TRANSLATION,
+                self.timeouts.translation_s,
+                self._run(lambda: engines.translator.shorten(translation, target=language, budget=budget)),
+                timings,
+                "rewrite_ms",
+            )
+            if not rewrite:
+                return None
+            speed = self.speaking_rate.speed_for(engines.tts.name, language, rewrite, slot)
+            synthesis = await self._start_synthesis(
+                lambda: engines.tts.synthesize(rewrite, language=language, voice=voice, speed=speed, **extra)
+            )
+            speech = await self._stage(Stage.TTS, self.timeouts.tts_s, synthesis, timings, "resynthesis_ms")
+        except DubbingError as exc:
+            log.warning("shorter rewrite failed; keeping the first translation", extra={"error": exc.message})
+            return None
+        finally:
+            timings["translation_ms"] += timings.pop("rewrite_ms", 0)
+            timings["tts_ms"] += timings.pop("resynthesis_ms", 0)
+        self.metrics.translation_rewrites.inc()
+        return rewrite, speech, speed
+
     def _check_language(self, job: FragmentJob, transcript: Transcript) -> None:
         """Apply the stream's language check to a transcript with speech (raises to refuse)."""
         mismatch = find_mismatch(job.source_language, transcript, self.language_min_probability)
@@ -372,14 +449,16 @@ class DubbingPipeline:
             raise mismatch.error()
 
     def _match(
-        self, speech: Samples, speech_rate: int, out_rate: int, target_samples: int, speech_start_s: float
+        self, speech: Samples, speech_rate: int, out_rate: int, target_samples: int, slot: Slot, speed: float
     ) -> tuple[Samples, float]:
-        """Trim, resample to the output rate, stretch within the clamp, then place in the fragment."""
+        """Trim, resample, stretch to the slot's tempo, place at the speech start; returns the tempo."""
         voiced = trim_silence(speech, speech_rate)
         voiced = resample(voiced, speech_rate, out_rate)
         if voiced.size == 0:
             return np.zeros(target_samples, dtype=np.float32), 1.0
-        rate = self.policy.stretch_rate(len(voiced) / out_rate, target_samples / out_rate)
-        if rate != 1.0:
-            voiced = self.engines.stretcher.stretch(voiced, out_rate, rate)
-        return fit(voiced, out_rate, target_samples, speech_start_s), rate
+        # What the line takes at tempo 1.0: the TTS said it at ``speed`` already.
+        natural_s = len(voiced) / out_rate * speed
+        stretch, tempo = self.policy.stretch_for(natural_s, speed, slot)
+        if stretch != 1.0:
+            voiced = self.engines.stretcher.stretch(voiced, out_rate, stretch)
+        return fit(voiced, out_rate, target_samples, slot.start_s), tempo

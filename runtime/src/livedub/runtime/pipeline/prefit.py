@@ -3,8 +3,10 @@
 Engines that take a ``speed`` (Kokoro, XTTS, espeak) speak faster natively with far fewer
 artefacts than a phase vocoder adds afterwards. We learn each (engine, language)'s seconds per
 character from what it has produced (an exponential moving average, normalised to speed 1.0),
-predict how long a translation will take to say, and ask for the speed that fits the fragment.
-Rubber Band then only corrects the prediction error. Until a language has been seen, speed 1.0.
+predict how long a translation will take to say, and ask for the tempo the slot rules
+(pipeline/tempo.py) choose for it: natural speed for a line that fits the source's speech span, a
+faster one only for a line that does not. Rubber Band then only corrects the prediction error.
+Until a language has been seen, speed 1.0.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from livedub.runtime.engines.base import LengthBudget
+from livedub.runtime.pipeline.tempo import Slot, tempo_for
 
 #: Native speed range asked of TTS engines: beyond it voices degrade faster than stretching does.
 MIN_SPEED, MAX_SPEED = 0.85, 1.35
@@ -25,13 +28,13 @@ DEFAULT_SECONDS_PER_CHAR = 0.068
 class SpeakingRate:
     _seconds_per_char: dict[tuple[str, str], float] = field(default_factory=dict)
 
-    def speed_for(self, engine: str, language: str, text: str, target_s: float) -> float:
+    def speed_for(self, engine: str, language: str, text: str, slot: Slot) -> float:
+        """The native speed to ask for: the slot's tempo for the predicted length, in the engine's range."""
         rate = self._seconds_per_char.get((engine, language))
         chars = len(text.strip())
-        if rate is None or chars == 0 or target_s <= 0:
+        if rate is None or chars == 0 or slot.fragment_s <= 0:
             return 1.0
-        predicted = rate * chars
-        return min(max(predicted / target_s, MIN_SPEED), MAX_SPEED)
+        return min(max(tempo_for(rate * chars, slot, MAX_SPEED), MIN_SPEED), MAX_SPEED)
 
     def seconds_per_char(self, engine: str, language: str) -> float:
         return self._seconds_per_char.get((engine, language), DEFAULT_SECONDS_PER_CHAR)

@@ -51,6 +51,39 @@ class _Outbound(BaseModel):
 # ---------------------------------------------------------------------------------------------
 
 
+#: Bounds of a stream's glossary: it goes into every LLM prompt, so it stays small.
+GLOSSARY_MAX_ENTRIES = 64
+GLOSSARY_TERM_MAX_CHARS = 64
+
+
+class GlossaryEntry(_Inbound):
+    """One term that must translate one way: ``source`` (as spoken) -> ``target`` (as written)."""
+
+    source: str = Field(min_length=1, max_length=GLOSSARY_TERM_MAX_CHARS)
+    target: str = Field(min_length=1, max_length=GLOSSARY_TERM_MAX_CHARS)
+
+    @field_validator("source", "target")
+    @classmethod
+    def _has_words(cls, value: str) -> str:
+        if not any(ch.isalnum() for ch in value):
+            raise ValueError("a glossary term needs a letter or digit")
+        return value
+
+
+Glossary = Annotated[tuple[GlossaryEntry, ...], Field(max_length=GLOSSARY_MAX_ENTRIES)]
+
+
+def check_glossary(entries: tuple[GlossaryEntry, ...]) -> tuple[GlossaryEntry, ...]:
+    """One translation per source term: two for the same term (any case) is a contradiction."""
+    seen: dict[str, str] = {}
+    for entry in entries:
+        key = entry.source.casefold()
+        if key in seen and seen[key] != entry.target:
+            raise ValueError(f"glossary term {entry.source!r} has two translations")
+        seen[key] = entry.target
+    return entries
+
+
 class StreamInit(_Inbound):
     source_language: LanguageCode
     target_language: LanguageCode
@@ -75,10 +108,20 @@ class StreamInit(_Inbound):
     timeout_ms: int | None = Field(None, ge=1000, le=600_000)
     #: Terms of the programme (names, jargon): a vocabulary for ASR and context for translation.
     domain_hints: tuple[Annotated[str, Field(min_length=1, max_length=64)], ...] = Field((), max_length=32)
+    #: Terms that must translate one way (``[{"source": "Champions League", "target": "Liga de
+    #: Campeones"}]``): in the LLM's prompt and checked in its answer; kept by placeholders through
+    #: Apertium. At most 64 entries of 64 characters; a term given two translations is refused.
+    glossary: Glossary = ()
     #: The client's own in-flight window; the server advertises the smaller of it and MAX_INFLIGHT.
     max_inflight: int | None = Field(None, ge=1, le=64)
     #: Which wire dialect to answer in (default: the shape of this payload; protocol/dialects).
     dialect: Literal["guide", "worker"] | None = None
+    #: What the dub is laid over (pipeline/mix.py): dub (silence), voiceover (the original ducked under
+    #: the dub's speech), background (the original's non-speech part); default: the server's MIX_DEFAULT.
+    mix: Literal["dub", "voiceover", "background"] | None = None
+    #: voiceover only: ducking depth (dB) and fade length; default: MIX_DUCK_DB / MIX_FADE_MS.
+    mix_duck_db: float | None = Field(None, ge=0, le=40)
+    mix_fade_ms: int | None = Field(None, ge=10, le=2000)
     #: Speaker tracking: "auto" labels each fragment's speaker and gives each a voice of its own;
     #: default: the server's SPEAKERS (off, so the default path runs none of it).
     speakers: Literal["off", "auto"] | None = None
@@ -89,6 +132,11 @@ class StreamInit(_Inbound):
     @classmethod
     def _lower(cls, value: str) -> str:
         return value.lower().replace("_", "-")
+
+    @field_validator("glossary")
+    @classmethod
+    def _one_translation_each(cls, value: tuple[GlossaryEntry, ...]) -> tuple[GlossaryEntry, ...]:
+        return check_glossary(value)
 
 
 class FragmentData(_Inbound):
@@ -148,6 +196,8 @@ class StreamReady(_Outbound):
     source_language: str | None = None
     target_language: str | None = None
     voice_profile: str | None = None
+    #: The stream's effective mix (its own choice or MIX_DEFAULT).
+    mix: str | None = None
 
 
 class FragmentAck(_Outbound):
@@ -175,6 +225,8 @@ class StageTimings(_Outbound):
     tts_ms: int = 0
     # --- extensions ---
     duration_match_ms: int | None = None
+    #: The mix stage (voiceover / background / loudness), when the stream's mix runs one.
+    mix_ms: int | None = None
     decode_ms: int | None = None
     encode_ms: int | None = None
     queue_ms: int | None = None

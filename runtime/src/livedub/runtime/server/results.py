@@ -100,6 +100,7 @@ class ResultBuilder:
                 translation_ms=t.get("translation_ms", 0),
                 tts_ms=t.get("tts_ms", 0),
                 duration_match_ms=t.get("duration_match_ms", 0),
+                mix_ms=t.get("mix_ms"),
                 queue_ms=attempt.queue_ms,
                 speaker_ms=t.get("speaker_ms"),
                 captions_ms=t.get("captions_ms"),

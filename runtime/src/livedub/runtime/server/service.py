@@ -20,7 +20,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
 from typing import Any
 
@@ -32,6 +32,7 @@ from livedub.runtime.errors import DubbingError, ErrorCode, Stage
 from livedub.runtime.logs import fragment_id_var, stream_id_var
 from livedub.runtime.metrics import Metrics
 from livedub.runtime.pipeline.duration import DurationPolicy
+from livedub.runtime.pipeline.mix import LoudnessPolicy, Mixer
 from livedub.runtime.pipeline.pipeline import DubbingPipeline, FragmentJob, FragmentOutcome, StageTimeouts
 from livedub.runtime.pipeline.speakers import LazyEmbedder
 from livedub.runtime.protocol import events as ev
@@ -120,6 +121,7 @@ class DubbingService:
                 s.translation_timeout_ms / 1000,
                 s.tts_timeout_ms / 1000,
                 s.stretch_timeout_ms / 1000,
+                s.mix_timeout_ms / 1000,
             ),
             policy=DurationPolicy(
                 s.speed_ratio_min, s.speed_ratio_max, s.duration_variance_success_max, s.duration_variance_partial_max
@@ -129,6 +131,10 @@ class DubbingService:
             asr_batch_window_s=sizing.asr_batch_window_ms / 1000,
             asr_max_batch=sizing.asr_max_batch,
             language_min_probability=s.asr_language_min_probability,
+            mixer=Mixer(
+                LoudnessPolicy(s.loudness_match_dub, s.loudness_max_gain_db, s.loudness_ceiling_db),
+                engines.extras.get("separation"),  # type: ignore[arg-type]  # extras are untyped by stage
+            ),
             speaker_embedder=LazyEmbedder(SpeakerEmbedder),
         )
         self.streams = StreamFactory(s, engines, voices, self.thresholds)
@@ -137,6 +143,8 @@ class DubbingService:
         self.metrics.info.info({"version": "0.1.0", **engines.describe()})
         if hasattr(engines.translator, "on_fallback"):  # Fallback/LlmTranslator: count what the primary did not serve
             engines.translator.on_fallback = lambda reason: self.metrics.mt_fallbacks.inc()
+        if hasattr(engines.translator, "on_guard"):  # LlmTranslator: rejected answers, by reason
+            engines.translator.on_guard = lambda reason: self.metrics.mt_guard.labels(reason=reason).inc()
 
     @property
     def ready(self) -> bool:
@@ -233,6 +241,7 @@ class DubbingService:
         conn.dialect = dialect
         factory = self._require_ready()
         factory.check_languages(init)
+        factory.mix(init)  # refuses a mix this pod cannot make before anything is admitted
         stream_id = init.stream_id or conn.header_stream_id or f"{sid}-stream"
         existing = conn.streams.get(stream_id)
         if existing is not None and existing.inflight:
@@ -283,6 +292,7 @@ class DubbingService:
             source_language=init.source_language,
             target_language=init.target_language,
             voice_profile=voice.name if voice else None,
+            mix=session.config.mix.mode,
         )
 
     def _preload_speakers(self, session: StreamSession) -> None:
@@ -290,7 +300,7 @@ class DubbingService:
         embedder = self.pipeline.speaker_embedder if self.pipeline is not None else None
         if session.speakers is not None and embedder is not None and not embedder.loaded:
             future = self.executor.submit(embedder.load)
-            future.add_done_callback(lambda f: f.exception() and log.error("speaker model failed to load"))
+            future.add_done_callback(_log_speaker_load_failure)
 
     def find_stream(self, sid: str, stream_id: str | None) -> StreamSession:
         return self.connections[sid].find_stream(stream_id)
@@ -522,7 +532,9 @@ class DubbingService:
         decoded: DecodedAudio | None = None
         try:
             stage[0] = Stage.DECODE
-            decoded = await asyncio.get_running_loop().run_in_executor(self.executor, self._decode, fragment)
+            # A mix over the original needs its own channels, not only the mono mix-down ASR hears.
+            keep = session.config.mix.mode != "dub"
+            decoded = await asyncio.get_running_loop().run_in_executor(self.executor, self._decode, fragment, keep)
             job = self._job(session, decoded)
             outcome = await self._pipeline().process(job, on_stage=lambda s: stage.__setitem__(0, s))
             return decoded, outcome, None
@@ -559,13 +571,18 @@ class DubbingService:
             raise DubbingError(ErrorCode.SERVICE_UNAVAILABLE, "models not loaded", stage=Stage.SESSION)
         return self.pipeline
 
-    def _decode(self, fragment: ev.FragmentData) -> DecodedAudio:
+    def _decode(self, fragment: ev.FragmentData, keep_channels: bool = False) -> DecodedAudio:
         data = payload_bytes(fragment.audio)
         limit_s = self.settings.fragment_max_duration_ms / 1000
         # The limit goes into the decoder, which stops there: checking afterwards let a small
         # payload expand into gigabytes first (issue 11, item 5).
         audio = decode(
-            data, fragment.format, sample_rate=fragment.sample_rate, channels=fragment.channels, max_duration_s=limit_s
+            data,
+            fragment.format,
+            sample_rate=fragment.sample_rate,
+            channels=fragment.channels,
+            max_duration_s=limit_s,
+            keep_channels=keep_channels,
         )
         if audio.duration_s > limit_s:
             raise DubbingError(
@@ -591,6 +608,7 @@ class DubbingService:
             source_reference=reference,
             language_check=c.language_check,
             domain_hints=c.domain_hints,
+            mix=c.mix,
             speakers=session.speakers,
             captions=c.captions,
         )
@@ -598,3 +616,8 @@ class DubbingService:
     async def _deliver(self, sid: str, session: StreamSession, result: ev.FragmentProcessed) -> None:
         session.stats.count(result.status, result.processing_time_ms or 0)
         await self._send(sid, result, session)
+
+
+def _log_speaker_load_failure(future: Future[object]) -> None:
+    if (error := future.exception()) is not None:
+        log.error("speaker model failed to load", exc_info=error)

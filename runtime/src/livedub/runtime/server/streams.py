@@ -12,6 +12,7 @@ from livedub.runtime.config import Settings
 from livedub.runtime.engines.base import Engines, TranslationOptions
 from livedub.runtime.errors import DubbingError, ErrorCode, Stage
 from livedub.runtime.pipeline.language import LanguageCheck
+from livedub.runtime.pipeline.mix import MixOptions
 from livedub.runtime.protocol import events as ev
 from livedub.runtime.session.backpressure import Thresholds
 from livedub.runtime.session.session import StreamConfig, StreamSession
@@ -46,7 +47,10 @@ class StreamFactory:
             target_language=init.target_language,
             voice=voice,
             translation=TranslationOptions(
-                formality=init.formality, glossary_id=init.glossary_id, domain_hints=init.domain_hints
+                formality=init.formality,
+                glossary_id=init.glossary_id,
+                domain_hints=init.domain_hints,
+                glossary=tuple((entry.source, entry.target) for entry in init.glossary),
             ),
             input_sample_rate=init.sample_rate_hz,
             input_channels=init.channels,
@@ -57,6 +61,7 @@ class StreamFactory:
             timeout_ms=init.timeout_ms or self.settings.fragment_timeout_ms,
             domain_hints=init.domain_hints,
             dialect=dialect,
+            mix=self.mix(init),
             captions=self.settings.captions if init.captions is None else init.captions,
         )
         session = StreamSession(config, self.thresholds)
@@ -118,3 +123,19 @@ class StreamFactory:
                 stage=Stage.SESSION,
             )
         return init.language_check
+
+    def mix(self, init: ev.StreamInit) -> MixOptions:
+        """The stream's mix, else the server's; one this pod cannot make is refused here, not per fragment."""
+        s = self.settings
+        mode = init.mix or s.mix_default
+        if mode == "background" and self.engines.extras.get("separation") is None:
+            raise DubbingError(
+                ErrorCode.UNSUPPORTED_MIX,
+                "mix 'background' needs source separation, which this runtime does not have "
+                "(SEPARATION_ENGINE=none); ask for 'voiceover' or 'dub', or use a pod with SEPARATION_ENGINE=spleeter",
+                stage=Stage.SESSION,
+                retryable=False,
+            )
+        duck_db = s.mix_duck_db if init.mix_duck_db is None else init.mix_duck_db
+        fade_ms = s.mix_fade_ms if init.mix_fade_ms is None else init.mix_fade_ms
+        return MixOptions(mode=mode, duck_db=duck_db, fade_ms=fade_ms)

@@ -17,6 +17,7 @@ from typing import Any
 from livedub.runtime.engines.base import TranslationOptions, VoiceProfile
 from livedub.runtime.errors import DubbingError, ErrorCode, Stage
 from livedub.runtime.pipeline.language import LanguageCheck
+from livedub.runtime.pipeline.mix import MixOptions
 from livedub.runtime.protocol.events import AudioFormat, BackpressureSeverity
 from livedub.runtime.session.backpressure import BackpressureTracker, Thresholds
 from livedub.runtime.session.ordering import ReorderBuffer, Ticket
@@ -58,6 +59,8 @@ class StreamConfig:
     domain_hints: tuple[str, ...] = ()
     #: The wire dialect the stream is answered in (protocol/dialects); opaque to the session.
     dialect: str = "guide"
+    #: What the dub is laid over, and the voiceover's ducking (stream:init ``mix``, else MIX_DEFAULT).
+    mix: MixOptions = field(default_factory=MixOptions)
     #: Timed caption cues with each fragment (stream:init ``captions``).
     captions: bool = False
 

@@ -3,8 +3,10 @@
 What that worker sends and reads (it cannot be changed; a deployment only sets its URL):
 
 * ``stream:init`` ``{stream_id, worker_id, config: {source_language, target_language, voice_profile,
-  format, sample_rate_hz, channels, chunk_duration_ms, domain_hints?}, max_inflight?, timeout_ms?}``;
-  without ``stream:ready`` within 10 s it gives up.
+  format, sample_rate_hz, channels, chunk_duration_ms, domain_hints?, glossary?}, max_inflight?,
+  timeout_ms?}`` (``glossary``: our extension, the same entries as the guide dialect's);
+  without ``stream:ready`` within 10 s it gives up. A deployment that can configure it may add the
+  guide's optional ``mix``, ``mix_duck_db``, ``mix_fade_ms``, ``speakers``, ``captions`` to ``config``.
 * ``fragment:data`` ``{fragment_id, stream_id, sequence_number, timestamp, audio: {format,
   sample_rate_hz, channels, duration_ms, data_base64}, metadata: {pts_ns}}``. Its bytes are raw ADTS
   AAC frames labelled ``m4a``.
@@ -25,7 +27,7 @@ import base64
 import binascii
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from livedub.runtime.protocol import events as ev
 from livedub.runtime.protocol.dialects.base import Dialect, Outbound
@@ -67,9 +69,19 @@ class WorkerConfig(_In):
     channels: int = Field(2, ge=1, le=8)
     chunk_duration_ms: int = Field(6000, gt=0, le=600_000)
     domain_hints: tuple[Annotated[str, Field(min_length=1, max_length=64)], ...] = Field((), max_length=32)
+    # Extensions the worker may set where its stream config lives (the same meaning as in the guide's).
+    mix: Literal["dub", "voiceover", "background"] | None = None
+    mix_duck_db: float | None = Field(None, ge=0, le=40)
+    mix_fade_ms: int | None = Field(None, ge=10, le=2000)
     #: Extensions, as in the guide dialect's stream:init (optional; the worker itself sends neither).
     speakers: Literal["off", "auto"] | None = None
     captions: bool | None = None
+    glossary: ev.Glossary = ()
+
+    @field_validator("glossary")
+    @classmethod
+    def _one_translation_each(cls, value: tuple[ev.GlossaryEntry, ...]) -> tuple[ev.GlossaryEntry, ...]:
+        return ev.check_glossary(value)
 
 
 class WorkerStreamInit(_In):
@@ -129,9 +141,13 @@ class WorkerDialect(Dialect):
             output_sample_rate_hz=c.sample_rate_hz,
             glossary_id=None,
             domain_hints=c.domain_hints,
+            glossary=c.glossary,
             timeout_ms=init.timeout_ms or WORKER_DEADLINE_MS,
             max_inflight=init.max_inflight,
             dialect="worker",
+            mix=c.mix,
+            mix_duck_db=c.mix_duck_db,
+            mix_fade_ms=c.mix_fade_ms,
             speakers=c.speakers,
             captions=c.captions,
         )

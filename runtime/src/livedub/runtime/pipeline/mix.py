@@ -1,0 +1,205 @@
+"""The mix stage: what the dub is laid over, and at what level (stream:init ``mix``).
+
+* ``dub`` — the dub alone over silence (the output before issue 14; the default).
+* ``voiceover`` — the original under the dub, ducked by ``duck_db`` while the dub speaks, with
+  ``fade_ms`` ramps that finish as the dub's speech starts and begin as it ends: the convention of
+  live news interpretation (the original at full level in pauses). numpy only, a few ms a fragment.
+* ``background`` — the original's non-speech part (a :class:`Separator`) under the dub.
+
+Levels: the bed (ducked original or separated background) keeps the original's own level, so music
+does not jump between fragments with and without speech; the dub is scaled so that the mix has the
+input's integrated loudness (BS.1770, :mod:`livedub.runtime.audio.loudness`), then one measured
+correction trims the residue, limited in gain and by a peak ceiling. A fragment in which the dub is
+silent is the bed as it is. The stage runs in an engine thread; ``dub`` without loudness matching
+returns the dub untouched and costs nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from livedub.runtime.audio import loudness
+from livedub.runtime.engines.base import Samples
+from livedub.runtime.engines.separation_base import Separator
+
+MixMode = Literal["dub", "voiceover", "background"]
+MIX_MODES: tuple[MixMode, ...] = ("dub", "voiceover", "background")
+
+#: Envelope resolution: 10 ms frames are far finer than any fade a listener hears.
+_HOP_S = 0.01
+#: Word gaps shorter than this keep the original ducked: pumping up between words sounds nervous.
+_HOLD_S = 0.3
+#: A dub frame counts as speech above this RMS relative to its loudest frame (and absolutely, below).
+_RELATIVE_FLOOR_DB = -40.0
+_ABSOLUTE_FLOOR = 1e-4
+
+
+@dataclass(frozen=True, slots=True)
+class MixOptions:
+    """One stream's mix: the mode and the voiceover's ducking (validated at stream:init)."""
+
+    mode: MixMode = "dub"
+    duck_db: float = 12.0
+    fade_ms: int = 250
+
+
+@dataclass(frozen=True, slots=True)
+class LoudnessPolicy:
+    """Server-wide: whether ``dub`` is matched too, and the limits every match keeps."""
+
+    match_dub: bool = False
+    max_gain_db: float = 20.0
+    ceiling_db: float = -1.0
+
+
+@dataclass(slots=True)
+class MixResult:
+    """The mixed fragment (samples, or samples x channels) and what each step cost."""
+
+    audio: Samples
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    gain_db: float = 0.0
+    input_lufs: float | None = None
+    output_lufs: float | None = None
+
+
+def _frames_2d(audio: Samples) -> Samples:
+    return audio[:, None] if audio.ndim == 1 else audio
+
+
+def _box(values: npt.NDArray[Any], width: int) -> npt.NDArray[np.float64]:
+    """Centred moving average over ``width`` frames; the edges extend the first and last value, so a
+    dub that speaks across a fragment boundary stays ducked up to it instead of ramping there."""
+    if width <= 1:
+        return np.asarray(values, dtype=np.float64)
+    padded = np.pad(values.astype(np.float64), (width // 2, width - 1 - width // 2), mode="edge")
+    sums = np.cumsum(np.concatenate([[0.0], padded]))
+    return np.asarray((sums[width:] - sums[:-width]) / width, dtype=np.float64)
+
+
+def _dilate(mask: npt.NDArray[np.bool_], frames: int) -> npt.NDArray[np.bool_]:
+    return _box(mask, 2 * frames + 1) > 1e-9 if frames > 0 else mask
+
+
+def _erode(mask: npt.NDArray[np.bool_], frames: int) -> npt.NDArray[np.bool_]:
+    return _box(mask, 2 * frames + 1) > 1 - 1e-9 if frames > 0 else mask
+
+
+def speech_frames(dub: Samples, sample_rate: int) -> npt.NDArray[np.bool_]:
+    """Per 10 ms frame: whether the dub speaks there, gaps under 300 ms closed."""
+    hop = max(1, round(_HOP_S * sample_rate))
+    count = math.ceil(len(dub) / hop)
+    padded = np.zeros(count * hop, dtype=np.float32)
+    padded[: len(dub)] = dub
+    rms = np.sqrt(np.mean(np.square(padded.reshape(count, hop), dtype=np.float64), axis=1))
+    loudest = float(rms.max(initial=0.0))
+    if loudest <= _ABSOLUTE_FLOOR:
+        return np.zeros(count, dtype=bool)
+    mask = rms > max(_ABSOLUTE_FLOOR, loudest * 10 ** (_RELATIVE_FLOOR_DB / 20))
+    half_hold = round(_HOLD_S / _HOP_S / 2)
+    return np.asarray(_erode(_dilate(mask, half_hold), half_hold), dtype=bool)
+
+
+def duck_gain(dub: Samples, sample_rate: int, duck_db: float, fade_ms: int) -> Samples:
+    """Per-sample gain for the original: 1 in the dub's pauses, ``-duck_db`` under its speech.
+
+    The mask is widened by half a fade on each side and then averaged over one fade, so the ramp
+    down ends as the dub's speech starts and the ramp up starts as it ends (linear in amplitude).
+    """
+    mask = speech_frames(dub, sample_rate)
+    fade = max(1, round(fade_ms / 1000 / _HOP_S))
+    ducked = _box(_dilate(mask, fade // 2).astype(np.float64), fade)
+    floor = 10 ** (-duck_db / 20)
+    per_frame = 1.0 - (1.0 - floor) * np.clip(ducked, 0.0, 1.0)
+    hop = max(1, round(_HOP_S * sample_rate))
+    centres = (np.arange(len(per_frame)) + 0.5) * hop
+    gain: Samples = np.interp(np.arange(len(dub)), centres, per_frame).astype(np.float32)
+    return gain
+
+
+def _dub_gain_db(reference: float | None, bed: float | None, dub: float | None, max_gain_db: float) -> float:
+    """Gain that brings bed + dub to the reference loudness, adding powers (uncorrelated signals).
+
+    Where the bed alone is already as loud as the reference, the dub goes 3 LU under it instead of
+    vanishing: a loud bed is no reason to lose the dub.
+    """
+    if reference is None or dub is None:
+        return 0.0
+    wanted = 10 ** (reference / 10) - (10 ** (bed / 10) if bed is not None else 0.0)
+    if wanted <= 0:
+        wanted = 10 ** (reference / 10) / 2
+    # Only the boost is limited: cutting a loud dub down to a quiet programme is always safe.
+    return min(10 * math.log10(wanted) - dub, max_gain_db)
+
+
+class Mixer:
+    """Builds one fragment's output from the original, the fitted dub and the stream's options."""
+
+    def __init__(self, policy: LoudnessPolicy, separator: Separator | None = None) -> None:
+        self.policy = policy
+        self.separator = separator
+
+    def needed(self, options: MixOptions) -> bool:
+        """Whether the stage has anything to do (``dub`` without matching passes the dub through)."""
+        return options.mode != "dub" or self.policy.match_dub
+
+    def mix(self, original: Samples, sample_rate: int, dub: Samples, options: MixOptions) -> MixResult:
+        """``original``: the fragment (samples, or samples x channels); ``dub``: mono, same length."""
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        if options.mode == "dub":
+            bed = None
+        elif options.mode == "voiceover":
+            bed = _frames_2d(original) * duck_gain(dub, sample_rate, options.duck_db, options.fade_ms)[:, None]
+            timings["voiceover_ms"] = (time.perf_counter() - started) * 1000
+        else:
+            bed = self._background(_frames_2d(original), sample_rate)
+            timings["separation_ms"] = (time.perf_counter() - started) * 1000
+        started = time.perf_counter()
+        result = self._level(original, sample_rate, dub, bed)
+        timings["loudness_ms"] = (time.perf_counter() - started) * 1000
+        result.timings_ms = timings
+        return result
+
+    def _background(self, frames: Samples, sample_rate: int) -> Samples:
+        if self.separator is None:  # stream:init refuses this; reaching here is a bug
+            raise RuntimeError("mix 'background' needs a separation engine (SEPARATION_ENGINE)")
+        bed = self.separator.background(frames, sample_rate)
+        if bed.shape != frames.shape:
+            raise RuntimeError(f"separator returned {bed.shape}, expected {frames.shape}")
+        return bed
+
+    def _level(self, original: Samples, rate: int, dub: Samples, bed: Samples | None) -> MixResult:
+        policy = self.policy
+        reference = loudness.integrated_lufs(original, rate)
+        dub_lufs = loudness.integrated_lufs(dub, rate)
+        if bed is None and not policy.match_dub:
+            return MixResult(dub)
+        if dub_lufs is None:  # the dub is silent here: the bed as it is (the original's own level)
+            audio = bed if bed is not None else dub
+            return MixResult(np.ascontiguousarray(audio, dtype=np.float32), input_lufs=reference)
+        # The dub sits on every channel of the bed; measure it mixed down the way the input is.
+        bed_mono = bed.mean(axis=1) if bed is not None else None
+        bed_lufs = loudness.integrated_lufs(bed_mono, rate) if bed_mono is not None else None
+        mono_reference = reference if original.ndim == 1 else loudness.integrated_lufs(original.mean(axis=1), rate)
+        gain = _dub_gain_db(mono_reference, bed_lufs, dub_lufs, policy.max_gain_db)
+        scaled = dub * np.float32(10 ** (gain / 20))
+        mixed = scaled if bed is None else bed + scaled[:, None]
+        if bed is None and original.ndim == 2:
+            reference = mono_reference  # the dub alone is mono: compare it with the mono input
+        matched, correction = loudness.match(
+            np.ascontiguousarray(mixed, dtype=np.float32),
+            rate,
+            reference,
+            max_gain_db=policy.max_gain_db,
+            ceiling_db=policy.ceiling_db,
+        )
+        return MixResult(
+            matched, gain_db=gain + correction.gain_db, input_lufs=reference, output_lufs=correction.result_lufs
+        )
