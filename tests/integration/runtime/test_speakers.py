@@ -83,8 +83,8 @@ async def test_two_speakers_get_two_stable_voices_labels_and_timed_captions(make
         captions = r["captions"]
         assert (captions["source_language"], captions["target_language"]) == ("en", "es")
         assert captions["target_timing"] == "proportional"
-        # The embedded Whisper's batched path has no word timestamps: the source side says so.
-        assert captions["source_timing"] in ("words", "proportional")
+        # Source cues come from the ASR's word timestamps (engines/asr_words.py).
+        assert captions["source_timing"] == "words"
         assert captions["source"] and captions["target"]
         duration = r["metadata"]["original_duration_ms"]
         _assert_cues_inside(captions["source"], duration, r["speaker"])

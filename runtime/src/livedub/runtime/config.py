@@ -54,6 +54,19 @@ class Settings(BaseSettings):
         "(websockets are exempt once upgraded; long-polling sends a request every ping). Behind an HTTP proxy "
         "that pools upstream connections, keep it above the proxy's idle timeout.",
     )
+    captions_feed_queue: int = Field(
+        256,
+        ge=1,
+        le=65_536,
+        description="GET /captions/{stream_id}: events a subscriber may fall behind (one per fragment) before "
+        "it is dropped as too slow for a live feed.",
+    )
+    captions_feed_write_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description="GET /captions/{stream_id}: a subscriber whose socket takes no data for this long is disconnected.",
+    )
     pipeline_concurrency: int | None = Field(
         None,
         ge=1,

@@ -33,8 +33,10 @@ streams and languages — into ONE ``encode`` + ``generate`` call (CTranslate2 t
 batch item). ``transcribe`` is the same path with a batch of one, which is why batched and single
 results are identical. With prompts on, CTranslate2 only batches prompts whose
 ``<|startoftranscript|>`` sits at the same position, so prompted requests share one fixed-size
-context slot and unprompted ones decode in a second call. Requests the window path cannot serve
-(speech longer than 30 s, or word timestamps asked for) go through ``WhisperModel.transcribe``.
+context slot and unprompted ones decode in a second call. Word timestamps (``AsrRequest.words``,
+what captions ask for) come from the same encoder output, for the requests that asked only
+(engines/asr_words.py). Speech longer than 30 s, or ``word_timestamps=True`` for every request,
+goes through ``WhisperModel.transcribe``.
 ``model_calls`` counts calls into the model (a batch counts once).
 """
 
@@ -59,6 +61,7 @@ from faster_whisper.tokenizer import _LANGUAGE_CODES, Tokenizer
 from faster_whisper.transcribe import get_suppressed_tokens
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 
+from livedub.runtime.engines import asr_words
 from livedub.runtime.engines.base import (
     ASR_SAMPLE_RATE,
     AsrRequest,
@@ -122,6 +125,7 @@ class _Window:
     detect: bool
     hints: str | None = None
     speech_end: float | None = None
+    words: bool = False
 
 
 #: A detection: (ISO code, probability of Whisper's top language token).
@@ -220,7 +224,7 @@ class WhisperRecognizer(SpeechRecognizer):
             start, end = speech[0]["start"], speech[-1]["end"]
             if self.word_timestamps or (end - start) > WINDOW_S * ASR_SAMPLE_RATE:
                 detect_from = samples[start:end] if detect else None
-                results[index] = self._transcribe_full(samples, lang, prompt, detect_from, hints)
+                results[index] = self._transcribe_full(samples, lang, prompt, detect_from, hints, words=request.words)
                 continue
             windows.append(
                 _Window(
@@ -232,14 +236,15 @@ class WhisperRecognizer(SpeechRecognizer):
                     detect,
                     hints,
                     speech_end=end / ASR_SAMPLE_RATE,
+                    words=request.words,
                 )
             )
         for first in range(0, len(windows), self.max_batch):
             chunk = windows[first : first + self.max_batch]
-            for window, (text, detected) in zip(chunk, self._decode_windows(chunk), strict=True):
+            for window, (text, detected, words) in zip(chunk, self._decode_windows(chunk), strict=True):
                 language, probability = detected if detected is not None else (window.language, 1.0)
                 results[window.index] = Transcript(
-                    text, language, probability, (), speech_start=window.speech_start, speech_end=window.speech_end
+                    text, language, probability, words, speech_start=window.speech_start, speech_end=window.speech_end
                 )
         return [r if r is not None else Transcript("", "") for r in results]
 
@@ -265,10 +270,11 @@ class WhisperRecognizer(SpeechRecognizer):
             self._prep = ThreadPoolExecutor(self._prep_threads, thread_name_prefix="asr-prep")
         return list(self._prep.map(fn, items))
 
-    def _decode_windows(self, windows: list[_Window]) -> list[tuple[str, Detection | None]]:
+    def _decode_windows(self, windows: list[_Window]) -> list[tuple[str, Detection | None, tuple[Word, ...]]]:
         features = self._features([w.audio for w in windows])
         prompts = [self._prompt(w.language, w.prompt if self.prompt_previous else None, w.hints) for w in windows]
         texts = [""] * len(windows)
+        words: list[tuple[Word, ...]] = [()] * len(windows)
         detections: list[Detection | None] = [None] * len(windows)
         # Prompt length decides the group: without prompts every request is in one group.
         groups: dict[int, list[int]] = {}
@@ -276,11 +282,11 @@ class WhisperRecognizer(SpeechRecognizer):
             groups.setdefault(len(prompt), []).append(position)
         for positions in groups.values():
             detect = any(windows[i].detect for i in positions)
-            decoded, detected = self._generate(
+            decoded, detected, aligned = self._generate(
                 features[positions], [prompts[i] for i in positions], windows, positions, detect=detect
             )
             for slot, (position, text) in enumerate(zip(positions, decoded, strict=True)):
-                texts[position] = text
+                texts[position], words[position] = text, aligned[slot]
                 # Companions that did not ask get none, so a batched result equals a single one.
                 if detected is not None and windows[position].detect:
                     detections[position] = detected[slot]
@@ -288,10 +294,11 @@ class WhisperRecognizer(SpeechRecognizer):
         retry = [i for i, w in enumerate(windows) if len(prompts[i]) > 4 and _looks_broken(texts[i])]
         if retry:
             plain = [self._prompt(windows[i].language, None) for i in retry]
-            again, _ = self._generate(features[retry], plain, windows, retry, detect=False)
-            for position, text in zip(retry, again, strict=True):
-                texts[position] = "" if _looks_broken(text) and not _has_words(text) else text
-        return list(zip(texts, detections, strict=True))
+            again, _, realigned = self._generate(features[retry], plain, windows, retry, detect=False)
+            for position, text, timed in zip(retry, again, realigned, strict=True):
+                dropped = _looks_broken(text) and not _has_words(text)
+                texts[position], words[position] = ("", ()) if dropped else (text, timed)
+        return list(zip(texts, detections, words, strict=True))
 
     def _generate(
         self,
@@ -301,7 +308,7 @@ class WhisperRecognizer(SpeechRecognizer):
         positions: list[int],
         *,
         detect: bool,
-    ) -> tuple[list[str], list[Detection] | None]:
+    ) -> tuple[list[str], list[Detection] | None, list[tuple[Word, ...]]]:
         self._count()
         try:
             encoded = self.model.encode(features)
@@ -318,7 +325,7 @@ class WhisperRecognizer(SpeechRecognizer):
             )
         except Exception as exc:  # CUDA OOM, a CTranslate2 failure: the fragment may be retried
             raise EngineError(ErrorCode.SERVICE_UNAVAILABLE, f"Whisper failed: {exc}", retryable=True) from exc
-        texts = []
+        texts, kept = [], []
         for position, output in zip(positions, outputs, strict=True):
             tokenizer = self._tokenizer(windows[position].language)
             tokens = [t for t in output.sequences_ids[0] if t < tokenizer.eot]
@@ -326,7 +333,35 @@ class WhisperRecognizer(SpeechRecognizer):
             avg_logprob = output.scores[0] if output.scores else 0.0
             silent = output.no_speech_prob > NO_SPEECH_THRESHOLD and avg_logprob < LOGPROB_THRESHOLD
             texts.append("" if silent else tokenizer.decode(tokens).strip())
-        return texts, detected
+            kept.append([] if silent else tokens)
+        return texts, detected, self._words(encoded, windows, positions, kept)
+
+    def _words(
+        self, encoded: object, windows: list[_Window], positions: list[int], tokens: list[list[int]]
+    ) -> list[tuple[Word, ...]]:
+        """Word timestamps for the rows whose request asked (engines/asr_words.py), per language."""
+        words: list[tuple[Word, ...]] = [()] * len(positions)
+        by_language: dict[str, list[int]] = {}
+        for row, position in enumerate(positions):
+            if windows[position].words and tokens[row]:
+                by_language.setdefault(windows[position].language, []).append(row)
+        for language, picked in by_language.items():
+            try:
+                aligned = asr_words.align(
+                    self.model,
+                    self._tokenizer(language),
+                    encoded,
+                    len(positions),
+                    picked,
+                    [tokens[row] for row in picked],
+                    [len(windows[positions[row]].audio) / ASR_SAMPLE_RATE for row in picked],
+                    [windows[positions[row]].speech_start for row in picked],
+                )
+            except Exception as exc:
+                raise EngineError(ErrorCode.SERVICE_UNAVAILABLE, f"Whisper failed: {exc}", retryable=True) from exc
+            for row, timed in zip(picked, aligned, strict=True):
+                words[row] = timed
+        return words
 
     def _read_languages(self, encoded: object) -> list[Detection]:
         """Top language of each encoded window: one decoder step over the whole batch."""
@@ -371,7 +406,14 @@ class WhisperRecognizer(SpeechRecognizer):
     # --- the one-by-one path (long speech, word timestamps) ----------------------------------
 
     def _transcribe_full(
-        self, audio: Samples, language: str, prompt: str | None, detect_from: Samples | None, hints: str | None = None
+        self,
+        audio: Samples,
+        language: str,
+        prompt: str | None,
+        detect_from: Samples | None,
+        hints: str | None = None,
+        *,
+        words: bool = False,
     ) -> Transcript:
         detected: Detection | None = None
         if detect_from is not None:
@@ -394,17 +436,17 @@ class WhisperRecognizer(SpeechRecognizer):
                 vad_parameters=VAD,
                 condition_on_previous_text=False,
                 initial_prompt=" ".join(p for p in (hints, prompt if self.prompt_previous else None) if p) or None,
-                word_timestamps=self.word_timestamps,
+                word_timestamps=self.word_timestamps or words,
             )
             segments = list(segments)  # the generator does the work
         except Exception as exc:
             raise EngineError(ErrorCode.SERVICE_UNAVAILABLE, f"Whisper failed: {exc}", retryable=True) from exc
         text = " ".join(s.text.strip() for s in segments).strip()
-        words = tuple(Word(w.word.strip(), w.start, w.end, w.probability) for s in segments for w in (s.words or ()))
+        timed = tuple(Word(w.word.strip(), w.start, w.end, w.probability) for s in segments for w in (s.words or ()))
         start = float(segments[0].start) if segments else None
         end = float(segments[-1].end) if segments else None
         detected_language, probability = detected if detected is not None else (language, 1.0)
-        return Transcript(text, detected_language, probability, words, speech_start=start, speech_end=end)
+        return Transcript(text, detected_language, probability, timed, speech_start=start, speech_end=end)
 
     def _check_language(self, language: str) -> str:
         lang = base_language(language)

@@ -123,6 +123,8 @@ class AsrRequest(NamedTuple):
     detect_language: bool = False
     #: Vocabulary of the programme (stream:init ``domain_hints``), for engines that can be primed.
     hints: str | None = None
+    #: Also give word timestamps (captions ask for them); engines without them return none.
+    words: bool = False
 
 
 class SpeechRecognizer(ABC):

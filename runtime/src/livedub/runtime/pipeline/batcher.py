@@ -57,9 +57,10 @@ class AsrBatcher:
         prompt: str | None,
         detect_language: bool = False,
         hints: str | None = None,
+        words: bool = False,
     ) -> Transcript:
         loop = asyncio.get_running_loop()
-        asr_request = AsrRequest(audio, language, prompt, detect_language, hints)
+        asr_request = AsrRequest(audio, language, prompt, detect_language, hints, words)
         if self._window_s <= 0:
             self._on_call(1)
             return await loop.run_in_executor(self._executor, lambda: self._asr.transcribe_many([asr_request])[0])

@@ -220,6 +220,7 @@ class DubbingPipeline:
                 prompt=job.previous_transcript or None,
                 detect_language=job.language_check != "off",
                 hints=", ".join(job.domain_hints) or None,
+                words=job.captions,  # word-timed source cues; costs nothing for streams without captions
             ),
             timings,
             "asr_ms",

@@ -251,8 +251,8 @@ class Captions(_Outbound):
     source: list[CaptionCue]
     target: list[CaptionCue]
     #: How cue times were derived: "words" = the ASR's word timestamps; "proportional" = the text
-    #: spread over the audio's voiced spans by characters (TTS engines give no word timings, and the
-    #: embedded ASR gives none in its batched path).
+    #: spread over the audio's voiced spans by characters (TTS engines give no word timings; an ASR
+    #: engine without word timestamps falls back to it for the source).
     source_timing: Literal["words", "proportional"] = "words"
     target_timing: Literal["proportional"] = "proportional"
 

@@ -30,11 +30,21 @@ from livedub.runtime.config import Settings
 from livedub.runtime.engines.base import Engines
 from livedub.runtime.errors import ModelLoadError
 from livedub.runtime.metrics import Metrics
-from livedub.runtime.server import console
+from livedub.runtime.protocol.dialects.base import Outbound
+from livedub.runtime.server import captions, console
 from livedub.runtime.server.auth import TokenAuthenticator
+from livedub.runtime.server.caption_feed import CaptionFeed
 from livedub.runtime.server.console_feed import ConsoleFeed
 from livedub.runtime.server.http import add_routes
-from livedub.runtime.server.keys import AUTH_KEY, CONSOLE_KEY, REQUESTS_KEY, SERVICE_KEY, SIO_KEY, WARM_KEY
+from livedub.runtime.server.keys import (
+    AUTH_KEY,
+    CAPTIONS_KEY,
+    CONSOLE_KEY,
+    REQUESTS_KEY,
+    SERVICE_KEY,
+    SIO_KEY,
+    WARM_KEY,
+)
 from livedub.runtime.server.move import drop_transport, engineio_closer
 from livedub.runtime.server.namespace import DubbingNamespace, make_sender
 from livedub.runtime.server.service import DubbingService
@@ -76,13 +86,20 @@ def create_app(
         engineio_logger=False,
     )
     feed = ConsoleFeed()  # sees every outbound message, for /console
-    service = DubbingService(settings, metrics, send=make_sender(sio, feed.observe))
+    caption_feed = CaptionFeed(settings.captions_feed_queue)  # and for /captions/{stream_id}
+
+    def observe(sid: str, message: Outbound, dialect: str) -> None:
+        feed.observe(sid, message, dialect)
+        caption_feed.observe(sid, message, dialect)
+
+    service = DubbingService(settings, metrics, send=make_sender(sio, observe))
     service.close_connection = engineio_closer(sio)  # a stream asked to move (server/move.py)
     authenticator = TokenAuthenticator(settings)
-    sio.register_namespace(DubbingNamespace(service, authenticator, observe=feed.observe))
+    sio.register_namespace(DubbingNamespace(service, authenticator, observe=observe))
     app = web.Application(client_max_size=settings.max_message_bytes)
     app[AUTH_KEY] = authenticator
     app[CONSOLE_KEY] = feed
+    app[CAPTIONS_KEY] = caption_feed
     app[SERVICE_KEY] = service
     app[SIO_KEY] = sio
     app[WARM_KEY] = warm = asyncio.Event()
@@ -90,6 +107,7 @@ def create_app(
     app[REQUESTS_KEY] = attach(app, sio, body_timeout_s=settings.http_request_timeout_s)
     add_routes(app)
     console.add_routes(app)
+    captions.add_routes(app)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         task: asyncio.Task[None] | None = None

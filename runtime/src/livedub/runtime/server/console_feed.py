@@ -67,12 +67,12 @@ class ConsoleFeed:
     def observe(self, sid: str, message: Outbound, dialect: str) -> None:
         """Record one outbound message (the sender and the namespace call this for every one)."""
         if isinstance(message, ev.StreamReady):
-            stream = self._open(sid, message.stream_id, dialect)
-            stream.session_id = message.session_id
-            stream.source_language = message.source_language
-            stream.target_language = message.target_language
-            stream.voice_profile = message.voice_profile
-            stream.engines = message.engines
+            opened = self._open(sid, message.stream_id, dialect)
+            opened.session_id = message.session_id
+            opened.source_language = message.source_language
+            opened.target_language = message.target_language
+            opened.voice_profile = message.voice_profile
+            opened.engines = message.engines
         elif isinstance(message, ev.FragmentProcessed):
             if message.error is not None:  # a failed fragment (a deadline, an engine) is an error to see too
                 self._error(sid, message.error.model_dump(exclude_none=True), message.stream_id, message.fragment_id)

@@ -10,6 +10,7 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from livedub.runtime.server.auth import TokenAuthenticator
+    from livedub.runtime.server.caption_feed import CaptionFeed
     from livedub.runtime.server.console_feed import ConsoleFeed
     from livedub.runtime.server.service import DubbingService
     from livedub.runtime.server.transport import Requests
@@ -22,3 +23,5 @@ WARM_KEY: web.AppKey[asyncio.Event] = web.AppKey("warm")
 AUTH_KEY: web.AppKey[TokenAuthenticator] = web.AppKey("auth")
 #: What /console shows (server/console_feed.py).
 CONSOLE_KEY: web.AppKey[ConsoleFeed] = web.AppKey("console")
+#: The live caption feed behind ``/captions/{stream_id}`` (server/caption_feed.py).
+CAPTIONS_KEY: web.AppKey[CaptionFeed] = web.AppKey("captions")
