@@ -145,10 +145,11 @@ def test_dub_with_captions_writes_webvtt_files_in_both_languages(tmp_path, share
         cues = webvtt.read(str(path), strict=True)  # raises on a malformed cue block
         assert len(cues) >= 2, path.read_text()
         assert all(0 <= c.start_in_seconds <= c.end_in_seconds <= total_s + 0.25 for c in cues)
-        # The two speakers' cues: the man's in the first 6 s, the woman's after.
-        voices = [c.voice for c in cues]
-        assert len(set(voices)) == 2 and voices == sorted(voices)
-        assert all(c.start_in_seconds >= 6.0 for c in cues if c.voice == voices[-1])
+        # The two speakers' cues: the man's in the first 6 s, the woman's after. Which one is S1
+        # depends on which fragment finished its speaker stage first (labels follow processing order).
+        first = {c.voice for c in cues if c.start_in_seconds < 6.0}
+        second = {c.voice for c in cues if c.start_in_seconds >= 6.0}
+        assert len(first) == 1 and len(second) == 1 and first != second, [(c.start, c.voice) for c in cues]
     report = json.loads((tmp_path / "out.json").read_text())
     assert [Path(p).name for p in report["captions"]] == ["out.en.vtt", "out.es.vtt"]
     assert {row.get("speaker") for row in report["fragments"]} == {"S1", "S2"}
