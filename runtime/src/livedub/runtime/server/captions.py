@@ -25,10 +25,7 @@ from typing import Any
 from aiohttp import web
 
 from livedub.runtime.server.caption_feed import CaptionFeed
-
-# The console's check and refusal, so both endpoints answer alike.
-from livedub.runtime.server.console import _refusal as refusal
-from livedub.runtime.server.console import _unauthorised as unauthorised
+from livedub.runtime.server.http_auth import refusal, unauthorised
 from livedub.runtime.server.keys import CAPTIONS_KEY, SERVICE_KEY
 
 KEEPALIVE_S = 15.0

@@ -21,7 +21,8 @@ from importlib import resources
 
 from aiohttp import web
 
-from livedub.runtime.server.keys import AUTH_KEY, CONSOLE_KEY, SERVICE_KEY
+from livedub.runtime.server.http_auth import refusal, unauthorised
+from livedub.runtime.server.keys import CONSOLE_KEY, SERVICE_KEY
 
 _INLINE_SCRIPT = re.compile(rb"<script\b[^>]*>(.*?)</script>", re.DOTALL)
 
@@ -47,27 +48,10 @@ def page() -> tuple[bytes, str]:
     return body, policy
 
 
-def _refusal(request: web.Request) -> str | None:
-    environ = {
-        "HTTP_AUTHORIZATION": request.headers.get("Authorization", ""),
-        # Raw: aiohttp's query_string has already made a token's "+" a space (auth.py reads both).
-        "QUERY_STRING": request.rel_url.raw_query_string,
-    }
-    return request.app[AUTH_KEY].check(environ, None)
-
-
-def _unauthorised(reason: str) -> web.Response:
-    return web.json_response(
-        {"code": "AUTH_FAILED", "message": reason, "retryable": False},
-        status=401,
-        headers={"WWW-Authenticate": "Bearer"},
-    )
-
-
 async def console_page(request: web.Request) -> web.Response:
-    reason = _refusal(request)
+    reason = refusal(request)
     if reason is not None:
-        return _unauthorised(reason + " (open /console?token=...)")
+        return unauthorised(reason + " (open /console?token=...)")
     body, policy = page()
     return web.Response(
         body=body,
@@ -83,9 +67,9 @@ async def console_page(request: web.Request) -> web.Response:
 
 
 async def console_snapshot(request: web.Request) -> web.Response:
-    reason = _refusal(request)
+    reason = refusal(request)
     if reason is not None:
-        return _unauthorised(reason)
+        return unauthorised(reason)
     # Only the stream the page shows carries its points: the document stays small (console_feed).
     document = request.app[CONSOLE_KEY].snapshot(request.app[SERVICE_KEY], request.query.get("stream"))
     return web.json_response(document, headers={"Cache-Control": "no-store"})
