@@ -25,6 +25,7 @@ from typing import Any
 
 from livedub.runtime.protocol import events as ev
 from livedub.runtime.protocol.dialects.base import Outbound
+from livedub.runtime.server.connections import default_stream_id
 
 #: What a subscriber's queue holds: (SSE event name, JSON-able data).
 Event = tuple[str, dict[str, Any]]
@@ -59,7 +60,7 @@ class CaptionFeed:
 
     def observe(self, sid: str, message: Outbound, dialect: str) -> None:
         if isinstance(message, ev.StreamReady):
-            key = message.stream_id or f"{sid}-stream"
+            key = message.stream_id or default_stream_id(sid)
             stream = self._streams.pop(key, None) or _Stream(key)
             stream.source_language, stream.target_language = message.source_language, message.target_language
             stream.offset_ms = 0  # a new run of the stream starts its clock afresh
@@ -68,7 +69,7 @@ class CaptionFeed:
                 _, oldest = self._streams.popitem(last=False)
                 self._end(oldest, "forgotten")
         elif isinstance(message, ev.FragmentProcessed):
-            current = self._streams.get(message.stream_id or f"{sid}-stream")
+            current = self._streams.get(message.stream_id or default_stream_id(sid))
             if current is None:
                 return
             offset = current.offset_ms

@@ -8,6 +8,11 @@ from livedub.runtime.errors import DubbingError, ErrorCode, Stage
 from livedub.runtime.session.session import StreamSession
 
 
+def default_stream_id(sid: str) -> str:
+    """The id of a stream that got none from its payload or header: one per connection."""
+    return f"{sid}-stream"
+
+
 @dataclass(slots=True)
 class Connection:
     sid: str

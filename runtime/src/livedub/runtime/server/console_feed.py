@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from livedub.runtime.errors import ErrorCode
 from livedub.runtime.protocol import events as ev
 from livedub.runtime.protocol.dialects.base import Outbound
+from livedub.runtime.server.connections import default_stream_id
 
 if TYPE_CHECKING:
     from livedub.runtime.server.service import DubbingService
@@ -115,14 +116,14 @@ class ConsoleFeed:
 
     def _known(self, sid: str, stream_id: str | None) -> _Stream | None:
         """The record of a stream that a ``stream:ready`` opened, marked as the most recently active."""
-        key = (sid, stream_id or f"{sid}-stream")
+        key = (sid, stream_id or default_stream_id(sid))
         stream = self._streams.get(key)
         if stream is not None:
             self._streams.move_to_end(key)
         return stream
 
     def _open(self, sid: str, stream_id: str | None, dialect: str) -> _Stream:
-        key = (sid, stream_id or f"{sid}-stream")
+        key = (sid, stream_id or default_stream_id(sid))
         stream = self._streams.get(key)
         if stream is None or stream.ended_at is not None:
             # A stream:init after stream:end on the same id is a new run: start its record afresh.

@@ -37,7 +37,7 @@ from livedub.runtime.pipeline.pipeline import DubbingPipeline, FragmentJob, Frag
 from livedub.runtime.pipeline.speakers import LazyEmbedder
 from livedub.runtime.protocol import events as ev
 from livedub.runtime.protocol.dialects.base import Outbound
-from livedub.runtime.server.connections import Connection
+from livedub.runtime.server.connections import Connection, default_stream_id
 from livedub.runtime.server.move import StreamMover, move_error
 from livedub.runtime.server.placement import Placement
 from livedub.runtime.server.results import Attempt, ResultBuilder
@@ -243,7 +243,7 @@ class DubbingService:
         factory = self._require_ready()
         factory.check_languages(init)
         factory.mix(init)  # refuses a mix this pod cannot make before anything is admitted
-        stream_id = init.stream_id or conn.header_stream_id or f"{sid}-stream"
+        stream_id = init.stream_id or conn.header_stream_id or default_stream_id(sid)
         existing = conn.streams.get(stream_id)
         if existing is not None and existing.inflight:
             raise DubbingError(
