@@ -312,3 +312,56 @@ async def test_a_burst_of_fragments_over_long_polling_is_answered_in_full(make_s
     # Past the per-stream limit some are refused, retryably: answered either way, never lost.
     assert {r["status"] for r in results} <= {"success", "failed"}
     assert all(r["error"]["code"] == "BACKPRESSURE_EXCEEDED" for r in results if r["status"] == "failed")
+
+
+# --- a message over MAX_MESSAGE_BYTES on long-polling ---------------------------------------------
+
+#: A small wire limit keeps these tests light: 256 kB messages, fragments up to 64 kB decoded.
+SMALL_LIMITS = {"max_message_bytes": 256 * 1024, "fragment_max_bytes": 64 * 1024}
+
+
+async def test_an_oversize_polling_post_gets_a_typed_error_and_the_stream_goes_on(make_server) -> None:
+    """aiohttp answered such a POST with a bare 413, python-engineio's client then dropped the
+    connection, and nothing on the wire said why (the worker saw its fragments time out)."""
+    server = await make_server(**SMALL_LIMITS)
+    client = await server.connect(transports=("polling",))
+    assert (await client.init())[0] == "stream:ready"
+    await client.send("before", 0, np.zeros(8000, np.float32), binary=True)
+    await client.processed(1)
+    await client.send("huge", 1, np.zeros(160_000, np.float32), binary=True)  # 320 kB of PCM
+    await client.wait_for(lambda r: bool(r.of("error")), 30)
+    [error] = client.of("error")
+    assert error["code"] == "LIMIT_EXCEEDED" and error["retryable"] is False, error
+    assert "MAX_MESSAGE_BYTES" in error["message"] and "FRAGMENT_MAX_BYTES" in error["message"]
+    assert client.client.connected and client.client.transport() == "polling"
+    await client.send("after", 2, np.zeros(8000, np.float32), binary=True)
+    results = await client.processed(2, timeout=60)
+    assert [r["fragment_id"] for r in results] == ["before", "after"]
+    assert results[-1]["status"] == "success"
+
+
+async def test_a_post_far_over_the_limit_is_cut_off_with_the_error_queued(make_server) -> None:
+    """Past 16x the limit the body is not read to its end: 413, and the session still learns why.
+    Spoken as raw Engine.IO v4 over HTTP, the way any polling client does."""
+    import json
+
+    import aiohttp
+
+    server = await make_server(**SMALL_LIMITS)
+    endpoint = f"{server.url}/socket.io/?EIO=4&transport=polling"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(endpoint, headers={"X-Worker-ID": "raw"}) as response:
+            handshake = json.loads((await response.text())[1:])  # "0{...}": the OPEN packet
+        session = f"{endpoint}&sid={handshake['sid']}"
+        async with http.post(session, data="40") as response:  # Socket.IO CONNECT to "/"
+            assert response.status == 200
+        async with http.get(session) as response:
+            assert (await response.text()).startswith("40")  # connected
+        body = b"4" + b"x" * (5 * 1024 * 1024)  # 5 MiB: 20x the limit
+        async with http.post(session, data=body) as response:
+            assert response.status == 413
+        async with http.get(session) as response:
+            packets = (await response.text()).split("\x1e")
+    event = next(json.loads(p[2:]) for p in packets if p.startswith("42"))
+    assert event[0] == "error" and event[1]["code"] == "LIMIT_EXCEEDED", event
+    assert "262144 bytes" in event[1]["message"] and "read" in event[1]["message"], event

@@ -104,7 +104,19 @@ def create_app(
     app[SIO_KEY] = sio
     app[WARM_KEY] = warm = asyncio.Event()
     service.placement.warmed = warm.is_set  # no new streams before the warm-up dub has run
-    app[REQUESTS_KEY] = attach(app, sio, body_timeout_s=settings.http_request_timeout_s)
+
+    async def oversize(eio_sid: str, size: int) -> None:
+        sid = sio.manager.sid_from_eio_sid(eio_sid, "/")
+        if sid is not None:
+            await service.message_too_large(sid, size)
+
+    app[REQUESTS_KEY] = attach(
+        app,
+        sio,
+        body_timeout_s=settings.http_request_timeout_s,
+        max_body_bytes=settings.max_message_bytes,
+        on_oversize=oversize,
+    )
     add_routes(app)
     console.add_routes(app)
     captions.add_routes(app)

@@ -208,6 +208,20 @@ class DubbingService:
         session = None if conn is None else conn.streams.get(stream_id)
         await self._send(sid, ev.ErrorEvent.from_error(error, stream_id=stream_id), session)
 
+    async def message_too_large(self, sid: str, size: int) -> None:
+        """A long-polling POST of this connection was over MAX_MESSAGE_BYTES and was dropped unread
+        (server/transport.py): say so, since the fragment in it will never be answered."""
+        limit = self.settings.max_message_bytes
+        error = DubbingError(
+            ErrorCode.LIMIT_EXCEEDED,
+            f"a message over MAX_MESSAGE_BYTES ({limit} bytes; {size} read) was dropped unread: the fragment "
+            f"in it gets no answer; send fragments under FRAGMENT_MAX_BYTES ({self.settings.fragment_max_bytes})",
+            stage=Stage.PROTOCOL,
+        )
+        log.warning("oversize message dropped", extra={"sid": sid, "bytes": size})
+        self.metrics.errors.labels(stage=str(Stage.PROTOCOL), code=str(error.code)).inc()
+        await self._send(sid, ev.ErrorEvent.from_error(error))
+
     def stream_count(self) -> int:
         """Live streams across every connection of this process."""
         return sum(len(c.streams) for c in self.connections.values())
