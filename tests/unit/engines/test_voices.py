@@ -335,3 +335,21 @@ def test_source_buffer_validates_rates() -> None:
         buf.append(np.ones(10, dtype=np.float32), 24000)
     with pytest.raises(ValueError):
         SourceAudioBuffer("s1", 0)
+
+
+@pytest.mark.parametrize(("expected", "level"), [(False, "INFO"), (True, "WARNING")])
+def test_a_missing_file_warns_only_when_someone_asked_for_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, expected: bool, level: str
+) -> None:
+    """The default config/voices.json is optional: a new user's first start must not print a warning."""
+    with caplog.at_level("INFO", logger="livedub.runtime.engines.voices"):
+        registry = VoiceRegistry(tmp_path / "voices.json", expected=expected)
+    assert len(registry) == 0
+    assert [r.levelname for r in caplog.records] == [level]
+    caplog.clear()
+    path = _write(tmp_path / "voices.json", {"a": {"language": "es"}})
+    assert registry.reload_if_changed() and registry.get("a").language == "es"
+    path.unlink()
+    with caplog.at_level("INFO", logger="livedub.runtime.engines.voices"):
+        assert registry.reload_if_changed() and len(registry) == 0
+    assert [r.levelname for r in caplog.records] == ["WARNING"]  # a file that was there and went away

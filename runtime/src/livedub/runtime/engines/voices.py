@@ -229,9 +229,12 @@ class VoiceRegistry:
     an empty registry (the default ``config/voices.json`` need not exist), picked up once it appears.
     """
 
-    def __init__(self, path: Path | str, *, strict: bool = True) -> None:
-        """``strict``: a malformed file at construction raises ``ModelLoadError`` (fail fast at start-up)."""
+    def __init__(self, path: Path | str, *, strict: bool = True, expected: bool = True) -> None:
+        """``strict``: a malformed file at construction raises ``ModelLoadError`` (fail fast at start-up).
+        ``expected``: whether someone asked for this file (``VOICES_FILE`` set). The default path is
+        optional, so its absence at start is an INFO line, not a warning a new user reads as a fault."""
         self.path = Path(path)
+        self._expected = expected
         self._lock = threading.Lock()
         self._snapshot = VoicesSnapshot()
         self._stamp: tuple[int, int, int, int] | None = None
@@ -264,8 +267,10 @@ class VoiceRegistry:
     def _load(self, stamp: tuple[int, int, int, int] | None) -> bool:
         self._loaded_once = True
         if stamp is None:
-            if self._stamp is not None or self.generation == 0:
+            if self._stamp is not None or (self.generation == 0 and self._expected):
                 log.warning("voices file not found: no voice profiles", extra={"path": str(self.path)})
+            elif self.generation == 0:
+                log.info("no voices file: the embedded voices only", extra={"path": str(self.path)})
             self._stamp = None
             self._snapshot = VoicesSnapshot()
             self.last_error = None

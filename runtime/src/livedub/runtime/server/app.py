@@ -62,7 +62,7 @@ def default_loader(settings: Settings) -> tuple[Engines, Any]:
     from livedub.runtime.engines.voices import VoiceRegistry
 
     engines = build_engines(settings)
-    voices = VoiceRegistry(settings.voices_file)
+    voices = VoiceRegistry(settings.voices_file, expected="voices_file" in settings.model_fields_set)
     return engines, voices
 
 
