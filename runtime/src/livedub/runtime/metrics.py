@@ -68,8 +68,13 @@ class Metrics:
             registry=r,
         )
         self.streams_refused = Counter(
-            contract.STREAMS_REFUSED, "stream:init refused POD_FULL (this pod was full or leaving).", registry=r
+            contract.STREAMS_REFUSED,
+            "stream:init refused POD_FULL, by reason: full (demand), leaving or shedding (not demand).",
+            ["reason"],
+            registry=r,
         )
+        for reason in contract.REFUSAL_REASONS:  # exposed at 0 from the start, so a rate() has a baseline
+            self.streams_refused.labels(reason=reason)
         self.accepting_streams = Gauge(
             contract.ACCEPTING_STREAMS, "1 while this pod takes new streams (/ready/streams).", registry=r
         )

@@ -73,7 +73,7 @@ class Placement:
         state = self.state()
         if state not in ("full", "leaving"):
             return
-        self.metrics.streams_refused.inc()
+        self.metrics.streams_refused.labels(reason=state).inc()
         why = (
             f"this pod serves its {self.settings.max_pod_streams} streams (MAX_POD_STREAMS)"
             if state == "full"
