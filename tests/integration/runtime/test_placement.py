@@ -10,20 +10,12 @@ from __future__ import annotations
 
 import asyncio
 
-import aiohttp
 import pytest
 
 from livedub.runtime.server.keys import SERVICE_KEY
 from livedub.runtime.server.placement import ANNOTATIONS_POLL_S, DRAINING_ANNOTATION
-
-
-async def _get(url: str) -> tuple[int, str]:
-    async with aiohttp.ClientSession() as http, http.get(url) as response:
-        return response.status, await response.text()
-
-
-def _metric(text: str, name: str) -> float:
-    return next(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " "))
+from support.moves import get as _get
+from support.moves import metric as _metric
 
 
 async def test_a_full_pod_refuses_new_streams_until_one_ends(make_server):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pytest
 
 from livedub.contract.env import DRAINING_ANNOTATION
@@ -21,25 +20,9 @@ from livedub.runtime.protocol.dialects.guide import GuideDialect
 from livedub.runtime.protocol.dialects.worker import WorkerDialect
 from livedub.runtime.server.keys import SERVICE_KEY
 from livedub.runtime.server.move import CLOSE_AFTER_S, RETRY_AFTER_MS, move_error
-from support.data import fleurs
-
-FRAGMENT_S = 2.0
-
-
-def _pieces() -> tuple[list[np.ndarray], int]:
-    speech = [fleurs(name) for name in ("fleurs-en-001", "fleurs-en-002", "fleurs-en-003", "fleurs-en-004")]
-    rate = speech[0][1]
-    audio = np.concatenate([a for a, r in speech if r == rate])
-    step = int(FRAGMENT_S * rate)
-    return [audio[i : i + step] for i in range(0, len(audio) - step + 1, step)][:8], rate
-
-
-def _moved(result: dict[str, Any]) -> bool:
-    return result.get("status") == "failed" and (result.get("error") or {}).get("code") == "STREAM_MOVE"
-
-
-def _notice(recorder: Any) -> list[dict[str, Any]]:
-    return [e for e in recorder.of("error") if e.get("code") == "STREAM_MOVE" and not e.get("fragment_id")]
+from support.moves import move_notice as _notice
+from support.moves import moved as _moved
+from support.moves import speech_pieces as _pieces
 
 
 @pytest.mark.parametrize("transport", ["websocket", "polling"])
