@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -39,3 +40,14 @@ def moved(result: dict[str, Any]) -> bool:
 def move_notice(recorder: Any) -> list[dict[str, Any]]:
     """The stream-level STREAM_MOVE errors a connection got (not fragment refusals)."""
     return [e for e in recorder.of("error") if e.get("code") == "STREAM_MOVE" and not e.get("fragment_id")]
+
+
+#: A pod's annotations file as the kubelet writes it before the operator marks anything.
+UNMARKED = 'prometheus.io/scrape="true"\n'
+
+
+def annotations_file(folder: Path) -> Path:
+    """A downward-API annotations file with no operator mark yet."""
+    path = folder / "annotations"
+    path.write_text(UNMARKED)
+    return path

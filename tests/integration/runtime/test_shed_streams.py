@@ -17,6 +17,7 @@ import pytest
 from livedub.contract.env import SHED_STREAMS_ANNOTATION
 from livedub.runtime.server.keys import SERVICE_KEY
 from livedub.runtime.server.move import CLOSE_AFTER_S
+from support.moves import UNMARKED, annotations_file
 from support.moves import get as _get
 from support.moves import metric as _metric
 from support.moves import move_notice as _notice
@@ -29,8 +30,7 @@ SHED = 2
 
 @pytest.mark.parametrize("transport", ["websocket", "polling"])
 async def test_a_shedding_pod_moves_n_of_its_m_streams_and_keeps_the_others(make_server, tmp_path, transport):
-    annotations = tmp_path / "annotations"
-    annotations.write_text('prometheus.io/scrape="true"\n')
+    annotations = annotations_file(tmp_path)
     busy = await make_server(pod_annotations_file=annotations)
     other = await make_server()
     pieces, rate = _pieces()
@@ -46,7 +46,7 @@ async def test_a_shedding_pod_moves_n_of_its_m_streams_and_keeps_the_others(make
     for stream in STREAMS:
         await old[stream].processed(1)
 
-    annotations.write_text(f'prometheus.io/scrape="true"\n{SHED_STREAMS_ANNOTATION}="{SHED};from=3;at=1796234400"\n')
+    annotations.write_text(f'{UNMARKED}{SHED_STREAMS_ANNOTATION}="{SHED};from=3;at=1796234400"\n')
     # Nothing in flight anywhere: the most recently connected go, told at once (the boundary is now).
     moved = set(STREAMS[-SHED:])
     await asyncio.gather(*(old[s].wait_for(lambda r: bool(_notice(r)), 30) for s in moved))

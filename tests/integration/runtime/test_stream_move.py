@@ -20,6 +20,7 @@ from livedub.runtime.protocol.dialects.guide import GuideDialect
 from livedub.runtime.protocol.dialects.worker import WorkerDialect
 from livedub.runtime.server.keys import SERVICE_KEY
 from livedub.runtime.server.move import CLOSE_AFTER_S, RETRY_AFTER_MS, move_error
+from support.moves import UNMARKED, annotations_file
 from support.moves import move_notice as _notice
 from support.moves import moved as _moved
 from support.moves import speech_pieces as _pieces
@@ -27,8 +28,7 @@ from support.moves import speech_pieces as _pieces
 
 @pytest.mark.parametrize("transport", ["websocket", "polling"])
 async def test_a_leaving_pod_moves_its_stream_without_losing_or_reordering_a_fragment(make_server, tmp_path, transport):
-    annotations = tmp_path / "annotations"
-    annotations.write_text('prometheus.io/scrape="true"\n')
+    annotations = annotations_file(tmp_path)
     leaving = await make_server(pod_annotations_file=annotations)
     other = await make_server()
     pieces, rate = _pieces()
@@ -49,7 +49,7 @@ async def test_a_leaving_pod_moves_its_stream_without_losing_or_reordering_a_fra
             sent += 1
             if sent == 2:
                 await old.processed(1)
-                annotations.write_text(f'prometheus.io/scrape="true"\n{DRAINING_ANNOTATION}="2026-12-01T13:00:00Z"\n')
+                annotations.write_text(f'{UNMARKED}{DRAINING_ANNOTATION}="2026-12-01T13:00:00Z"\n')
             continue
         seen = answered(old)
         await old.wait_for(lambda r, n=seen: answered(r) > n or bool(_notice(r)), 120)
