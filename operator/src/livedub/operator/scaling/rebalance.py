@@ -140,10 +140,13 @@ def plan(
     promised = sum(
         mark.remaining(answered[pod].streams) if pod in answered else mark.streams for pod, mark in active.items()
     )
+    # Receivers are pods below the band, not just below the target: moved streams reconnect through
+    # the Service, which spreads them over every pod with room, so pods near the target take some too.
+    low = policy.target_per_pod * (1 - policy.tolerance)
     receivers = {
         pod: load
         for pod, load in answered.items()
-        if not load.draining and not load.marked and not _behind(load, policy) and load.streams < policy.target_per_pod
+        if not load.draining and not load.marked and not _behind(load, policy) and load.streams <= low
     }
     room = sum(math.floor(policy.target_per_pod - load.streams + 1e-9) for load in receivers.values())
     room = max(0.0, room - math.ceil(pending - 1e-9) - promised)
