@@ -213,23 +213,29 @@ class DubbingService:
 
     async def shed(self, value: str | None) -> None:
         """The operator's shed request appeared or changed (``value``) or went (None): server/shedding.py."""
+        if value is not None and value == self.shedder.handled:
+            return  # the kubelet showed an old value again
+        previous = self.shedder.stop()  # a new request replaces the last one; None ends it
+        leaving = self.placement.leaving  # a drain moves every stream anyway: neither cancel nor choose
+        if not leaving:
+            self.mover.cancel(previous)  # streams not yet told stay (a new request may choose them again)
         if value is None:
-            self.mover.cancel(self.shedder.stop())
             return
-        previous = self.shedder.stop()
         candidates = [
             Candidate((sid, session.stream_id), session.inflight, order)
             for order, (sid, c) in enumerate(list(self.connections.items()))
             for session in c.streams.values()
+            if not leaving
         ]
         keys = self.shedder.start(value, candidates)
-        self.mover.cancel(previous - set(keys))  # a new request replaces the last one
         if keys:
             log.info("shedding streams", extra={"asked": value, "streams": len(keys)})
         self.mover.request(keys, reason="rebalance")
         for sid, stream_id in keys:
-            session = self.connections[sid].streams[stream_id]
-            await self.mover.boundary(sid, stream_id, session.inflight)
+            conn = self.connections.get(sid)  # a told connection may have gone during the awaits
+            session = None if conn is None else conn.streams.get(stream_id)
+            if session is not None:
+                await self.mover.boundary(sid, stream_id, session.inflight)
 
     async def _notify_move(self, sid: str, stream_id: str, error: DubbingError) -> None:
         conn = self.connections.get(sid)
