@@ -12,6 +12,8 @@ from kopf_harness import Cluster, MetricsPod, wait_for
 from test_autoscaling import FakeDeploymentController, replicas, scaling_pool
 from test_drain import annotations, running_operator
 
+from livedub.operator.telemetry import REGISTRY
+
 SHED = "dubbing.livedub.io/shed-streams"
 
 
@@ -33,6 +35,11 @@ def three_pods(
     return [busy, light, middle]
 
 
+def counted(name: str, **labels: str) -> float:
+    """A counter on the operator's own /metrics registry (the operator runs in this process)."""
+    return REGISTRY.get_sample_value(f"livedub_operator_{name}", labels) or 0.0
+
+
 def shed_value(cluster: Cluster, pod: str) -> str | None:
     return annotations(cluster, pod).get(SHED)
 
@@ -40,6 +47,11 @@ def shed_value(cluster: Cluster, pod: str) -> str | None:
 def test_an_overloaded_pod_is_asked_to_shed_its_excess_and_the_mark_outlives_an_operator_restart(
     cluster: Cluster, metrics_pods: Callable[[], MetricsPod]
 ) -> None:
+    shed_before, streams_before = (
+        counted("rebalance_decisions_total", action="shed"),
+        counted("rebalance_streams_total"),
+    )
+    done_before = counted("rebalance_decisions_total", action="done")
     with running_operator():
         busy, _, _ = three_pods(cluster, metrics_pods)
         wait_for(lambda: shed_value(cluster, "news-1") is not None, what="the busy pod marked to shed")
@@ -47,6 +59,8 @@ def test_an_overloaded_pod_is_asked_to_shed_its_excess_and_the_mark_outlives_an_
         assert value is not None and value.startswith("2;from=10;at="), value  # 10 down to the target of 8
         assert shed_value(cluster, "news-2") is None and shed_value(cluster, "news-3") is None
         assert any(e["reason"] == "Rebalancing" for e in cluster.list("events"))
+        assert counted("rebalance_decisions_total", action="shed") == shed_before + 1
+        assert counted("rebalance_streams_total") == streams_before + 2
 
     with running_operator():
         # A new operator finds the request on the pod and neither repeats nor drops it.
@@ -59,6 +73,8 @@ def test_an_overloaded_pod_is_asked_to_shed_its_excess_and_the_mark_outlives_an_
         time.sleep(1.0)  # several ticks: at its target, it is not marked again
         assert shed_value(cluster, "news-1") is None
         assert replicas(cluster) == 3
+        assert counted("rebalance_decisions_total", action="done") == done_before + 1
+        assert counted("rebalance_decisions_total", action="shed") == shed_before + 1  # never asked twice
 
 
 def test_the_per_tick_cap_and_the_timeout_bound_a_request(

@@ -148,7 +148,7 @@ def plan(
         for pod, load in answered.items()
         if not load.draining and not load.marked and not _behind(load, policy) and load.streams <= low
     }
-    room = sum(math.floor(policy.target_per_pod - load.streams + 1e-9) for load in receivers.values())
+    room: float = sum(math.floor(policy.target_per_pod - load.streams + 1e-9) for load in receivers.values())
     room = max(0.0, room - math.ceil(pending - 1e-9) - promised)
     budget = min(float(max_per_tick), room)
     donors = sorted(
