@@ -21,6 +21,8 @@ from livedub.runtime.protocol.dialects.worker import WorkerDialect
 from livedub.runtime.server.keys import SERVICE_KEY
 from livedub.runtime.server.move import CLOSE_AFTER_S, RETRY_AFTER_MS, move_error
 from support.moves import UNMARKED, annotations_file
+from support.moves import get as _get
+from support.moves import metric as _metric
 from support.moves import move_notice as _notice
 from support.moves import moved as _moved
 from support.moves import speech_pieces as _pieces
@@ -98,6 +100,9 @@ async def test_a_leaving_pod_moves_its_stream_without_losing_or_reordering_a_fra
     # reconnects (here to the same URL: in a cluster the Service routes it to a Ready pod).
     await old.wait_for(lambda r: len(r.of("connect")) >= 2, CLOSE_AFTER_S + 10)
     assert leaving.app[SERVICE_KEY].stream_count() == 0
+    _, metrics = await _get(leaving.url + "/metrics")
+    assert _metric(metrics, 'sts_streams_moved_total{reason="drain"}') == 1
+    assert _metric(metrics, 'sts_streams_moved_total{reason="rebalance"}') == 0
 
 
 def test_the_move_notice_is_the_same_typed_error_in_both_dialects():
