@@ -11,9 +11,9 @@ A pod sheds when its streams exceed ``target * (1 + tolerance)`` — or, whateve
 falls behind (in flight per stream above ``overload_in_flight_per_stream``: its streams cost more
 than the target assumed) — and it sheds down to the target, not to the band's edge, so one stream
 more does not mark it again (hysteresis). What it sheds is bounded three ways, so a pool does not
-churn: by the room the other pods have below their target (pods that answered with models loaded,
-not draining, not shedding, not behind themselves; room that waiting streams will take and that
-streams already asked to move will take is not room), by ``max_per_tick`` streams asked per tick
+churn: by the room up to their target of the pods below the band, ``target * (1 - tolerance)``
+(pods that answered with models loaded, not draining, not shedding, not behind themselves; room that
+waiting streams will take and that streams already asked to move will take is not room), by ``max_per_tick`` streams asked per tick
 across the pool, and by one request per pod at a time. A pod that is draining is never marked, and
 a mark comes off when the pod starts draining, when it has shed what it was asked (its streams are
 down by that many from when it was marked, or at the target anyway: streams that ended count), or
