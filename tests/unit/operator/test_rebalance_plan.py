@@ -78,3 +78,10 @@ def test_the_value_round_trips_and_a_hand_written_mark_is_taken_off() -> None:
     assert ShedMark.parse("3") is None
     loads: dict[str, PodLoad | None] = {"p": PodLoad(5.0, marked=True)}
     assert _plan(loads).clears == {"p": "not a mark this operator wrote"}
+
+
+def test_a_pod_just_below_the_target_is_no_receiver() -> None:
+    # The Service spreads moved streams over every pod with room: one near its target would be pushed
+    # over and shed in turn. Receivers are below target x (1 - tolerance) = 7.2.
+    assert _plan({"busy": PodLoad(10.0), "near": PodLoad(7.5)}).marks == {}
+    assert _plan({"busy": PodLoad(10.0), "low": PodLoad(7.0)}).marks["busy"].streams == 1
