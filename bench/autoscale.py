@@ -21,6 +21,11 @@ through ``decide`` — the functions the kopf timer calls. What is modelled:
   ``moved_streams``). Replicas drop once the marked pods are empty or the drain grace has passed, and
   pod-deletion-cost makes them the victims; streams still on a removed pod are ``dropped_streams``.
   Rising load while pods drain takes the marks off.
+* **Rebalance** (the operator's ``scaling/rebalance.py``, the runtime's ``server/shedding.py``): each
+  tick a ready pod above its target is asked to shed streams to pods with room; it takes no new
+  stream until that many have moved, each at its next fragment boundary then a reconnect to a pod
+  with room (counted in ``moved_streams`` and ``rebalanced_streams``). The kubelet's delay in
+  refreshing the annotations file (up to a minute) is not modelled, for drains and sheds alike.
 * **Warm floors** (``spec.autoscaling.schedules``): the simulated clock starts at ``EPOCH``, so a
   profile's schedules fire at known wall-clock times (the news-slot profile).
 * **Demand.** Each profile is a number of streams wanted over time; a new broadcast connects when
@@ -31,6 +36,8 @@ pod past capacity), ``absorb_s`` (longest time an overload lasted once ready pod
 stream wanted: what placement decides), ``longest_overload_s`` (from onset: what the signal, the tick
 and the start-up decide), ``peak_pods``, ``needed_pods`` (⌈peak demand / capacity⌉), ``scale_events`` and the
 oracle's (changes of ⌈demand / capacity⌉), ``forced_reconnects`` (moved + dropped streams),
+``over_target_pod_s`` (pod-seconds a ready pod spent above its target's tolerance band: load that
+did not spread) and the same without rebalance,
 ``cost_vs_oracle`` (replica-seconds, starting pods included, over an oracle with instant pods sized
 ⌈demand / capacity⌉ at every second).
 """
@@ -47,12 +54,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from livedub.operator.scaling import drain
-from livedub.operator.scaling.decide import Decision, History, Policy, decide
+from livedub.operator.scaling import drain, rebalance
+from livedub.operator.scaling.decide import Decision, History, Observation, Policy, decide, pending_streams
 from livedub.operator.scaling.metrics import PodMetrics
 from livedub.operator.scaling.observe import observe
 from livedub.operator.scaling.policy import policy_of
-from livedub.operator.spec import parse_pool_spec
+from livedub.operator.spec import PoolSpec, parse_pool_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -154,7 +161,9 @@ class Pod:
     created: float
     ready_at: float
     streams: int = 0
-    refused: int = 0  # sts_streams_refused_total
+    refused: int = 0  # sts_streams_refused_total{reason="full"}
+    shed: rebalance.ShedMark | None = None  # the operator's shed-streams mark
+    shedding_left: int = 0  # streams the runtime still has to move for it (no new stream meanwhile)
 
     def ready(self, now: float) -> bool:
         return now >= self.ready_at
@@ -183,12 +192,13 @@ class Cluster:
         # Waiting streams: (retry time, sequence) in a heap; each entry is one stream.
         self.retries: list[tuple[float, int]] = []
         self.seq = 0
-        self.moved = 0  # streams that left a draining pod at a fragment boundary
+        self.moved = 0  # streams that left a draining or shedding pod at a fragment boundary
+        self.rebalanced = 0  # of those, the ones a shedding pod moved
         self.dropped = 0  # streams on a pod removed while it still served them
         self.deletion_cost: dict[str, int] = {}
         self.draining: set[str] = set()
-        # Streams told to move: (time of their fragment boundary, sequence, pod).
-        self.moves: list[tuple[float, int, str]] = []
+        # Streams told to move: (time of their fragment boundary, sequence, pod, why).
+        self.moves: list[tuple[float, int, str, str]] = []
 
     @property
     def forced_reconnects(self) -> int:
@@ -220,7 +230,7 @@ class Cluster:
         )
 
     def _attempt(self, now: float) -> None:
-        ready = [p for p in self.pods if p.ready(now) and p.name not in self.draining]
+        ready = [p for p in self.pods if p.ready(now) and p.name not in self.draining and not p.shedding_left]
         room = [p for p in ready if p.streams < self.capacity]
         if room:
             self.rng.choice(room).streams += 1
@@ -257,20 +267,55 @@ class Cluster:
         self.draining.update(pods)
         for pod in self.pods:
             if pod.name in pods:
-                for _ in range(pod.streams):
-                    self.seq += 1
-                    boundary = now + self.rng.uniform(0, FRAGMENT_S) + RECONNECT_S
-                    heapq.heappush(self.moves, (boundary, self.seq, pod.name))
+                self._tell(pod, pod.streams, now, "drain")
+
+    def _tell(self, pod: Pod, count: int, now: float, why: str) -> None:
+        for _ in range(count):
+            self.seq += 1
+            boundary = now + self.rng.uniform(0, FRAGMENT_S) + RECONNECT_S
+            heapq.heappush(self.moves, (boundary, self.seq, pod.name, why))
+
+    def shed(self, name: str, mark: rebalance.ShedMark, now: float) -> None:
+        """The runtime's answer to a shed mark: no new stream until ``mark.streams`` have moved."""
+        pod = next(p for p in self.pods if p.name == name)
+        pod.shed = mark
+        pod.shedding_left = min(mark.streams, pod.streams)
+        self._tell(pod, pod.shedding_left, now, "rebalance")
+
+    def clear_shed(self, name: str) -> None:
+        pod = next((p for p in self.pods if p.name == name), None)
+        if pod is not None:
+            pod.shed, pod.shedding_left = None, 0  # the mark went: streams not yet told stay
+
+    def loads(self, now: float) -> dict[str, rebalance.PodLoad | None]:
+        return {
+            p.name: rebalance.PodLoad(
+                p.streams,
+                p.streams * HEALTHY_IN_FLIGHT_PER_STREAM,
+                draining=p.name in self.draining,
+                mark=p.shed,
+                marked=p.shed is not None,
+            )
+            for p in self.pods
+            if p.ready(now)
+        }
 
     def unmark(self, pods: tuple[str, ...]) -> None:
         self.draining.difference_update(pods)
 
     def step_moves(self, now: float) -> None:
         while self.moves and self.moves[0][0] <= now:
-            _, _, name = heapq.heappop(self.moves)
+            _, _, name, why = heapq.heappop(self.moves)
             pod = next((p for p in self.pods if p.name == name), None)
-            if pod is None or pod.streams == 0 or name not in self.draining:
-                continue  # gone, emptied by ending streams, or undrained before its boundary
+            if pod is None or pod.streams == 0:
+                continue  # gone, or emptied by ending streams
+            if why == "drain" and name not in self.draining:
+                continue  # undrained before its boundary
+            if why == "rebalance":
+                if not pod.shedding_left:
+                    continue  # the mark went, or the pod shed enough (streams ended)
+                pod.shedding_left -= 1
+                self.rebalanced += 1
             pod.streams -= 1
             self.moved += 1
             self._attempt(now)
@@ -308,7 +353,7 @@ def pool_spec(device: str, schedules: tuple[dict[str, Any], ...] = ()) -> dict[s
     }
 
 
-def simulate(profile: Profile, seed: int = 1) -> tuple[dict[str, Any], Series]:
+def simulate(profile: Profile, seed: int = 1, *, rebalancing: bool = True) -> tuple[dict[str, Any], Series]:
     spec = parse_pool_spec(pool_spec(profile.device, profile.schedules))
     policy = policy_of(spec, EPOCH)
     startup = STARTUP_S[profile.device]
@@ -322,6 +367,8 @@ def simulate(profile: Profile, seed: int = 1) -> tuple[dict[str, Any], Series]:
     decisions: list[Decision] = []
     series = Series()
     overload_stream_s = 0.0
+    over_target_pod_s = 0
+    band = policy.target_per_pod * (1 + policy.tolerance)
     episodes: list[tuple[float, float]] = []
     onset: float | None = None
     for second in range(profile.duration_s):
@@ -336,6 +383,7 @@ def simulate(profile: Profile, seed: int = 1) -> tuple[dict[str, Any], Series]:
         cluster.step_retries(now)
         waiting = len(cluster.retries)
         overload_stream_s += waiting
+        over_target_pod_s += sum(1 for p in cluster.pods if p.ready(now) and p.streams > band)
         if waiting and onset is None:
             onset = now
         elif not waiting and onset is not None:
@@ -380,6 +428,8 @@ def simulate(profile: Profile, seed: int = 1) -> tuple[dict[str, Any], Series]:
                 cluster.deletion_cost = {name: int(m.streams) for name, m in samples.items() if m}
                 cluster.deletion_cost.update(dict.fromkeys(step.pods, drain.DRAINED_DELETION_COST))
             decision = drain.outcome(decided, step)
+            if rebalancing:
+                _rebalance(cluster, spec, policy, rnd.observation, now)
             if decision.action != "hold":
                 decisions.append(decision)
                 if decision.action == "up":
@@ -416,10 +466,28 @@ def simulate(profile: Profile, seed: int = 1) -> tuple[dict[str, Any], Series]:
         "oracle_scale_events": oracle_events,
         "forced_reconnects": cluster.forced_reconnects,
         "moved_streams": cluster.moved,
+        "rebalanced_streams": cluster.rebalanced,
+        "over_target_pod_s": over_target_pod_s,
         "dropped_streams": cluster.dropped,
         "cost_vs_oracle": round(sum(series.replicas) / max(1, sum(series.oracle)), 3),
     }
     return result, series
+
+
+def _rebalance(cluster: Cluster, spec: PoolSpec, policy: Policy, obs: Observation, now: float) -> None:
+    """The operator's rebalance plan this tick, carried out on the model (after the drain step)."""
+    plan = rebalance.plan(
+        cluster.loads(now),
+        policy,
+        pending=pending_streams(obs, policy),
+        now=now,
+        max_per_tick=spec.autoscaling.rebalance_max_streams_per_tick,
+        timeout_s=spec.autoscaling.rebalance_timeout_seconds,
+    )
+    for name in plan.clears:
+        cluster.clear_shed(name)
+    for name, mark in plan.marks.items():
+        cluster.shed(name, mark, now)
 
 
 def _absorb(episodes: list[tuple[float, float]], series: Series, capacity: int) -> float:
@@ -483,9 +551,9 @@ def table(results: list[dict[str, Any]]) -> str:
         f"{spec.stream_retry_after_seconds} s, tick {TICK_S:g} s) on a cluster model.",
         "",
         "| profile | device (streams/pod, start-up) | absorb_s (≤ 15) | longest overload | overload stream·s "
-        "| peak / needed pods | scale events (oracle; ≤ 2x) | forced reconnects (moved / dropped) "
-        "| cost vs oracle (≤ 1.3 ramp, diurnal) | targets |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| peak / needed pods | scale events (oracle; ≤ 2x) | forced reconnects (moved: rebalanced / dropped) "
+        "| pod·s over target band (without rebalance) | cost vs oracle (≤ 1.3 ramp, diurnal) | targets |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
         ok = meets(r)
@@ -496,7 +564,8 @@ def table(results: list[dict[str, Any]]) -> str:
             f"| {r['profile']} | {r['device']} ({r['streams_per_pod']}, {r['startup_s']} s) | {r['absorb_s']:g} "
             f"| {r['longest_overload_s']:g} s | {r['overload_stream_s']} | {r['peak_pods']} / {r['needed_pods']} "
             f"| {r['scale_events']} ({r['oracle_scale_events']}) "
-            f"| {r['forced_reconnects']} ({r['moved_streams']} / {r['dropped_streams']}) "
+            f"| {r['forced_reconnects']} ({r['moved_streams']}: {r['rebalanced_streams']} / {r['dropped_streams']}) "
+            f"| {r['over_target_pod_s']} ({r.get('over_target_pod_s_without_rebalance', '-')}) "
             f"| {r['cost_vs_oracle']:.2f} | {verdict} |"
         )
     return "\n".join(lines)
@@ -523,6 +592,9 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for profile in PROFILES:
         result, series = simulate(profile, args.seed)
+        # The same traffic without rebalance: what spreading the load after a scale-up buys.
+        without, _ = simulate(profile, args.seed, rebalancing=False)
+        result["over_target_pod_s_without_rebalance"] = without["over_target_pod_s"]
         result["meets"] = meets(result)
         results.append(result)
         print(json.dumps(result))

@@ -10,20 +10,12 @@ from __future__ import annotations
 
 import asyncio
 
-import aiohttp
 import pytest
 
 from livedub.runtime.server.keys import SERVICE_KEY
 from livedub.runtime.server.placement import ANNOTATIONS_POLL_S, DRAINING_ANNOTATION
-
-
-async def _get(url: str) -> tuple[int, str]:
-    async with aiohttp.ClientSession() as http, http.get(url) as response:
-        return response.status, await response.text()
-
-
-def _metric(text: str, name: str) -> float:
-    return next(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " "))
+from support.moves import get as _get
+from support.moves import metric as _metric
 
 
 async def test_a_full_pod_refuses_new_streams_until_one_ends(make_server):
@@ -45,7 +37,7 @@ async def test_a_full_pod_refuses_new_streams_until_one_ends(make_server):
     assert (await _get(server.url + "/ready"))[0] == 200  # models loaded, not draining: still alive
     _, metrics = await _get(server.url + "/metrics")
     assert _metric(metrics, "sts_accepting_streams") == 0
-    assert _metric(metrics, "sts_streams_refused_total") == 1
+    assert _metric(metrics, 'sts_streams_refused_total{reason="full"}') == 1
     assert _metric(metrics, "sts_streams_active") == 2
 
     await first.client.emit("stream:end", {"stream_id": "s1"})
@@ -73,6 +65,10 @@ async def test_a_pod_marked_for_removal_takes_no_new_streams_but_keeps_its_own(m
     newcomer = await server.connect(stream_id="new", worker_id="w2")
     kind, refusal = await newcomer.init()
     assert kind == "error" and refusal["code"] == "POD_FULL" and refusal["retryable"] is True
+    # Counted apart from "full": a leaving pod's refusals are not demand (the operator reads only "full").
+    _, metrics = await _get(server.url + "/metrics")
+    assert _metric(metrics, 'sts_streams_refused_total{reason="leaving"}') == 1
+    assert _metric(metrics, 'sts_streams_refused_total{reason="full"}') == 0
     # The live stream's own control still works: it is not cut off.
     await live.client.emit("stream:pause", {"stream_id": "live"})
     await live.wait_for(lambda r: bool(r.of("stream:state")), 10)

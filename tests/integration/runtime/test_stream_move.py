@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pytest
 
 from livedub.contract.env import DRAINING_ANNOTATION
@@ -21,31 +20,17 @@ from livedub.runtime.protocol.dialects.guide import GuideDialect
 from livedub.runtime.protocol.dialects.worker import WorkerDialect
 from livedub.runtime.server.keys import SERVICE_KEY
 from livedub.runtime.server.move import CLOSE_AFTER_S, RETRY_AFTER_MS, move_error
-from support.data import fleurs
-
-FRAGMENT_S = 2.0
-
-
-def _pieces() -> tuple[list[np.ndarray], int]:
-    speech = [fleurs(name) for name in ("fleurs-en-001", "fleurs-en-002", "fleurs-en-003", "fleurs-en-004")]
-    rate = speech[0][1]
-    audio = np.concatenate([a for a, r in speech if r == rate])
-    step = int(FRAGMENT_S * rate)
-    return [audio[i : i + step] for i in range(0, len(audio) - step + 1, step)][:8], rate
-
-
-def _moved(result: dict[str, Any]) -> bool:
-    return result.get("status") == "failed" and (result.get("error") or {}).get("code") == "STREAM_MOVE"
-
-
-def _notice(recorder: Any) -> list[dict[str, Any]]:
-    return [e for e in recorder.of("error") if e.get("code") == "STREAM_MOVE" and not e.get("fragment_id")]
+from support.moves import UNMARKED, annotations_file
+from support.moves import get as _get
+from support.moves import metric as _metric
+from support.moves import move_notice as _notice
+from support.moves import moved as _moved
+from support.moves import speech_pieces as _pieces
 
 
 @pytest.mark.parametrize("transport", ["websocket", "polling"])
 async def test_a_leaving_pod_moves_its_stream_without_losing_or_reordering_a_fragment(make_server, tmp_path, transport):
-    annotations = tmp_path / "annotations"
-    annotations.write_text('prometheus.io/scrape="true"\n')
+    annotations = annotations_file(tmp_path)
     leaving = await make_server(pod_annotations_file=annotations)
     other = await make_server()
     pieces, rate = _pieces()
@@ -66,7 +51,7 @@ async def test_a_leaving_pod_moves_its_stream_without_losing_or_reordering_a_fra
             sent += 1
             if sent == 2:
                 await old.processed(1)
-                annotations.write_text(f'prometheus.io/scrape="true"\n{DRAINING_ANNOTATION}="2026-12-01T13:00:00Z"\n')
+                annotations.write_text(f'{UNMARKED}{DRAINING_ANNOTATION}="2026-12-01T13:00:00Z"\n')
             continue
         seen = answered(old)
         await old.wait_for(lambda r, n=seen: answered(r) > n or bool(_notice(r)), 120)
@@ -115,6 +100,9 @@ async def test_a_leaving_pod_moves_its_stream_without_losing_or_reordering_a_fra
     # reconnects (here to the same URL: in a cluster the Service routes it to a Ready pod).
     await old.wait_for(lambda r: len(r.of("connect")) >= 2, CLOSE_AFTER_S + 10)
     assert leaving.app[SERVICE_KEY].stream_count() == 0
+    _, metrics = await _get(leaving.url + "/metrics")
+    assert _metric(metrics, 'sts_streams_moved_total{reason="drain"}') == 1
+    assert _metric(metrics, 'sts_streams_moved_total{reason="rebalance"}') == 0
 
 
 def test_the_move_notice_is_the_same_typed_error_in_both_dialects():

@@ -234,7 +234,11 @@ def refusals_case() -> dict[str, Any]:
     )
     return {
         "input_series": [
-            series("sts_streams_refused_total", "0+10x30", pool="busy", **labels),  # 10 a minute, for ever
+            # 10 a minute, for ever
+            series("sts_streams_refused_total", "0+10x30", pool="busy", reason="full", **labels),
+            # A pod leaving the pool (or shedding streams) refuses while others have room: not demand.
+            series("sts_streams_refused_total", "0+10x30", pool="shrinking", reason="leaving", **labels),
+            series("sts_streams_refused_total", "0+10x30", pool="balancing", reason="shedding", **labels),
             series("sts_streams_refused_total", "5x30", pool="calm", **labels),  # refused once, long ago
             series("sts_streams_refused_total", "0+10x5 50x25", pool="burst", **labels),  # a 5-minute burst
         ],

@@ -6,7 +6,7 @@ Kept in one leaf module so the CRD YAML in ``crds/`` and the Python code agree o
 
 from typing import Final
 
-from livedub.contract.env import DRAINING_ANNOTATION
+from livedub.contract.env import DRAINING_ANNOTATION, SHED_STREAMS_ANNOTATION
 
 GROUP: Final = "dubbing.livedub.io"
 VERSION: Final = "v1alpha1"
@@ -58,3 +58,5 @@ ANNOTATION_ACTIVATION: Final = f"{GROUP}/activation-requested"
 # The operator's drain mark on a pod chosen for a gentle scale-down: the runtime (through its
 # downward-API annotations file) stops admitting streams and asks its live ones to move.
 ANNOTATION_DRAINING: Final = DRAINING_ANNOTATION
+#: On an overloaded pod: shed that many live streams to pods with room (scaling/rebalance.py).
+ANNOTATION_SHED: Final = SHED_STREAMS_ANNOTATION

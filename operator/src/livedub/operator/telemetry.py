@@ -67,6 +67,16 @@ SCALE_DECISIONS = Counter(
     ["direction", "reason"],
     registry=REGISTRY,
 )
+REBALANCE_DECISIONS = Counter(
+    PREFIX + "rebalance_decisions_total",
+    "Shed requests on overloaded pods by action: shed (a pod marked), done (it shed what it was asked), "
+    "cleared (timed out, the pod started draining, or a mark this operator did not write).",
+    ["action"],
+    registry=REGISTRY,
+)
+REBALANCE_STREAMS = Counter(
+    PREFIX + "rebalance_streams_total", "Live streams overloaded pods were asked to shed.", registry=REGISTRY
+)
 
 _POOL = ["namespace", "pool"]
 POOL_REPLICAS = Gauge(PREFIX + "pool_replicas", "Replicas of the pool's Deployment.", _POOL, registry=REGISTRY)
@@ -165,6 +175,11 @@ def record_decision(namespace: str, pool: str, direction: str, reason: str, load
     POOL_CAPACITY.labels(namespace, pool).set(load.capacity_streams)
     POOL_WAITING.labels(namespace, pool).set(load.streams_waiting)
     POOL_UNREACHABLE.labels(namespace, pool).set(load.pods_unreachable)
+
+
+def record_rebalance(action: str, streams: int = 0) -> None:
+    REBALANCE_DECISIONS.labels(action=action).inc()
+    REBALANCE_STREAMS.inc(streams)
 
 
 def record_desired(namespace: str, pool: str, desired_replicas: int) -> None:

@@ -68,8 +68,22 @@ class Metrics:
             registry=r,
         )
         self.streams_refused = Counter(
-            contract.STREAMS_REFUSED, "stream:init refused POD_FULL (this pod was full or leaving).", registry=r
+            contract.STREAMS_REFUSED,
+            "stream:init refused POD_FULL, by reason: full (demand), leaving or shedding (not demand).",
+            ["reason"],
+            registry=r,
         )
+        for reason in contract.REFUSAL_REASONS:  # exposed at 0 from the start, so a rate() has a baseline
+            self.streams_refused.labels(reason=reason)
+        self.streams_moved = Counter(
+            "sts_streams_moved_total",
+            "Live streams asked to move (STREAM_MOVE) by reason: drain (the pod leaves the pool) or "
+            "rebalance (the operator asked it to shed streams).",
+            ["reason"],
+            registry=r,
+        )
+        for reason in ("drain", "rebalance"):
+            self.streams_moved.labels(reason=reason)
         self.accepting_streams = Gauge(
             contract.ACCEPTING_STREAMS, "1 while this pod takes new streams (/ready/streams).", registry=r
         )

@@ -1,6 +1,8 @@
 """The per-pool tick: repair drift, refresh status, and (builtin mode) scrape, decide, scale."""
 
 import time
+from collections.abc import Mapping
+from typing import Any
 
 import kopf
 
@@ -13,9 +15,11 @@ from livedub.operator.errors import InvalidSpecError
 from livedub.operator.handlers.drain import apply_step, drain_state, mark_deletion_costs
 from livedub.operator.handlers.handle_pool import announce
 from livedub.operator.handlers.pool_status import parse_time, record_decision, record_rollout
+from livedub.operator.handlers.rebalance import apply_plan, pod_loads
 from livedub.operator.handlers.reconcile import ReconcileResult, reconcile_children, replicas_for
-from livedub.operator.scaling import drain
+from livedub.operator.scaling import drain, rebalance
 from livedub.operator.scaling.decide import Decision, History, Observation, Policy, decide, pending_streams
+from livedub.operator.scaling.metrics import PodMetrics
 from livedub.operator.scaling.observe import observe
 from livedub.operator.scaling.policy import policy_of
 from livedub.operator.scaling.scrape import scrape_all, scrape_target
@@ -84,6 +88,7 @@ async def _autoscale(
     )
     await apply_step(client, patch, namespace, step, pods=live, samples=samples)
     decision = drain.outcome(decided, step)
+    await _rebalance(client, body, namespace, spec, policy, step, live, samples, rnd.observation, now)
     if decision.action == "down" and step.kind == "none":
         await mark_deletion_costs(client, namespace, samples)  # above maxReplicas: no drain for a spec change
     if decision.action != "hold":
@@ -101,6 +106,34 @@ async def _autoscale(
         message = f"{decision.from_replicas} -> {decision.to_replicas}: {decision.reason}"
         kopf.info(body, reason=decision.code, message=message)
     return decision
+
+
+async def _rebalance(
+    client: Client,
+    body: kopf.Body,
+    namespace: str,
+    spec: PoolSpec,
+    policy: Policy,
+    step: drain.DrainStep,
+    live: list[dict[str, Any]],
+    samples: Mapping[str, PodMetrics | None],
+    obs: Observation,
+    now: float,
+) -> None:
+    """Ask overloaded pods to shed streams to pods with room (after the drain step: never a drained pod)."""
+    draining = set(step.pods) if step.kind in ("start", "wait") else set()
+    gone = set(step.pods) if step.kind == "finish" else set()
+    loads = pod_loads([p for p in live if p["metadata"]["name"] not in gone], samples, draining)
+    a = spec.autoscaling
+    plan = rebalance.plan(
+        loads,
+        policy,
+        pending=pending_streams(obs, policy),
+        now=now,
+        max_per_tick=a.rebalance_max_streams_per_tick,
+        timeout_s=a.rebalance_timeout_seconds,
+    )
+    await apply_plan(client, body, namespace, plan, policy)
 
 
 async def tick(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, settings: OperatorSettings) -> None:

@@ -4,6 +4,11 @@ Parsing uses prometheus_client's own parser so every exposition detail (escaping
 exemplars) is handled as Prometheus handles it; unknown metrics are ignored so a newer runtime
 with more metrics never breaks an older operator, and a metric an older runtime lacks reads 0
 (``sts_streams_refused_total`` before the runtime refuses full pods).
+
+Of the refusals only ``reason="full"`` is demand: a pod that is leaving the pool or shedding streams
+refuses while other pods have room, and reading those as streams waiting would scale up the pool
+the operator is shrinking or balancing. A refusal without the label (a runtime from before the
+label) only ever meant "full".
 """
 
 from dataclasses import dataclass, field
@@ -16,6 +21,7 @@ from livedub.contract.metrics import (
     OVERLOAD_REJECTION_CODES,
     QUEUE_DEPTH,
     READY,
+    REFUSAL_FULL,
     REJECTED,
     STREAMS,
     STREAMS_REFUSED,
@@ -64,10 +70,13 @@ def parse_metrics(text: str) -> PodMetrics:
                     severity = sample.labels.get("severity", "")
                     if severity in SEVERITIES:
                         backpressure[severity] = backpressure.get(severity, 0.0) + sample.value
+                elif sample.name == STREAMS_REFUSED:
+                    if sample.labels.get("reason", REFUSAL_FULL) == REFUSAL_FULL:
+                        values[STREAMS_REFUSED] = values.get(STREAMS_REFUSED, 0.0) + sample.value
                 elif sample.name == REJECTED:
                     if sample.labels.get("code", "") in OVERLOAD_REJECTION_CODES:
                         rejected += sample.value
-                elif sample.name in (IN_FLIGHT, QUEUE_DEPTH, STREAMS, STREAMS_REFUSED, READY):
+                elif sample.name in (IN_FLIGHT, QUEUE_DEPTH, STREAMS, READY):
                     # Summed: a runtime may label these (e.g. per engine); the pod's figure is the total.
                     values[sample.name] = values.get(sample.name, 0.0) + sample.value
     except ValueError as exc:

@@ -44,6 +44,11 @@ POD_ANNOTATIONS_FILE: Final = "POD_ANNOTATIONS_FILE"
 #: The pod annotation that mark is (its value: when the operator set it). Written by the operator's
 #: gentle scale-down (``livedub.operator.scaling.drain``), read by ``server/placement.py``.
 DRAINING_ANNOTATION: Final = "dubbing.livedub.io/draining"
+#: The pod annotation by which the operator asks an overloaded pod to shed live streams (rebalance
+#: after a scale-up, ``livedub.operator.scaling.rebalance``). Its value starts with the number of
+#: streams to move, then ``;``-separated details for the operator (``"9;from=60;at=<ISO time>"``); a
+#: new value is a new request. Read through ``POD_ANNOTATIONS_FILE`` by ``server/shedding.py``.
+SHED_STREAMS_ANNOTATION: Final = "dubbing.livedub.io/shed-streams"
 
 #: Read by libraries inside the runtime rather than by its Settings.
 LIBRARY: Final = frozenset({HF_HOME})

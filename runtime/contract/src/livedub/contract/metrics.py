@@ -10,10 +10,16 @@ READY: Final = "sts_ready"
 REJECTED: Final = "sts_fragments_rejected_total"
 
 # --- Placement (issue 12) -------------------------------------------------------------------------
-#: Counter: ``stream:init`` refused because the pod already serves ``MAX_POD_STREAMS`` streams (the
-#: retryable ``POD_FULL`` refusal). The operator turns its rate into an estimate of streams waiting
-#: for a place (``livedub.operator.scaling.decide``); absent, it reads 0.
+#: Counter: ``stream:init`` refused with the retryable ``POD_FULL``, by ``reason`` (one of
+#: ``REFUSAL_REASONS``). The operator turns the rate of ``full`` refusals into an estimate of streams
+#: waiting for a place (``livedub.operator.scaling.decide``); absent, it reads 0.
 STREAMS_REFUSED: Final = "sts_streams_refused_total"
+#: Why a pod refused: it serves its ``MAX_POD_STREAMS`` (``full``: demand the pool lacks room for),
+#: it is marked for removal (``leaving``) or it sheds streams to rebalance the pool (``shedding``).
+#: Only ``full`` is demand: a leaving or shedding pod refuses while other pods have room, and
+#: counting those refusals would grow the pool it is shrinking or balancing.
+REFUSAL_FULL: Final = "full"
+REFUSAL_REASONS: Final[tuple[str, ...]] = (REFUSAL_FULL, "leaving", "shedding")
 #: Gauge: 1 while the pod admits new streams (below ``MAX_POD_STREAMS``, models loaded, not marked for
 #: removal), 0 otherwise.
 ACCEPTING_STREAMS: Final = "sts_accepting_streams"

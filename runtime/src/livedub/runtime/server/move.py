@@ -60,9 +60,12 @@ class StreamMover:
         notify: Callable[[str, str, DubbingError], Awaitable[None]],
         close: Callable[[str], Awaitable[None]],
         streams_of: Callable[[str], Iterable[str]],
+        on_told: Callable[[str], None] = lambda reason: None,
     ) -> None:
         self._notify, self._close, self._streams_of = notify, close, streams_of
-        self.moving: set[Key] = set()
+        self._on_told = on_told  # counts streams asked to move, by reason
+        #: Streams asked to move, with why: "drain" (the pod leaves) or "rebalance" (it sheds).
+        self.moving: dict[Key, str] = {}
         self.told: set[Key] = set()
         self._closing: dict[str, asyncio.Task[None]] = {}  # idle closes after POD_FULL
         self._moving_close: dict[str, asyncio.Task[None]] = {}  # closes of told connections
@@ -70,13 +73,18 @@ class StreamMover:
     def refuses(self, sid: str, stream_id: str) -> bool:
         return (sid, stream_id) in self.moving
 
-    def request(self, keys: Iterable[Key]) -> None:
-        self.moving.update(keys)
+    def request(self, keys: Iterable[Key], reason: str = "drain") -> None:
+        for key in keys:
+            if key not in self.told:
+                self.moving[key] = reason
 
-    def cancel(self) -> None:
-        """The pod stays after all (the operator cancelled the drain): streams not yet told go on here.
-        Those already told were asked to reconnect and their connections are closing: they move."""
-        self.moving &= self.told
+    def cancel(self, keys: Iterable[Key] | None = None) -> None:
+        """The pod stays after all (the operator cancelled the drain, or took its shed request off):
+        streams not yet told (of ``keys``; None: all) go on here. Those already told were asked to
+        reconnect and their connections are closing: they move."""
+        cancelled = set(self.moving) if keys is None else set(keys)
+        for key in cancelled - self.told:
+            self.moving.pop(key, None)
 
     async def boundary(self, sid: str, stream_id: str, inflight: int) -> None:
         """Called when a stream may be between fragments; tells it to move once nothing is in flight."""
@@ -84,13 +92,15 @@ class StreamMover:
         if key not in self.moving or key in self.told or inflight:
             return
         self.told.add(key)
-        log.info("stream asked to move", extra={"sid": sid, "stream_id": stream_id})
+        reason = self.moving[key]
+        self._on_told(reason)
+        log.info("stream asked to move", extra={"sid": sid, "stream_id": stream_id, "reason": reason})
         await self._notify(sid, stream_id, move_error(stream_id, told=True))
         self._close_if_all_told(sid)
 
     def ended(self, sid: str, stream_id: str) -> None:
         """A stream ended (``stream:end``): the others on its connection may all be told by now."""
-        self.moving.discard((sid, stream_id))
+        self.moving.pop((sid, stream_id), None)
         self.told.discard((sid, stream_id))
         self._close_if_all_told(sid)
 
@@ -123,7 +133,7 @@ class StreamMover:
 
     def forget(self, sid: str) -> None:
         """The connection is gone: drop its state (a pending close is moot)."""
-        self.moving = {k for k in self.moving if k[0] != sid}
+        self.moving = {k: r for k, r in self.moving.items() if k[0] != sid}
         self.told = {k for k in self.told if k[0] != sid}
         for pending in (self._closing, self._moving_close):
             task = pending.pop(sid, None)

@@ -41,6 +41,7 @@ from livedub.runtime.server.connections import Connection, default_stream_id
 from livedub.runtime.server.move import StreamMover, move_error
 from livedub.runtime.server.placement import Placement
 from livedub.runtime.server.results import Attempt, ResultBuilder
+from livedub.runtime.server.shedding import Candidate, Shedder
 from livedub.runtime.server.streams import StreamFactory
 from livedub.runtime.session.backpressure import ACTIONS, Thresholds
 from livedub.runtime.session.session import Admission, StreamSession, StreamState
@@ -87,16 +88,20 @@ class DubbingService:
             streams=self.stream_count,
             loaded=lambda: self.pipeline is not None,
             draining=lambda: self.draining,
+            shedding=lambda: self.shedder.active,
         )
+        self.shedder = Shedder(self._live_keys)
         #: Set by the app: closes one connection at the Engine.IO level (so the client reconnects).
         self.close_connection: Callable[[str], Awaitable[None]] = _no_close
         self.mover = StreamMover(
             notify=self._notify_move,
             close=lambda sid: self.close_connection(sid),
             streams_of=lambda sid: list(self.connections[sid].streams) if sid in self.connections else [],
+            on_told=lambda reason: self.metrics.streams_moved.labels(reason=reason).inc(),
         )
         self.placement.on_leaving = self.move_all
         self.placement.on_staying = self.mover.cancel
+        self.placement.on_shed = self.shed
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -202,6 +207,35 @@ class DubbingService:
         self.mover.request((sid, session.stream_id) for sid, session in live)
         for sid, session in live:
             await self.mover.boundary(sid, session.stream_id, session.inflight)
+
+    def _live_keys(self) -> list[tuple[str, str]]:
+        return [(sid, stream_id) for sid, c in self.connections.items() for stream_id in c.streams]
+
+    async def shed(self, value: str | None) -> None:
+        """The operator's shed request appeared or changed (``value``) or went (None): server/shedding.py."""
+        if value is not None and value == self.shedder.handled:
+            return  # the kubelet showed an old value again
+        previous = self.shedder.stop()  # a new request replaces the last one; None ends it
+        leaving = self.placement.leaving  # a drain moves every stream anyway: neither cancel nor choose
+        if not leaving:
+            self.mover.cancel(previous)  # streams not yet told stay (a new request may choose them again)
+        if value is None:
+            return
+        candidates = [
+            Candidate((sid, session.stream_id), session.inflight, order)
+            for order, (sid, c) in enumerate(list(self.connections.items()))
+            for session in c.streams.values()
+            if not leaving
+        ]
+        keys = self.shedder.start(value, candidates)
+        if keys:
+            log.info("shedding streams", extra={"asked": value, "streams": len(keys)})
+        self.mover.request(keys, reason="rebalance")
+        for sid, stream_id in keys:
+            conn = self.connections.get(sid)  # a told connection may have gone during the awaits
+            session = None if conn is None else conn.streams.get(stream_id)
+            if session is not None:
+                await self.mover.boundary(sid, stream_id, session.inflight)
 
     async def _notify_move(self, sid: str, stream_id: str, error: DubbingError) -> None:
         conn = self.connections.get(sid)
