@@ -8,17 +8,17 @@ many of its streams to move at their next fragment boundary (``STREAM_MOVE``: no
 reordered); the Service routes their reconnections to the pods with room.
 
 A pod sheds when its streams exceed ``target * (1 + tolerance)`` — or, whatever its streams, when it
-falls behind (in flight per stream above ``overload_in_flight_per_stream``: its streams cost more
-than the target assumed) — and it sheds down to the target, not to the band's edge, so one stream
-more does not mark it again (hysteresis). What it sheds is bounded three ways, so a pool does not
-churn: by the room up to their target of the pods below the band, ``target * (1 - tolerance)``
-(pods that answered with models loaded, not draining, not shedding, not behind themselves; room that
-waiting streams will take and that streams already asked to move will take is not room), by ``max_per_tick`` streams asked per tick
-across the pool, and by one request per pod at a time. A pod that is draining is never marked, and
-a mark comes off when the pod starts draining, when it has shed what it was asked (its streams are
-down by that many from when it was marked, or at the target anyway: streams that ended count), or
-after ``timeout_s`` (the kubelet refreshes the annotations file within about a minute; a runtime
-too old to read the mark never sheds).
+falls behind (in flight per stream above ``overload_in_flight_per_stream``: its streams cost more than
+the target assumed) — and it sheds down to the target, not to the band's edge, so one stream more does
+not mark it again (hysteresis). What it sheds is bounded three ways, so a pool does not churn: by the
+room up to their target of the pods below the band, ``target * (1 - tolerance)`` (pods that answered
+with models loaded, not draining, not shedding, not behind themselves; room that waiting streams will
+take and that streams already asked to move will take is not room), by ``max_per_tick`` streams asked
+per tick across the pool, and by one request per pod at a time. A pod that is draining is never marked,
+and a mark comes off when the pod starts draining, when it has shed what it was asked (its streams are
+down by that many from when it was marked, or at the target anyway: streams that ended count), or after
+``timeout_s`` (the kubelet refreshes the annotations file within about a minute; a runtime too old to
+read the mark never sheds).
 
 The request lives on the pod (the mark's value: how many, from how many, since when), never in the
 operator's memory, so a restarted or failed-over operator carries on where it was.
