@@ -21,7 +21,6 @@ may only name a class inside ``demucs``. Every failure is a :class:`ModelLoadErr
 
 from __future__ import annotations
 
-import json
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
