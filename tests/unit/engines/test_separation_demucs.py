@@ -32,6 +32,7 @@ from livedub.runtime.engines.separation_frames import separate_in_groups
 from livedub.runtime.errors import ModelLoadError
 from support.beds import music_bed
 from support.data import fleurs
+from support.production import require
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -82,17 +83,10 @@ def test_silence_needs_no_model_and_a_wrong_shape_is_a_separation_error() -> Non
 # --- the real backend on a checkpoint written by demucs ------------------------------------------------
 
 
-def _require(module: str) -> None:
-    if os.environ.get("LIVEDUB_PRODUCTION_TESTS") == "1":
-        __import__(module)  # the production install must have it: fail, do not skip
-    else:
-        pytest.importorskip(module, reason=f"{module} is not installed (Demucs tests run in .venv-production)")
-
-
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    _require("torch")
-    _require("demucs")
+    require("torch")
+    require("demucs")
     from support.demucs_tiny import build_tiny_demucs
 
     return build_tiny_demucs(tmp_path_factory.mktemp("demucs"))
@@ -312,7 +306,7 @@ def _cuda() -> bool:
     return importlib.util.find_spec("torch") is not None and bool(__import__("torch").cuda.is_available())
 
 
-@pytest.mark.skipif(not _cuda(), reason="no CUDA device here (bench/gpu_demucs.sh runs this on a lent GPU)")
+@pytest.mark.skipif(not _cuda(), reason="no CUDA device here: SEPARATION_DEVICE=cuda runs only where torch sees one")
 def test_runs_on_cuda_when_asked(checkpoint: Path, separator: Any) -> None:
     from livedub.runtime.engines.separation_demucs import DemucsSeparator
 
