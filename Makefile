@@ -15,7 +15,7 @@ SEPARATION_STAMP := $(SEPARATION_VENV)/.installed
 SEPARATION_TESTS := tests/integration/runtime/test_mix.py
 # The production engines' tests (XTTS and Demucs on torch), run in their own environment.
 PRODUCTION_TESTS := tests/unit/engines/test_tts_xtts.py tests/unit/engines/test_separation_demucs.py \
-	tests/integration/runtime/test_speakers_xtts.py
+	tests/integration/runtime/test_speakers_xtts.py tests/integration/runtime/test_mix_demucs.py
 
 .PHONY: setup setup-separation test-separation setup-production run test test-fast test-production test-install bench bench-autoscale lint dub console clean
 
