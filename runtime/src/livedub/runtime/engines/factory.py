@@ -173,11 +173,17 @@ def build_engines(settings: Settings) -> Engines:
 
 def build_separator(settings: Settings) -> Separator | None:
     """The separation engine for mix 'background', started and warmed (its first call builds the graph)."""
+    separator: Separator
     if settings.separation_engine == "none":
         return None
-    from livedub.runtime.engines.separation_spleeter import SpleeterSeparator
+    if settings.separation_engine == "demucs":
+        from livedub.runtime.engines.separation_demucs import DemucsSeparator
 
-    separator = SpleeterSeparator(settings.separation_python)
+        separator = DemucsSeparator(settings.separation_model_path, device=settings.separation_device)
+    else:
+        from livedub.runtime.engines.separation_spleeter import SpleeterSeparator
+
+        separator = SpleeterSeparator(settings.separation_python)
     separator.warm_up()
     return separator
 

@@ -7,8 +7,8 @@ So the model lives in a child process started with the separation venv's interpr
 outside the runtime's heap, and numpy arrays over a pipe (2 MB per 6 s fragment). Calls are
 serialised by a lock (the model serves one at a time) and made from the engine threads.
 
-Spleeter is stereo at 44.1 kHz: a fragment is resampled to it and back (soxr); a mono fragment is
-sent on both sides, more than two channels are separated in pairs (an odd last one alone).
+Spleeter is stereo at 44.1 kHz: :func:`.separation_frames.separate_in_groups` resamples a fragment to
+it and back and sends its channels in pairs (a mono fragment, or an odd last channel, on both sides).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from typing import IO
 
 import numpy as np
 
-from livedub.runtime.audio.codec import resample
 from livedub.runtime.engines.base import Samples
 from livedub.runtime.engines.separation_base import SeparationError, Separator
+from livedub.runtime.engines.separation_frames import SILENCE, separate_in_groups
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,6 @@ _HEADER = struct.Struct("<I")
 _ANSWER = struct.Struct("<BI")
 #: Level every fragment is separated at (see :meth:`SpleeterSeparator.background`).
 _PEAK = 0.5
-_SILENCE = 1e-6
 
 
 def _read(stream: IO[bytes], size: int) -> bytes:
@@ -90,37 +89,22 @@ class SpleeterSeparator(Separator):
         return np.frombuffer(payload, dtype=np.float32).reshape(frames, 2)
 
     def background(self, frames: Samples, sample_rate: int) -> Samples:
-        n, channels = frames.shape
         top = float(np.max(np.abs(frames), initial=0.0))
-        if top < _SILENCE:
-            return np.zeros((n, channels), dtype=np.float32)
+        if top < SILENCE:
+            return np.zeros(frames.shape, dtype=np.float32)
         # Spleeter's masks depend on level: FLEURS mixes peaking at 0.004-0.006 came back almost
         # unseparated (background SDR -5.6 / -6.0 dB, the mixture's own -6.0), the same mixes at
         # peak 0.5 at +6.4 / +5.1 dB. So every fragment is separated at peak 0.5 and scaled back.
         scale = _PEAK / top
-        at_model_rate = resample(np.ascontiguousarray(frames * scale, dtype=np.float32), sample_rate, RATE)
-        if at_model_rate.ndim == 1:
-            at_model_rate = at_model_rate[:, None]
-        out = np.empty_like(at_model_rate)
         with self._lock:
             process = self._start()
             try:
-                for first in range(0, channels, 2):
-                    pair = at_model_rate[:, first : first + 2]
-                    stereo = pair if pair.shape[1] == 2 else np.repeat(pair, 2, axis=1)
-                    separated = self._pair(process, stereo)
-                    out[:, first : first + 2] = separated[:, : pair.shape[1]]
+                bed = separate_in_groups(frames * scale, sample_rate, RATE, 2, lambda pair: self._pair(process, pair))
             except SeparationError:
                 process.kill()  # a half-read answer leaves the pipe out of step: start afresh next time
                 self._process = None
                 raise
-        back = resample(out, RATE, sample_rate)
-        if back.ndim == 1:
-            back = back[:, None]
-        # soxr may be a sample off after two conversions: the fragment's length is exact.
-        fixed = np.zeros((n, channels), dtype=np.float32)
-        fixed[: min(n, len(back))] = back[:n] / scale
-        return fixed
+        return bed / scale
 
     def close(self) -> None:
         with self._lock:

@@ -44,6 +44,7 @@ import numpy as np
 import soundfile as sf
 
 from livedub.runtime.engines.base import Samples, Speech, Synthesizer, VoiceProfile
+from livedub.runtime.engines.torch_device import resolve_device
 from livedub.runtime.engines.voices import SourceReference, invalid_voice, is_source_voice, reference_problem
 from livedub.runtime.errors import EngineError, ErrorCode, ModelLoadError, Stage
 
@@ -231,7 +232,7 @@ class XTTSSynthesizer(Synthesizer):
             ) from exc
         self._torch = torch
         self.model_dir = find_model_dir(model_path)
-        self.device = self._resolve_device(device)
+        self.device = resolve_device(self._torch, device, "TTS_DEVICE")
         if torch_threads:
             torch.set_num_threads(torch_threads)
         started = time.perf_counter()
@@ -307,16 +308,6 @@ class XTTSSynthesizer(Synthesizer):
         return cls(**kwargs)
 
     # --- set-up helpers ---------------------------------------------------------------------------
-    def _resolve_device(self, device: str) -> str:
-        cuda = bool(self._torch.cuda.is_available())
-        if device == "auto":
-            return "cuda" if cuda else "cpu"
-        if device.startswith("cuda") and not cuda:
-            raise ModelLoadError(f"TTS_DEVICE={device} but torch sees no CUDA device (torch {self._torch.__version__})")
-        if device != "cpu" and not device.startswith("cuda"):
-            raise ModelLoadError(f"TTS_DEVICE must be cpu, cuda or auto, not {device!r}")
-        return device
-
     def _load_default(self, speaker: str | None, reference: Path | str | None) -> tuple[str, Conditioning]:
         if reference is not None:
             try:

@@ -276,7 +276,10 @@ class DubbingPipeline:
         voice, reference, speaker = job.voice, job.source_reference, None
         if speaker_task is not None:
             turn = await speaker_task
-            voice, reference, speaker = turn.voice, turn.reference or reference, turn.label
+            # A known speaker is cloned from its own speech only (none yet: the engine's default
+            # voice), never from the stream's buffer, which holds the other speakers too.
+            reference = turn.reference if turn.label is not None else reference
+            voice, speaker = turn.voice, turn.label
         speed = self.speaking_rate.speed_for(tts_name, language, translation, slot)
         extra = {"reference": reference} if reference is not None else {}
         on_stage(Stage.TTS)

@@ -37,6 +37,8 @@ DEFAULT_THRESHOLD = 0.70
 DEFAULT_MAX_SPEAKERS = 4
 #: Embedding cost grows with length; 8 s of speech identifies a speaker as well as 30 s.
 MAX_EMBED_S = 8.0
+#: A speaker's reference buffer skips chunks quieter than this RMS (-80 dBFS): digital silence only.
+REFERENCE_SILENCE_RMS = 1e-4
 #: Centroid weight cap: the centroid follows slow drift (mood, microphone) instead of freezing.
 _MAX_WEIGHT = 20
 #: Median pitch (Hz) of each packaged Kokoro voice speaking Spanish, measured by
@@ -148,7 +150,12 @@ class SpeakerTracker:
             taken = {s.voice for s in self.speakers if s.voice}
             speaker.voice = self.caster.cast(speaker.gender, f0, taken)
         if self.clone:
-            speaker.reference = SourceAudioBuffer(f"{self.stream_key}#{speaker.label}", SAMPLE_RATE)
+            # Fed only the ASR's word spans (speech_of), so the buffer's silence gate is lowered: at
+            # its default (-60 dBFS RMS) a quiet FLEURS reader (peak 0.005, RMS 0.0006) was skipped as
+            # silence and her first fragment was cloned from the other speaker's speech.
+            speaker.reference = SourceAudioBuffer(
+                f"{self.stream_key}#{speaker.label}", SAMPLE_RATE, silence_rms=REFERENCE_SILENCE_RMS
+            )
         self.speakers.append(speaker)
         return speaker
 

@@ -132,7 +132,8 @@ class StreamFactory:
             raise DubbingError(
                 ErrorCode.UNSUPPORTED_MIX,
                 "mix 'background' needs source separation, which this runtime does not have "
-                "(SEPARATION_ENGINE=none); ask for 'voiceover' or 'dub', or use a pod with SEPARATION_ENGINE=spleeter",
+                "(SEPARATION_ENGINE=none); ask for 'voiceover' or 'dub', or use a pod with SEPARATION_ENGINE=spleeter "
+                "or demucs",
                 stage=Stage.SESSION,
                 retryable=False,
             )
