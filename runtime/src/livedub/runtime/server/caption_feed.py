@@ -7,8 +7,9 @@ leaves in sequence order, and ``observe`` runs just before each emit.
 
 A cue event carries both languages and the speaker label, with times on the stream's clock:
 ``offset_ms`` (where the fragment starts in the stream) plus the cue's time within the fragment.
-The clock is the sum of ``metadata.original_duration_ms`` of the fragments delivered before; a
-fragment that failed before its audio was decoded has no duration and does not move it.
+The clock is the sum of the input durations of the fragments delivered before (``metadata
+.original_duration_ms``, or for a failed result the decoded input's, which the worker plays as the
+original); a fragment refused before its audio was decoded has no duration and does not move it.
 
 Memory is bounded per subscriber, not just in total: each has a queue of ``max_queue`` events.
 ``observe`` never waits (it runs inside the sender): a subscriber whose queue is full is too slow
@@ -73,8 +74,8 @@ class CaptionFeed:
             if current is None:
                 return
             offset = current.offset_ms
-            if message.metadata is not None:
-                current.offset_ms += message.metadata.original_duration_ms
+            if message.input_duration_ms is not None:
+                current.offset_ms += message.input_duration_ms
             if message.captions is not None and current.subscribers:
                 self._publish(current, ("cues", _cues(current.stream_id, offset, message, message.captions)))
         elif isinstance(message, ev.StreamComplete):
