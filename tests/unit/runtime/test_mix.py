@@ -87,3 +87,17 @@ def test_dub_is_untouched_unless_loudness_matching_of_dub_is_on(speech):
     matched = Mixer(LoudnessPolicy(match_dub=True)).mix(speech, SR, dub * 0.1, MixOptions("dub"))
     assert matched.audio.ndim == 1
     assert abs(loudness.integrated_lufs(matched.audio, SR) - loudness.integrated_lufs(speech, SR)) < 0.5
+
+
+@pytest.mark.parametrize("right", ["silent", "quiet ambience"])
+def test_a_matched_dub_of_a_one_sided_stereo_programme_has_the_programmes_loudness(speech, right):
+    """The dub alone goes out as mono on every channel of the input's layout; with the programme on the
+    left only (a commentary channel, a dual-mono feed), matching it to the channels' mean left it 3 LU
+    quiet. What is compared must be what is sent: the dub on both channels against the stereo input."""
+    other = np.zeros_like(speech) if right == "silent" else music_bed(len(speech), SR, level=0.005)
+    original = np.stack([speech, other], axis=1).astype(np.float32)
+    result = Mixer(LoudnessPolicy(match_dub=True)).mix(original, SR, _dub(len(speech)) * 0.3, MixOptions("dub"))
+    assert result.audio.ndim == 1  # mono: the encoder writes it on every channel
+    sent = np.stack([result.audio, result.audio], axis=1)
+    before, after = loudness.integrated_lufs(original, SR), loudness.integrated_lufs(sent, SR)
+    assert before is not None and after is not None and abs(after - before) < 0.5, (before, after)

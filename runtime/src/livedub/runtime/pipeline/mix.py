@@ -191,15 +191,20 @@ class Mixer:
         gain = _dub_gain_db(mono_reference, bed_lufs, dub_lufs, policy.max_gain_db)
         scaled = dub * np.float32(10 ** (gain / 20))
         mixed = scaled if bed is None else bed + scaled[:, None]
+        sent = mixed
         if bed is None and original.ndim == 2:
-            reference = mono_reference  # the dub alone is mono: compare it with the mono input
+            # The dub alone goes out as mono on every channel (audio/codec.py): measure it that way
+            # against the input's own channels (a mono mix-down of a one-sided programme is 3 LU low).
+            sent = np.repeat(mixed[:, None], original.shape[1], axis=1)
         matched, correction = loudness.match(
-            np.ascontiguousarray(mixed, dtype=np.float32),
+            np.ascontiguousarray(sent, dtype=np.float32),
             rate,
             reference,
             max_gain_db=policy.max_gain_db,
             ceiling_db=policy.ceiling_db,
         )
+        if sent is not mixed:
+            matched = np.ascontiguousarray(matched[:, 0])
         return MixResult(
             matched, gain_db=gain + correction.gain_db, input_lufs=reference, output_lufs=correction.result_lufs
         )
