@@ -264,3 +264,43 @@ async def test_background_lays_the_dub_over_the_separated_music_with_the_real_sp
         assert music > 0.3 and english < music / 2, (music, english)
     finally:
         separator.close()
+
+
+def _levelled(name: str, lufs: float) -> np.ndarray:
+    clip = fleurs(name)[0]
+    level = loudness.integrated_lufs(clip, SR)
+    assert level is not None
+    return (clip * 10 ** ((lufs - level) / 20)).astype(np.float32)
+
+
+async def test_voiceover_ducking_does_not_jump_at_fragment_boundaries(make_server):
+    """A continuous programme cut into 6 s fragments. Each fragment's ducking follows its own dub,
+    and where one dub speaks up to its fragment's end and the next starts in a pause (or the reverse),
+    the original jumped by the whole duck depth in one sample: measured before the fix at this very
+    programme, 1.19 -> 0.27 and 1.08 -> 0.24 (about -13 dB), a click. The next fragment now starts
+    from the gain the previous one ended at; what is left is the per-fragment loudness trim."""
+    server = await make_server(asr_timeout_ms=60_000, translation_timeout_ms=60_000, tts_timeout_ms=60_000)
+    client = await server.connect()
+    kind, _ = await client.init(mix="voiceover")
+    assert kind == "stream:ready"
+    # Three English readers at a broadcast-like level, a music bed 8 LU under them.
+    speech = np.concatenate([_levelled(n, -30.0) for n in ("fleurs-en-000", "fleurs-en-005", "fleurs-en-008")])
+    speech = speech[: 24 * SR]
+    bed = music_bed(len(speech), SR, level=0.02)
+    bed_lufs = loudness.integrated_lufs(bed, SR)
+    assert bed_lufs is not None
+    programme_audio = (speech + bed * 10 ** ((-38 - bed_lufs) / 20)).astype(np.float32)
+    fragments = [programme_audio[i * 6 * SR : (i + 1) * 6 * SR] for i in range(4)]
+    for index, fragment in enumerate(fragments):
+        await client.send(f"c{index}", index, fragment)
+    results = await client.processed(len(fragments), timeout=400)
+    assert all(r["status"] in ("success", "partial") for r in results), results
+    out = np.concatenate([_pcm(r["dubbed_audio"], 1)[:, 0] for r in results])
+    window = int(0.05 * SR)
+    steps = []
+    for k in range(1, len(fragments)):
+        b = k * 6 * SR
+        before = _gain_on_original(out, programme_audio, (b - window) / SR, b / SR, SR)
+        after = _gain_on_original(out, programme_audio, b / SR, (b + window) / SR, SR)
+        steps.append(round(20 * np.log10(max(after, 1e-3) / max(before, 1e-3)), 1))
+    assert all(abs(step) <= 3.0 for step in steps), steps

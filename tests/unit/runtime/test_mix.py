@@ -101,3 +101,25 @@ def test_a_matched_dub_of_a_one_sided_stereo_programme_has_the_programmes_loudne
     sent = np.stack([result.audio, result.audio], axis=1)
     before, after = loudness.integrated_lufs(original, SR), loudness.integrated_lufs(sent, SR)
     assert before is not None and after is not None and abs(after - before) < 0.5, (before, after)
+
+
+def test_the_next_fragment_starts_its_ducking_where_the_last_one_ended(speech):
+    """Fragment 0's dub speaks to its end (ducked there); fragment 1's starts after a pause. Mixed
+    through one stream's carry, fragment 1 starts at fragment 0's last gain and ramps over one fade;
+    a fragment whose predecessor was not mixed (failed, or still running) keeps its own envelope."""
+    from livedub.runtime.pipeline.mix import DuckCarry
+
+    to_the_end = np.zeros(len(speech), np.float32)
+    to_the_end[3 * SR :] = speech[3 * SR :]
+    after_a_pause = _dub(len(speech))
+    carry, mixer, options = DuckCarry(), Mixer(LoudnessPolicy()), MixOptions("voiceover", duck_db=12, fade_ms=250)
+    first = duck_gain(to_the_end, SR, 12, 250)
+    mixer.mix(speech, SR, to_the_end, options, (carry, 0))
+    assert carry.start(1) == pytest.approx(float(first[-1])) and first[-1] < 0.3
+    second = duck_gain(after_a_pause, SR, 12, 250, carry.start(1))
+    assert second[0] == pytest.approx(first[-1], abs=1e-6)  # no step at the boundary
+    assert np.all(np.abs(np.diff(second[: int(0.25 * SR)])) < 1e-3)  # a ramp, not a jump
+    assert np.allclose(second[int(0.3 * SR) : int(1.5 * SR)], 1.0)  # then its own envelope
+    assert carry.start(2) is None and carry.start(5) is None  # only the very next fragment
+    carry.end(0, 0.9)  # a late answer for an earlier fragment does not move the carry back
+    assert carry.start(1) == pytest.approx(float(first[-1]))

@@ -17,6 +17,7 @@ returns the dub untouched and costs nothing.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -106,11 +107,13 @@ def speech_frames(dub: Samples, sample_rate: int) -> npt.NDArray[np.bool_]:
     return np.asarray(_erode(_dilate(mask, half_hold), half_hold), dtype=bool)
 
 
-def duck_gain(dub: Samples, sample_rate: int, duck_db: float, fade_ms: int) -> Samples:
+def duck_gain(dub: Samples, sample_rate: int, duck_db: float, fade_ms: int, start: float | None = None) -> Samples:
     """Per-sample gain for the original: 1 in the dub's pauses, ``-duck_db`` under its speech.
 
     The mask is widened by half a fade on each side and then averaged over one fade, so the ramp
     down ends as the dub's speech starts and the ramp up starts as it ends (linear in amplitude).
+    ``start``: the gain the previous fragment ended at; the first fade blends from it, so the
+    original does not jump by up to ``duck_db`` in one sample at the fragment boundary (a click).
     """
     mask = speech_frames(dub, sample_rate)
     fade = max(1, round(fade_ms / 1000 / _HOP_S))
@@ -120,7 +123,35 @@ def duck_gain(dub: Samples, sample_rate: int, duck_db: float, fade_ms: int) -> S
     hop = max(1, round(_HOP_S * sample_rate))
     centres = (np.arange(len(per_frame)) + 0.5) * hop
     gain: Samples = np.interp(np.arange(len(dub)), centres, per_frame).astype(np.float32)
+    if start is not None and len(gain):
+        ramp = np.minimum(np.arange(len(gain)) / max(1, round(fade_ms / 1000 * sample_rate)), 1.0)
+        gain = (start + (gain - start) * ramp).astype(np.float32)
     return gain
+
+
+class DuckCarry:
+    """Where one voiceover stream's ducking ended: the last mixed fragment's sequence number and gain.
+
+    Each fragment's envelope comes from its own dub, so a dub that speaks to its fragment's end and a
+    next one that starts in a pause (or the reverse) met at a step of the full ducking depth. The
+    next fragment starts from this gain instead. Fragments are mixed in worker threads, mostly in
+    order; one mixed before its predecessor (or after a failed one) has nothing to start from and
+    keeps its own envelope.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last: tuple[int, float] | None = None
+
+    def start(self, sequence: int) -> float | None:
+        with self._lock:
+            last = self._last
+            return last[1] if last is not None and last[0] == sequence - 1 else None
+
+    def end(self, sequence: int, gain: float) -> None:
+        with self._lock:
+            if self._last is None or sequence > self._last[0]:
+                self._last = (sequence, gain)
 
 
 def _dub_gain_db(reference: float | None, bed: float | None, dub: float | None, max_gain_db: float) -> float:
@@ -149,14 +180,26 @@ class Mixer:
         """Whether the stage has anything to do (``dub`` without matching passes the dub through)."""
         return options.mode != "dub" or self.policy.match_dub
 
-    def mix(self, original: Samples, sample_rate: int, dub: Samples, options: MixOptions) -> MixResult:
-        """``original``: the fragment (samples, or samples x channels); ``dub``: mono, same length."""
+    def mix(
+        self,
+        original: Samples,
+        sample_rate: int,
+        dub: Samples,
+        options: MixOptions,
+        position: tuple[DuckCarry, int] | None = None,
+    ) -> MixResult:
+        """``original``: the fragment (samples, or samples x channels); ``dub``: mono, same length;
+        ``position``: the stream's carry and this fragment's sequence number (voiceover)."""
         timings: dict[str, float] = {}
         started = time.perf_counter()
         if options.mode == "dub":
             bed = None
         elif options.mode == "voiceover":
-            bed = _frames_2d(original) * duck_gain(dub, sample_rate, options.duck_db, options.fade_ms)[:, None]
+            start = position[0].start(position[1]) if position is not None else None
+            gain = duck_gain(dub, sample_rate, options.duck_db, options.fade_ms, start)
+            if position is not None and len(gain):
+                position[0].end(position[1], float(gain[-1]))
+            bed = _frames_2d(original) * gain[:, None]
             timings["voiceover_ms"] = (time.perf_counter() - started) * 1000
         else:
             bed = self._background(_frames_2d(original), sample_rate)
