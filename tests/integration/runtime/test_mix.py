@@ -304,3 +304,26 @@ async def test_voiceover_ducking_does_not_jump_at_fragment_boundaries(make_serve
         after = _gain_on_original(out, programme_audio, b / SR, (b + window) / SR, SR)
         steps.append(round(20 * np.log10(max(after, 1e-3) / max(before, 1e-3)), 1))
     assert all(abs(step) <= 3.0 for step in steps), steps
+
+
+async def test_a_near_silent_programme_gets_a_near_silent_dub(make_server):
+    """Speech 6 dB under BS.1770's absolute gate (-70 LUFS) still reaches Whisper, which dubs it. The
+    gated loudness of such a fragment is -inf: the mix took that as "no reference" and sent the dub at
+    the TTS engine's own level, ~50 dB over the programme, where a fragment 2 dB louder was matched."""
+    server = await make_server(asr_timeout_ms=60_000, translation_timeout_ms=60_000, tts_timeout_ms=60_000)
+    client = await server.connect()
+    kind, _ = await client.init(mix="voiceover")
+    assert kind == "stream:ready"
+    speech = fleurs("fleurs-en-000")[0][: 6 * SR]
+    level = loudness.integrated_lufs(speech, SR)
+    assert level is not None
+    quiet = (speech * 10 ** ((-76 - level) / 20)).astype(np.float32)
+    assert loudness.integrated_lufs(quiet, SR) is None  # under the gate
+    await client.send("q0", 0, quiet)
+    (result,) = await client.processed(1, timeout=180)
+    assert result["status"] in ("success", "partial") and result["transcript"], result
+    out = _pcm(result["dubbed_audio"], 1)[:, 0]
+    boost = 10 ** (40 / 20)  # measure both 40 dB up, where the gate does not cut them off
+    before, after = loudness.integrated_lufs(quiet * boost, SR), loudness.integrated_lufs(out * boost, SR)
+    assert before is not None and after is not None
+    assert abs(after - before) <= 2.0, (before - 40, after - 40)

@@ -123,3 +123,16 @@ def test_the_next_fragment_starts_its_ducking_where_the_last_one_ended(speech):
     assert carry.start(2) is None and carry.start(5) is None  # only the very next fragment
     carry.end(0, 0.9)  # a late answer for an earlier fragment does not move the carry back
     assert carry.start(1) == pytest.approx(float(first[-1]))
+
+
+def test_audio_under_the_absolute_gate_is_measured_when_asked(speech):
+    level = loudness.integrated_lufs(speech, SR)
+    assert level is not None
+    quiet = speech * np.float32(10 ** ((-80 - level) / 20))
+    assert loudness.integrated_lufs(quiet, SR) is None  # BS.1770's gate, as pyloudnorm applies it
+    assert loudness.integrated_lufs(quiet, SR, below_gate=True) == pytest.approx(-80.0, abs=0.01)
+    assert loudness.integrated_lufs(np.zeros(SR, np.float32), SR, below_gate=True) is None  # silence stays silent
+    dub = _dub(len(speech))  # a dub at FLEURS level over that whisper comes down to it
+    result = Mixer(LoudnessPolicy()).mix(quiet, SR, dub, MixOptions("voiceover"))
+    after = loudness.integrated_lufs(result.audio[:, 0], SR, below_gate=True)
+    assert after is not None and abs(after + 80) < 1.0, after

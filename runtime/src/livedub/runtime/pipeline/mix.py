@@ -220,8 +220,8 @@ class Mixer:
 
     def _level(self, original: Samples, rate: int, dub: Samples, bed: Samples | None) -> MixResult:
         policy = self.policy
-        reference = loudness.integrated_lufs(original, rate)
-        dub_lufs = loudness.integrated_lufs(dub, rate)
+        reference = loudness.integrated_lufs(original, rate, below_gate=True)
+        dub_lufs = loudness.integrated_lufs(dub, rate, below_gate=True)
         if bed is None and not policy.match_dub:
             return MixResult(dub)
         if dub_lufs is None:  # the dub is silent here: the bed as it is (the original's own level)
@@ -229,8 +229,10 @@ class Mixer:
             return MixResult(np.ascontiguousarray(audio, dtype=np.float32), input_lufs=reference)
         # The dub sits on every channel of the bed; measure it mixed down the way the input is.
         bed_mono = bed.mean(axis=1) if bed is not None else None
-        bed_lufs = loudness.integrated_lufs(bed_mono, rate) if bed_mono is not None else None
-        mono_reference = reference if original.ndim == 1 else loudness.integrated_lufs(original.mean(axis=1), rate)
+        bed_lufs = loudness.integrated_lufs(bed_mono, rate, below_gate=True) if bed_mono is not None else None
+        mono_reference = (
+            reference if original.ndim == 1 else loudness.integrated_lufs(original.mean(axis=1), rate, below_gate=True)
+        )
         gain = _dub_gain_db(mono_reference, bed_lufs, dub_lufs, policy.max_gain_db)
         scaled = dub * np.float32(10 ** (gain / 20))
         mixed = scaled if bed is None else bed + scaled[:, None]
