@@ -327,3 +327,24 @@ async def test_a_near_silent_programme_gets_a_near_silent_dub(make_server):
     before, after = loudness.integrated_lufs(quiet * boost, SR), loudness.integrated_lufs(out * boost, SR)
     assert before is not None and after is not None
     assert abs(after - before) <= 2.0, (before - 40, after - 40)
+
+
+async def test_in_the_dubs_pauses_the_original_keeps_its_own_level(make_server):
+    """The bed is the original at its own level wherever the dub pauses, so music does not jump
+    between fragments with and without speech; only the dub is scaled to bring the mix to the
+    input's loudness. Before, the last loudness correction scaled the whole mix, bed included
+    (+1.5 dB in one pause over the real server: a level step at the next boundary)."""
+    server = await make_server(asr_timeout_ms=60_000, translation_timeout_ms=60_000, tts_timeout_ms=60_000)
+    client = await server.connect()
+    kind, _ = await client.init(mix="voiceover")
+    assert kind == "stream:ready"
+    original = programme()
+    await client.send("lvl0", 0, original)
+    (result,) = await client.processed(1, timeout=180)
+    assert result["status"] in ("success", "partial"), result
+    out = _pcm(result["dubbed_audio"], 1)[:, 0]
+    # The lead-in's first second: music only, well before the dub's fade down (speech at ~1.5 s).
+    gains = [_gain_on_original(out, original, s, s + 0.25, SR) for s in np.arange(0.0, 1.0, 0.25)]
+    assert all(abs(20 * np.log10(g)) <= 0.3 for g in gains), gains
+    before, after = loudness.integrated_lufs(original, SR), loudness.integrated_lufs(out, SR)
+    assert before is not None and after is not None and abs(after - before) <= 1.0, (before, after)

@@ -8,8 +8,9 @@
 
 Levels: the bed (ducked original or separated background) keeps the original's own level, so music
 does not jump between fragments with and without speech; the dub is scaled so that the mix has the
-input's integrated loudness (BS.1770, :mod:`livedub.runtime.audio.loudness`), then one measured
-correction trims the residue, limited in gain and by a peak ceiling. A fragment in which the dub is
+input's integrated loudness (BS.1770, :mod:`livedub.runtime.audio.loudness`), and the residue is
+trimmed on the dub's gain alone (a few measured secant steps), limited in gain; only a peak ceiling
+may lower the whole mix. A fragment in which the dub is
 silent is the bed as it is. The stage runs in an engine thread; ``dub`` without loudness matching
 returns the dub untouched and costs nothing.
 """
@@ -39,6 +40,10 @@ _HOLD_S = 0.3
 #: A dub frame counts as speech above this RMS relative to its loudest frame (and absolutely, below).
 _RELATIVE_FLOOR_DB = -40.0
 _ABSOLUTE_FLOOR = 1e-4
+#: The dub's gain over a bed is trimmed until the mix is this close to the input's loudness (LU) ...
+_TRIM_LU = 0.1
+#: ... in at most this many more loudness measurements (secant steps: two are usually enough).
+_TRIM_STEPS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,10 +239,11 @@ class Mixer:
             reference if original.ndim == 1 else loudness.integrated_lufs(original.mean(axis=1), rate, below_gate=True)
         )
         gain = _dub_gain_db(mono_reference, bed_lufs, dub_lufs, policy.max_gain_db)
-        scaled = dub * np.float32(10 ** (gain / 20))
-        mixed = scaled if bed is None else bed + scaled[:, None]
+        if bed is not None:
+            return self._over_bed(bed, dub, rate, reference, gain, bed_lufs)
+        mixed = dub * np.float32(10 ** (gain / 20))
         sent = mixed
-        if bed is None and original.ndim == 2:
+        if original.ndim == 2:
             # The dub alone goes out as mono on every channel (audio/codec.py): measure it that way
             # against the input's own channels (a mono mix-down of a one-sided programme is 3 LU low).
             sent = np.repeat(mixed[:, None], original.shape[1], axis=1)
@@ -253,3 +259,45 @@ class Mixer:
         return MixResult(
             matched, gain_db=gain + correction.gain_db, input_lufs=reference, output_lufs=correction.result_lufs
         )
+
+    def _over_bed(
+        self, bed: Samples, dub: Samples, rate: int, reference: float | None, gain: float, bed_lufs: float | None
+    ) -> MixResult:
+        """The dub over the bed at the input's loudness: the residue of the first estimate is trimmed
+        on the dub alone (secant steps on its gain), so the bed stays exactly the original where the dub
+        pauses and does not step between fragments; only the peak ceiling may lower the whole mix."""
+        policy = self.policy
+
+        def mixed_at(gain_db: float) -> Samples:
+            return np.ascontiguousarray(bed + (dub * np.float32(10 ** (gain_db / 20)))[:, None], dtype=np.float32)
+
+        def error(gain_db: float) -> float | None:
+            measured = loudness.integrated_lufs(mixed_at(gain_db), rate, below_gate=True)
+            return None if reference is None or measured is None else reference - measured
+
+        best, best_error = gain, error(gain)
+        # Where the bed alone reaches the reference no dub gain can meet it: keep the estimate (3 LU under).
+        reachable = reference is not None and (bed_lufs is None or bed_lufs < reference - _TRIM_LU)
+        if best_error is not None and reachable:
+            previous, previous_error = gain, best_error
+            current = min(gain + best_error, policy.max_gain_db)
+            for _ in range(_TRIM_STEPS):
+                if abs(best_error) <= _TRIM_LU or current == previous:
+                    break
+                current_error = error(current)
+                if current_error is None:
+                    break
+                if abs(current_error) < abs(best_error):
+                    best, best_error = current, current_error
+                if current_error == previous_error:
+                    break
+                step = current - current_error * (current - previous) / (current_error - previous_error)
+                previous, previous_error = current, current_error
+                current = min(step, policy.max_gain_db)
+        audio = mixed_at(best)
+        top = loudness.peak(audio, rate)
+        cut = min(0.0, policy.ceiling_db - 20 * math.log10(top)) if top > 0 else 0.0
+        if cut < 0:
+            audio = (audio * np.float32(10 ** (cut / 20))).astype(np.float32, copy=False)
+        output = None if reference is None or best_error is None else reference - best_error + cut
+        return MixResult(audio, gain_db=best + cut, input_lufs=reference, output_lufs=output)
