@@ -194,3 +194,15 @@ async def test_without_captions_a_returning_speaker_is_recognised_over_music_aft
     assert "captions" not in results[0]
     # Labels follow the order fragments are identified in, not their sequence: only sameness counts.
     assert results[0]["speaker"] and results[0]["speaker"] == results[1]["speaker"], [r.get("speaker") for r in results]
+
+
+@pytest.mark.parametrize("fields", [{"speakers": "on"}, {"speakers": 1}, {"captions": "sometimes"}, {"captions": []}])
+async def test_bad_speakers_or_captions_values_are_typed_refusals(make_server, fields):
+    server = await make_server()
+    client = await server.connect()
+    kind, error = await client.init(**fields)
+    assert kind == "error", error
+    assert (error["code"], error["stage"], error["retryable"]) == ("INVALID_PAYLOAD", "protocol", False), error
+    assert next(iter(fields)) in error["message"]
+    kind, _ = await client.init()  # the connection is fine
+    assert kind == "stream:ready"
