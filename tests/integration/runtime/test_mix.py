@@ -348,3 +348,28 @@ async def test_in_the_dubs_pauses_the_original_keeps_its_own_level(make_server):
     assert all(abs(20 * np.log10(g)) <= 0.3 for g in gains), gains
     before, after = loudness.integrated_lufs(original, SR), loudness.integrated_lufs(out, SR)
     assert before is not None and after is not None and abs(after - before) <= 1.0, (before, after)
+
+
+async def test_a_pause_answered_before_the_speech_before_it_still_meets_it_without_a_step(make_server):
+    """A pause after speech is answered at once (no speech: no ASR text, no TTS), so it is mixed
+    before the fragment in front of it; that fragment, mixed second, must end where the pause began."""
+    server = await make_server(asr_timeout_ms=60_000, translation_timeout_ms=60_000, tts_timeout_ms=60_000)
+    client = await server.connect()
+    kind, _ = await client.init(mix="voiceover")
+    assert kind == "stream:ready"
+    speech = _levelled("fleurs-en-000", -30.0)[: 6 * SR]  # the reading runs past the fragment's end
+    bed = music_bed(12 * SR, SR, level=0.02)
+    bed_lufs = loudness.integrated_lufs(bed, SR)
+    assert bed_lufs is not None
+    programme_audio = np.concatenate([speech, np.zeros(6 * SR, np.float32)]) + bed * 10 ** ((-38 - bed_lufs) / 20)
+    programme_audio = programme_audio.astype(np.float32)
+    await client.send("s0", 0, programme_audio[: 6 * SR])
+    await client.send("s1", 1, programme_audio[6 * SR :])
+    results = await client.processed(2, timeout=240)
+    assert results[0]["transcript"] and not results[1]["transcript"], results
+    out = np.concatenate([_pcm(r["dubbed_audio"], 1)[:, 0] for r in results])
+    b, window = 6 * SR, int(0.05 * SR)
+    before = _gain_on_original(out, programme_audio, (b - window) / SR, b / SR, SR)
+    after = _gain_on_original(out, programme_audio, b / SR, (b + window) / SR, SR)
+    step = 20 * np.log10(max(after, 1e-3) / max(before, 1e-3))
+    assert abs(step) <= 3.0, (before, after)

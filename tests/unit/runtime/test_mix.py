@@ -103,26 +103,36 @@ def test_a_matched_dub_of_a_one_sided_stereo_programme_has_the_programmes_loudne
     assert before is not None and after is not None and abs(after - before) < 0.5, (before, after)
 
 
-def test_the_next_fragment_starts_its_ducking_where_the_last_one_ended(speech):
+def test_neighbouring_fragments_meet_at_one_gain_in_either_order(speech):
     """Fragment 0's dub speaks to its end (ducked there); fragment 1's starts after a pause. Mixed
-    through one stream's carry, fragment 1 starts at fragment 0's last gain and ramps over one fade;
-    a fragment whose predecessor was not mixed (failed, or still running) keeps its own envelope."""
+    through one stream's carry, whichever is mixed second blends into the gain the other left at
+    their boundary over one fade; a fragment with no mixed neighbour keeps its own envelope."""
     from livedub.runtime.pipeline.mix import DuckCarry
 
     to_the_end = np.zeros(len(speech), np.float32)
     to_the_end[3 * SR :] = speech[3 * SR :]
     after_a_pause = _dub(len(speech))
-    carry, mixer, options = DuckCarry(), Mixer(LoudnessPolicy()), MixOptions("voiceover", duck_db=12, fade_ms=250)
-    first = duck_gain(to_the_end, SR, 12, 250)
-    mixer.mix(speech, SR, to_the_end, options, (carry, 0))
-    assert carry.start(1) == pytest.approx(float(first[-1])) and first[-1] < 0.3
-    second = duck_gain(after_a_pause, SR, 12, 250, carry.start(1))
-    assert second[0] == pytest.approx(first[-1], abs=1e-6)  # no step at the boundary
+    mixer, options = Mixer(LoudnessPolicy()), MixOptions("voiceover", duck_db=12, fade_ms=250)
+    alone = duck_gain(to_the_end, SR, 12, 250)
+    assert alone[-1] < 0.3 and duck_gain(after_a_pause, SR, 12, 250)[0] == pytest.approx(1.0)
+
+    in_order = DuckCarry()
+    mixer.mix(speech, SR, to_the_end, options, (in_order, 0))
+    before, after = in_order.neighbours(1)
+    assert before == pytest.approx(float(alone[-1])) and after is None
+    second = duck_gain(after_a_pause, SR, 12, 250, before, after)
+    assert second[0] == pytest.approx(alone[-1], abs=1e-6)  # no step at the boundary
     assert np.all(np.abs(np.diff(second[: int(0.25 * SR)])) < 1e-3)  # a ramp, not a jump
     assert np.allclose(second[int(0.3 * SR) : int(1.5 * SR)], 1.0)  # then its own envelope
-    assert carry.start(2) is None and carry.start(5) is None  # only the very next fragment
-    carry.end(0, 0.9)  # a late answer for an earlier fragment does not move the carry back
-    assert carry.start(1) == pytest.approx(float(first[-1]))
+    assert in_order.neighbours(5) == (None, None)  # only the very next fragments
+
+    reversed_order = DuckCarry()  # the pause after the speech is answered first
+    mixer.mix(speech, SR, after_a_pause, options, (reversed_order, 1))
+    before, after = reversed_order.neighbours(0)
+    assert before is None and after == pytest.approx(1.0)
+    first = duck_gain(to_the_end, SR, 12, 250, before, after)
+    assert first[-1] == pytest.approx(1.0, abs=1e-6) and np.all(np.abs(np.diff(first[-int(0.25 * SR) :])) < 1e-3)
+    assert np.allclose(first[3 * SR + int(0.1 * SR) : -int(0.3 * SR)], alone[3 * SR + int(0.1 * SR) : -int(0.3 * SR)])
 
 
 def test_audio_under_the_absolute_gate_is_measured_when_asked(speech):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -112,13 +113,16 @@ def speech_frames(dub: Samples, sample_rate: int) -> npt.NDArray[np.bool_]:
     return np.asarray(_erode(_dilate(mask, half_hold), half_hold), dtype=bool)
 
 
-def duck_gain(dub: Samples, sample_rate: int, duck_db: float, fade_ms: int, start: float | None = None) -> Samples:
+def duck_gain(
+    dub: Samples, sample_rate: int, duck_db: float, fade_ms: int, start: float | None = None, end: float | None = None
+) -> Samples:
     """Per-sample gain for the original: 1 in the dub's pauses, ``-duck_db`` under its speech.
 
     The mask is widened by half a fade on each side and then averaged over one fade, so the ramp
     down ends as the dub's speech starts and the ramp up starts as it ends (linear in amplitude).
-    ``start``: the gain the previous fragment ended at; the first fade blends from it, so the
-    original does not jump by up to ``duck_db`` in one sample at the fragment boundary (a click).
+    ``start`` / ``end``: the gain the neighbouring fragments meet this one at, where known; the
+    first / last fade blends to them, so the original does not jump by up to ``duck_db`` in one
+    sample at a fragment boundary (a click).
     """
     mask = speech_frames(dub, sample_rate)
     fade = max(1, round(fade_ms / 1000 / _HOP_S))
@@ -128,35 +132,44 @@ def duck_gain(dub: Samples, sample_rate: int, duck_db: float, fade_ms: int, star
     hop = max(1, round(_HOP_S * sample_rate))
     centres = (np.arange(len(per_frame)) + 0.5) * hop
     gain: Samples = np.interp(np.arange(len(dub)), centres, per_frame).astype(np.float32)
+    ramp = np.minimum(np.arange(len(gain)) / max(1, round(fade_ms / 1000 * sample_rate)), 1.0)
     if start is not None and len(gain):
-        ramp = np.minimum(np.arange(len(gain)) / max(1, round(fade_ms / 1000 * sample_rate)), 1.0)
         gain = (start + (gain - start) * ramp).astype(np.float32)
+    if end is not None and len(gain):
+        gain = (end + (gain - end) * ramp[::-1]).astype(np.float32)
     return gain
 
 
 class DuckCarry:
-    """Where one voiceover stream's ducking ended: the last mixed fragment's sequence number and gain.
+    """Where one voiceover stream's fragments begin and end their ducking, for their neighbours.
 
     Each fragment's envelope comes from its own dub, so a dub that speaks to its fragment's end and a
     next one that starts in a pause (or the reverse) met at a step of the full ducking depth. The
-    next fragment starts from this gain instead. Fragments are mixed in worker threads, mostly in
-    order; one mixed before its predecessor (or after a failed one) has nothing to start from and
-    keeps its own envelope.
+    fragment mixed second of two neighbours blends into the gain the first one left at their
+    boundary: the next fragment starts where the last one ended, and one mixed before its
+    predecessor (a pause after speech is answered at once) is met by it. Only two neighbours mixed
+    at the same moment miss each other. The last ``_KEEP`` fragments are remembered.
     """
+
+    _KEEP = 16
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._last: tuple[int, float] | None = None
+        self._edges: OrderedDict[int, tuple[float, float]] = OrderedDict()
 
-    def start(self, sequence: int) -> float | None:
+    def neighbours(self, sequence: int) -> tuple[float | None, float | None]:
+        """The gain the previous fragment ended at and the one the next started at (None: not mixed)."""
         with self._lock:
-            last = self._last
-            return last[1] if last is not None and last[0] == sequence - 1 else None
+            before, after = self._edges.get(sequence - 1), self._edges.get(sequence + 1)
+            return (before[1] if before else None), (after[0] if after else None)
 
-    def end(self, sequence: int, gain: float) -> None:
+    def record(self, sequence: int, first: float, last: float) -> None:
         with self._lock:
-            if self._last is None or sequence > self._last[0]:
-                self._last = (sequence, gain)
+            if sequence in self._edges:  # a retry: its neighbours already met the first answer
+                return
+            self._edges[sequence] = (first, last)
+            while len(self._edges) > self._KEEP:
+                self._edges.popitem(last=False)
 
 
 def _dub_gain_db(reference: float | None, bed: float | None, dub: float | None, max_gain_db: float) -> float:
@@ -200,10 +213,10 @@ class Mixer:
         if options.mode == "dub":
             bed = None
         elif options.mode == "voiceover":
-            start = position[0].start(position[1]) if position is not None else None
-            gain = duck_gain(dub, sample_rate, options.duck_db, options.fade_ms, start)
+            start, end = position[0].neighbours(position[1]) if position is not None else (None, None)
+            gain = duck_gain(dub, sample_rate, options.duck_db, options.fade_ms, start, end)
             if position is not None and len(gain):
-                position[0].end(position[1], float(gain[-1]))
+                position[0].record(position[1], float(gain[0]), float(gain[-1]))
             bed = _frames_2d(original) * gain[:, None]
             timings["voiceover_ms"] = (time.perf_counter() - started) * 1000
         else:
