@@ -169,3 +169,65 @@ async def test_a_subscriber_that_never_reads_is_dropped_and_its_queue_stays_boun
             stalled.close()
         reader.cancel()
         reading.release()
+
+
+async def test_a_fragment_that_fails_after_decoding_still_moves_the_feeds_clock(make_server, shared_data):
+    """A refused fragment (LANGUAGE_MISMATCH, after decoding) is 6 s of the programme all the same: the
+    worker plays the original there, so the cues after it must still land after it."""
+    from support.data import fleurs
+
+    server = await make_server(**AUTH, **ROOMY)
+    worker = await server.connect(auth={"token": TOKEN})
+    kind, ready = await worker.init(captions=True, language_check="refuse")
+    assert kind == "stream:ready", ready
+    clips = [fleurs(name)[0][: 6 * RATE] for name in ("fleurs-en-001", "fleurs-es-000", "fleurs-en-002")]
+    async with aiohttp.ClientSession() as http:
+        feed = await http.get(f"{server.url}/captions/stream-1", headers=BEARER)
+        assert feed.status == 200
+        events: list[tuple[str, dict[str, Any]]] = []
+        reader = asyncio.create_task(read_events(feed, events))
+        for index, audio in enumerate(clips):
+            await worker.send(f"f{index}", index, audio)
+        results = await worker.processed(len(clips), timeout=300)
+        await worker.client.emit("stream:end", {})
+        await asyncio.wait_for(reader, 60)
+        feed.release()
+    assert [r["status"] for r in results][1] == "failed" and results[1]["error"]["code"] == "LANGUAGE_MISMATCH"
+    cues = {data["sequence_number"]: data for name, data in events if name == "cues"}
+    assert sorted(cues) == [0, 2], events  # the refused fragment has no captions
+    assert cues[0]["offset_ms"] == 0
+    assert cues[2]["offset_ms"] == 12000, cues[2]["offset_ms"]  # 6 s + the refused 6 s
+    assert all(12000 <= c["start_ms"] <= c["end_ms"] <= 18000 for c in cues[2]["source"] + cues[2]["target"])
+
+
+async def test_a_subscriber_that_disconnects_mid_stream_is_let_go_and_the_stream_goes_on(make_server, shared_data):
+    server = await make_server(**AUTH, **ROOMY)
+    worker = await server.connect(auth={"token": TOKEN})
+    kind, _ = await worker.init(captions=True)
+    assert kind == "stream:ready"
+    feed = server.app[CAPTIONS_KEY]
+    pause = np.zeros(2 * RATE, dtype=np.float32)  # no speech: answered at once, with empty cue lists
+    async with aiohttp.ClientSession() as http:
+        leaving = await http.get(f"{server.url}/captions/stream-1", headers=BEARER)
+        staying = await http.get(f"{server.url}/captions/stream-1", headers=BEARER)
+        events: list[tuple[str, dict[str, Any]]] = []
+        reader = asyncio.create_task(read_events(staying, events))
+        await worker.send("p0", 0, pause)
+        head = b""
+        while b"event: cues" not in head:  # the retry line, then the first cues event
+            head += await asyncio.wait_for(leaving.content.readuntil(b"\n\n"), 60)
+        leaving.close()  # gone mid-stream, without a word
+        for index in range(1, 4):
+            await worker.send(f"p{index}", index, pause)
+        results = await worker.processed(4, timeout=120)
+        assert [r["sequence_number"] for r in results] == [0, 1, 2, 3]
+        for _ in range(200):  # the next write to the closed socket fails; keepalives come every 15 s
+            if feed.subscribers("stream-1") == 1:
+                break
+            await asyncio.sleep(0.1)
+        assert feed.subscribers("stream-1") == 1
+        await worker.client.emit("stream:end", {})
+        await asyncio.wait_for(reader, 60)
+        staying.release()
+    assert [d["sequence_number"] for name, d in events if name == "cues"] == [0, 1, 2, 3]
+    assert events[-1][0] == "end"

@@ -264,3 +264,112 @@ async def test_background_lays_the_dub_over_the_separated_music_with_the_real_sp
         assert music > 0.3 and english < music / 2, (music, english)
     finally:
         separator.close()
+
+
+def _levelled(name: str, lufs: float) -> np.ndarray:
+    clip = fleurs(name)[0]
+    level = loudness.integrated_lufs(clip, SR)
+    assert level is not None
+    return (clip * 10 ** ((lufs - level) / 20)).astype(np.float32)
+
+
+async def test_voiceover_ducking_does_not_jump_at_fragment_boundaries(make_server):
+    """A continuous programme cut into 6 s fragments. Each fragment's ducking follows its own dub,
+    and where one dub speaks up to its fragment's end and the next starts in a pause (or the reverse),
+    the original jumped by the whole duck depth in one sample: measured before the fix at this very
+    programme, 1.19 -> 0.27 and 1.08 -> 0.24 (about -13 dB), a click. The next fragment now starts
+    from the gain the previous one ended at; what is left is the per-fragment loudness trim."""
+    server = await make_server(asr_timeout_ms=60_000, translation_timeout_ms=60_000, tts_timeout_ms=60_000)
+    client = await server.connect()
+    kind, _ = await client.init(mix="voiceover")
+    assert kind == "stream:ready"
+    # Three English readers at a broadcast-like level, a music bed 8 LU under them.
+    speech = np.concatenate([_levelled(n, -30.0) for n in ("fleurs-en-000", "fleurs-en-005", "fleurs-en-008")])
+    speech = speech[: 24 * SR]
+    bed = music_bed(len(speech), SR, level=0.02)
+    bed_lufs = loudness.integrated_lufs(bed, SR)
+    assert bed_lufs is not None
+    programme_audio = (speech + bed * 10 ** ((-38 - bed_lufs) / 20)).astype(np.float32)
+    fragments = [programme_audio[i * 6 * SR : (i + 1) * 6 * SR] for i in range(4)]
+    for index, fragment in enumerate(fragments):
+        await client.send(f"c{index}", index, fragment)
+    results = await client.processed(len(fragments), timeout=400)
+    assert all(r["status"] in ("success", "partial") for r in results), results
+    out = np.concatenate([_pcm(r["dubbed_audio"], 1)[:, 0] for r in results])
+    window = int(0.05 * SR)
+    steps = []
+    for k in range(1, len(fragments)):
+        b = k * 6 * SR
+        before = _gain_on_original(out, programme_audio, (b - window) / SR, b / SR, SR)
+        after = _gain_on_original(out, programme_audio, b / SR, (b + window) / SR, SR)
+        steps.append(round(20 * np.log10(max(after, 1e-3) / max(before, 1e-3)), 1))
+    assert all(abs(step) <= 3.0 for step in steps), steps
+
+
+async def test_a_near_silent_programme_gets_a_near_silent_dub(make_server):
+    """Speech 6 dB under BS.1770's absolute gate (-70 LUFS) still reaches Whisper, which dubs it. The
+    gated loudness of such a fragment is -inf: the mix took that as "no reference" and sent the dub at
+    the TTS engine's own level, ~50 dB over the programme, where a fragment 2 dB louder was matched."""
+    server = await make_server(asr_timeout_ms=60_000, translation_timeout_ms=60_000, tts_timeout_ms=60_000)
+    client = await server.connect()
+    kind, _ = await client.init(mix="voiceover")
+    assert kind == "stream:ready"
+    speech = fleurs("fleurs-en-000")[0][: 6 * SR]
+    level = loudness.integrated_lufs(speech, SR)
+    assert level is not None
+    quiet = (speech * 10 ** ((-76 - level) / 20)).astype(np.float32)
+    assert loudness.integrated_lufs(quiet, SR) is None  # under the gate
+    await client.send("q0", 0, quiet)
+    (result,) = await client.processed(1, timeout=180)
+    assert result["status"] in ("success", "partial") and result["transcript"], result
+    out = _pcm(result["dubbed_audio"], 1)[:, 0]
+    boost = 10 ** (40 / 20)  # measure both 40 dB up, where the gate does not cut them off
+    before, after = loudness.integrated_lufs(quiet * boost, SR), loudness.integrated_lufs(out * boost, SR)
+    assert before is not None and after is not None
+    assert abs(after - before) <= 2.0, (before - 40, after - 40)
+
+
+async def test_in_the_dubs_pauses_the_original_keeps_its_own_level(make_server):
+    """The bed is the original at its own level wherever the dub pauses, so music does not jump
+    between fragments with and without speech; only the dub is scaled to bring the mix to the
+    input's loudness. Before, the last loudness correction scaled the whole mix, bed included
+    (+1.5 dB in one pause over the real server: a level step at the next boundary)."""
+    server = await make_server(asr_timeout_ms=60_000, translation_timeout_ms=60_000, tts_timeout_ms=60_000)
+    client = await server.connect()
+    kind, _ = await client.init(mix="voiceover")
+    assert kind == "stream:ready"
+    original = programme()
+    await client.send("lvl0", 0, original)
+    (result,) = await client.processed(1, timeout=180)
+    assert result["status"] in ("success", "partial"), result
+    out = _pcm(result["dubbed_audio"], 1)[:, 0]
+    # The lead-in's first second: music only, well before the dub's fade down (speech at ~1.5 s).
+    gains = [_gain_on_original(out, original, s, s + 0.25, SR) for s in np.arange(0.0, 1.0, 0.25)]
+    assert all(abs(20 * np.log10(g)) <= 0.3 for g in gains), gains
+    before, after = loudness.integrated_lufs(original, SR), loudness.integrated_lufs(out, SR)
+    assert before is not None and after is not None and abs(after - before) <= 1.0, (before, after)
+
+
+async def test_a_pause_answered_before_the_speech_before_it_still_meets_it_without_a_step(make_server):
+    """A pause after speech is answered at once (no speech: no ASR text, no TTS), so it is mixed
+    before the fragment in front of it; that fragment, mixed second, must end where the pause began."""
+    server = await make_server(asr_timeout_ms=60_000, translation_timeout_ms=60_000, tts_timeout_ms=60_000)
+    client = await server.connect()
+    kind, _ = await client.init(mix="voiceover")
+    assert kind == "stream:ready"
+    speech = _levelled("fleurs-en-000", -30.0)[: 6 * SR]  # the reading runs past the fragment's end
+    bed = music_bed(12 * SR, SR, level=0.02)
+    bed_lufs = loudness.integrated_lufs(bed, SR)
+    assert bed_lufs is not None
+    programme_audio = np.concatenate([speech, np.zeros(6 * SR, np.float32)]) + bed * 10 ** ((-38 - bed_lufs) / 20)
+    programme_audio = programme_audio.astype(np.float32)
+    await client.send("s0", 0, programme_audio[: 6 * SR])
+    await client.send("s1", 1, programme_audio[6 * SR :])
+    results = await client.processed(2, timeout=240)
+    assert results[0]["transcript"] and not results[1]["transcript"], results
+    out = np.concatenate([_pcm(r["dubbed_audio"], 1)[:, 0] for r in results])
+    b, window = 6 * SR, int(0.05 * SR)
+    before = _gain_on_original(out, programme_audio, (b - window) / SR, b / SR, SR)
+    after = _gain_on_original(out, programme_audio, b / SR, (b + window) / SR, SR)
+    step = 20 * np.log10(max(after, 1e-3) / max(before, 1e-3))
+    assert abs(step) <= 3.0, (before, after)

@@ -169,3 +169,40 @@ async def test_the_worker_dialect_carries_both_extensions_in_its_config(make_ser
     assert result["speaker"] == "S1" and result["speaker_voice"].startswith("jf_")
     assert result["captions"]["source"] and result["captions"]["target"]
     assert isinstance(result["dubbed_audio"], dict)  # still the worker's shape
+
+
+async def test_without_captions_a_returning_speaker_is_recognised_over_music_after_the_speech(make_server, shared_data):
+    """Without captions Whisper gives no word timings, and the speech to embed was taken from its start
+    to the fragment's end: a speaker who stops after 2.5 s under a music bed was embedded with 3.5 s of
+    music, which took the returning speaker A from 0.75 to 0.57 cosine, under the 0.70 threshold,
+    and made a new speaker of them. The ASR's speech end bounds it now."""
+    from support.beds import music_bed
+    from support.speakers import piece
+
+    server = await make_server(**ROOMY)
+    client = await server.connect()
+    kind, _ = await client.init(speakers="auto")
+    assert kind == "stream:ready"
+    await _speaker_model_loaded(server)
+    first = piece("fleurs-en-001", 0)  # speaker A
+    again = np.concatenate([piece("fleurs-en-008", 0)[: int(2.5 * RATE)], np.zeros(int(3.5 * RATE), np.float32)])
+    again = again + np.concatenate([np.zeros(int(2.5 * RATE)), music_bed(int(3.5 * RATE), RATE, level=0.005)])
+    await client.send("a0", 0, first)
+    await client.send("a1", 1, again.astype(np.float32))
+    results = await client.processed(2, timeout=240)
+    assert all(r["status"] != "failed" for r in results), results
+    assert "captions" not in results[0]
+    # Labels follow the order fragments are identified in, not their sequence: only sameness counts.
+    assert results[0]["speaker"] and results[0]["speaker"] == results[1]["speaker"], [r.get("speaker") for r in results]
+
+
+@pytest.mark.parametrize("fields", [{"speakers": "on"}, {"speakers": 1}, {"captions": "sometimes"}, {"captions": []}])
+async def test_bad_speakers_or_captions_values_are_typed_refusals(make_server, fields):
+    server = await make_server()
+    client = await server.connect()
+    kind, error = await client.init(**fields)
+    assert kind == "error", error
+    assert (error["code"], error["stage"], error["retryable"]) == ("INVALID_PAYLOAD", "protocol", False), error
+    assert next(iter(fields)) in error["message"]
+    kind, _ = await client.init()  # the connection is fine
+    assert kind == "stream:ready"

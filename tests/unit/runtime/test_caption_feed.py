@@ -98,3 +98,24 @@ async def test_remembered_streams_are_bounded_and_forgotten_ones_end():
     assert sub is not None
     feed.forget("b", "disconnected")
     assert drain(sub.queue) == [("end", {"stream_id": "b", "reason": "disconnected"})]
+
+
+async def test_a_retried_fragment_moves_the_clock_once():
+    """A failed fragment may be retried under its id and sequence number; both answers are the same
+    6 s of the programme, so the retry gets the first answer's offset and the clock moves once."""
+    feed = CaptionFeed()
+    feed.observe("sid", ready(), "guide")
+    sub = feed.subscribe("s")
+    assert sub is not None
+    feed.observe("sid", processed(0), "guide")
+    failed = processed(1, None, cues=False)  # e.g. a TIMEOUT after decoding: no metadata, but the input's length
+    failed.set_input_duration(6000)
+    feed.observe("sid", failed, "guide")
+    feed.observe("sid", processed(1), "guide")  # the retry, dubbed this time
+    feed.observe("sid", processed(2), "guide")
+    events = drain(sub.queue)
+    assert [(data["sequence_number"], data["offset_ms"]) for _, data in events] == [
+        (0, 0),
+        (1, 6000),
+        (2, 12000),
+    ]

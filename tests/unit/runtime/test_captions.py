@@ -135,3 +135,16 @@ def test_without_word_timestamps_the_source_text_follows_the_source_speech():
         tuple(words("Hello there.")), "Hola.", tone([(0.5, 2.0)]), RATE, transcript="x", source=source, source_rate=RATE
     )
     assert with_words.source_timing == "words" and with_words.source[0].text == "Hello there."
+
+
+def test_a_carriage_return_in_the_text_cannot_end_the_cue_or_start_another(tmp_path):
+    """WebVTT ends a line at CR, LF or CRLF, and a cue at a blank line: a translation or a glossary term
+    carrying "\\r\\r" must not cut the cue short and turn the rest into a block of its own."""
+    text = "uno\r\rdos --> 00:00:09.000 --> 00:00:10.000\rtres\r\ncuatro"
+    results = [{"captions": {"source": [], "target": [{"start_ms": 0, "end_ms": 2000, "text": text}]}}]
+    _, target_path = vtt.write_stream(tmp_path / "out.wav", results, [0.0], ("en", "es"))
+    raw = target_path.read_bytes()
+    assert b"\r" not in raw
+    (cue,) = webvtt.read(str(target_path), strict=True)
+    assert (cue.start, cue.end) == ("00:00:00.000", "00:00:02.000")
+    assert html.unescape(cue.text) == "uno dos --> 00:00:09.000 --> 00:00:10.000 tres cuatro"

@@ -87,3 +87,62 @@ def test_dub_is_untouched_unless_loudness_matching_of_dub_is_on(speech):
     matched = Mixer(LoudnessPolicy(match_dub=True)).mix(speech, SR, dub * 0.1, MixOptions("dub"))
     assert matched.audio.ndim == 1
     assert abs(loudness.integrated_lufs(matched.audio, SR) - loudness.integrated_lufs(speech, SR)) < 0.5
+
+
+@pytest.mark.parametrize("right", ["silent", "quiet ambience"])
+def test_a_matched_dub_of_a_one_sided_stereo_programme_has_the_programmes_loudness(speech, right):
+    """The dub alone goes out as mono on every channel of the input's layout; with the programme on the
+    left only (a commentary channel, a dual-mono feed), matching it to the channels' mean left it 3 LU
+    quiet. What is compared must be what is sent: the dub on both channels against the stereo input."""
+    other = np.zeros_like(speech) if right == "silent" else music_bed(len(speech), SR, level=0.005)
+    original = np.stack([speech, other], axis=1).astype(np.float32)
+    result = Mixer(LoudnessPolicy(match_dub=True)).mix(original, SR, _dub(len(speech)) * 0.3, MixOptions("dub"))
+    assert result.audio.ndim == 1  # mono: the encoder writes it on every channel
+    sent = np.stack([result.audio, result.audio], axis=1)
+    before, after = loudness.integrated_lufs(original, SR), loudness.integrated_lufs(sent, SR)
+    assert before is not None and after is not None and abs(after - before) < 0.5, (before, after)
+
+
+def test_neighbouring_fragments_meet_at_one_gain_in_either_order(speech):
+    """Fragment 0's dub speaks to its end (ducked there); fragment 1's starts after a pause. Mixed
+    through one stream's carry, whichever is mixed second blends into the gain the other left at
+    their boundary over one fade; a fragment with no mixed neighbour keeps its own envelope."""
+    from livedub.runtime.pipeline.mix import DuckCarry
+
+    to_the_end = np.zeros(len(speech), np.float32)
+    to_the_end[3 * SR :] = speech[3 * SR :]
+    after_a_pause = _dub(len(speech))
+    mixer, options = Mixer(LoudnessPolicy()), MixOptions("voiceover", duck_db=12, fade_ms=250)
+    alone = duck_gain(to_the_end, SR, 12, 250)
+    assert alone[-1] < 0.3 and duck_gain(after_a_pause, SR, 12, 250)[0] == pytest.approx(1.0)
+
+    in_order = DuckCarry()
+    mixer.mix(speech, SR, to_the_end, options, (in_order, 0))
+    before, after = in_order.neighbours(1)
+    assert before == pytest.approx(float(alone[-1])) and after is None
+    second = duck_gain(after_a_pause, SR, 12, 250, before, after)
+    assert second[0] == pytest.approx(alone[-1], abs=1e-6)  # no step at the boundary
+    assert np.all(np.abs(np.diff(second[: int(0.25 * SR)])) < 1e-3)  # a ramp, not a jump
+    assert np.allclose(second[int(0.3 * SR) : int(1.5 * SR)], 1.0)  # then its own envelope
+    assert in_order.neighbours(5) == (None, None)  # only the very next fragments
+
+    reversed_order = DuckCarry()  # the pause after the speech is answered first
+    mixer.mix(speech, SR, after_a_pause, options, (reversed_order, 1))
+    before, after = reversed_order.neighbours(0)
+    assert before is None and after == pytest.approx(1.0)
+    first = duck_gain(to_the_end, SR, 12, 250, before, after)
+    assert first[-1] == pytest.approx(1.0, abs=1e-6) and np.all(np.abs(np.diff(first[-int(0.25 * SR) :])) < 1e-3)
+    assert np.allclose(first[3 * SR + int(0.1 * SR) : -int(0.3 * SR)], alone[3 * SR + int(0.1 * SR) : -int(0.3 * SR)])
+
+
+def test_audio_under_the_absolute_gate_is_measured_when_asked(speech):
+    level = loudness.integrated_lufs(speech, SR)
+    assert level is not None
+    quiet = speech * np.float32(10 ** ((-80 - level) / 20))
+    assert loudness.integrated_lufs(quiet, SR) is None  # BS.1770's gate, as pyloudnorm applies it
+    assert loudness.integrated_lufs(quiet, SR, below_gate=True) == pytest.approx(-80.0, abs=0.01)
+    assert loudness.integrated_lufs(np.zeros(SR, np.float32), SR, below_gate=True) is None  # silence stays silent
+    dub = _dub(len(speech))  # a dub at FLEURS level over that whisper comes down to it
+    result = Mixer(LoudnessPolicy()).mix(quiet, SR, dub, MixOptions("voiceover"))
+    after = loudness.integrated_lufs(result.audio[:, 0], SR, below_gate=True)
+    assert after is not None and abs(after + 80) < 1.0, after

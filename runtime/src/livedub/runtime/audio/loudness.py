@@ -4,8 +4,9 @@ Measurement is pyloudnorm's (K-weighting, 400 ms blocks, absolute gate at -70 LU
 10 LU below): a maintained implementation of the standard rather than our own filters. Around it
 this module makes a per-fragment gain safe to apply live:
 
-* too short to measure (pyloudnorm needs one 400 ms block) or silent (every block under the absolute
-  gate: -inf LUFS): no gain at all, never NaN or infinity;
+* too short to measure (pyloudnorm needs one 400 ms block) or digitally silent: no gain at all,
+  never NaN or infinity; audio under the absolute gate (-70 LUFS) but not silent is measured
+  (``below_gate``), so a near-silent programme gets a near-silent dub, not the engine's own level;
 * a boost is limited to ``max_gain_db``, so a near-silent fragment is not blown up (a cut is not:
   a loud dub over a quiet programme must come all the way down; FLEURS speech is at -45 LUFS);
 * and lowered where it would push the peak over ``ceiling_db``: the peak is estimated on a 4x
@@ -32,6 +33,9 @@ _MAX_CHANNELS = 5
 #: FFmpeg's 5.1, 6.1 and 7.1 layouts put the LFE fourth; BS.1770 leaves it out of the sum.
 _LFE_INDEX = 3
 _OVERSAMPLE = 4
+#: How far near-silent audio is raised to be measured (below_gate): down to -130 LUFS, well under
+#: 16-bit dither, so only digital silence stays unmeasurable.
+_QUIET_BOOST_DB = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +70,21 @@ def _measurable(frames: Samples) -> Samples:
     return frames[:, keep]
 
 
-def integrated_lufs(frames: Samples, rate: int) -> float | None:
-    """Integrated loudness in LUFS, or None when there is none (shorter than a block, or silent)."""
+def integrated_lufs(frames: Samples, rate: int, *, below_gate: bool = False) -> float | None:
+    """Integrated loudness in LUFS, or None when there is none (shorter than a block, or silent).
+
+    ``below_gate``: audio under the absolute gate (-70 LUFS) is measured too, instead of None.
+    Whisper still hears speech there, and a level to match the dub to is exactly what a near-silent
+    programme needs. Loudness scales with the signal and the relative gate is relative, so the
+    audio is measured ``_QUIET_BOOST_DB`` up and that is taken off again.
+    """
     if len(frames) < math.ceil(BLOCK_S * rate):
         return None
     data = np.asarray(_measurable(frames), dtype=np.float64)
     value = float(_meter(rate).integrated_loudness(data))
+    if not math.isfinite(value) and below_gate:
+        boosted = float(_meter(rate).integrated_loudness(data * 10 ** (_QUIET_BOOST_DB / 20)))
+        value = boosted - _QUIET_BOOST_DB
     return value if math.isfinite(value) else None
 
 
@@ -92,7 +105,7 @@ def match(
     ceiling_db: float,
 ) -> tuple[Samples, LoudnessMatch]:
     """``frames`` scaled to ``reference_lufs``, boosted by at most ``max_gain_db``, under ``ceiling_db`` peak."""
-    measured = integrated_lufs(frames, rate)
+    measured = integrated_lufs(frames, rate, below_gate=True)
     if reference_lufs is None or measured is None:
         return frames, LoudnessMatch(reference_lufs, measured, 0.0)
     gain_db = min(reference_lufs - measured, max_gain_db)

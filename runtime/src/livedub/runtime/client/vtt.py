@@ -2,7 +2,8 @@
 
 Each result carries cues in milliseconds within its fragment; a file's cue is that plus the
 fragment's start in the stream. Speaker labels become WebVTT voice spans (``<v S1>``), which players
-show or style per speaker. Text is escaped (``&``, ``<``, ``>``) so a transcript cannot inject tags.
+show or style per speaker. Text is escaped (``&``, ``<``, ``>``) so a transcript cannot inject tags,
+and put on one line (CR and LF both end a WebVTT line) so it cannot end its cue.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ def timestamp(seconds: float) -> str:
 
 
 def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ").strip()
+    # One line: WebVTT ends a line at CR as well as LF, and a blank line ends the cue.
+    return " ".join(text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").split())
 
 
 def render(cues: Iterable[TimedCue]) -> str:

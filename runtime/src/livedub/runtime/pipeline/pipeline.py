@@ -37,7 +37,7 @@ from livedub.runtime.pipeline import speakers as spk
 from livedub.runtime.pipeline.batcher import AsrBatcher
 from livedub.runtime.pipeline.duration import DurationPolicy, Status, fit, trim_silence, variance
 from livedub.runtime.pipeline.language import DEFAULT_MIN_PROBABILITY, LanguageCheck, find_mismatch
-from livedub.runtime.pipeline.mix import Mixer, MixOptions
+from livedub.runtime.pipeline.mix import DuckCarry, Mixer, MixOptions
 from livedub.runtime.pipeline.prefit import SpeakingRate
 from livedub.runtime.pipeline.tempo import Slot, too_fast
 
@@ -72,6 +72,8 @@ class FragmentJob:
     domain_hints: tuple[str, ...] = ()
     #: What the dub is laid over (pipeline/mix.py); ``dub`` with no loudness matching skips the stage.
     mix: MixOptions = field(default_factory=MixOptions)
+    #: Voiceover: the stream's ducking carry and this fragment's sequence number (pipeline/mix.py).
+    mix_position: tuple[DuckCarry, int] | None = None
     #: The stream's speakers (stream:init ``speakers: "auto"``), or None: no speaker stage at all.
     speakers: spk.SpeakerTracker | None = None
     #: Build timed caption cues (stream:init ``captions``).
@@ -358,7 +360,7 @@ class DubbingPipeline:
         result = await self._stage(
             Stage.MIX,
             self.timeouts.mix_s,
-            self._run(lambda: mixer.mix(audio.original, audio.sample_rate, dub, job.mix)),
+            self._run(lambda: mixer.mix(audio.original, audio.sample_rate, dub, job.mix, job.mix_position)),
             timings,
             "mix_ms",
         )

@@ -3,8 +3,8 @@
 Opt-in per stream (``stream:init`` ``speakers: "auto"``): a stream that does not ask never loads the
 embedding model and runs none of this. Per fragment with speech:
 
-1. the ASR's word spans (speech only, not pauses or music) are cut out of the 16 kHz audio and
-   embedded (engines/speaker_embedding.py), with the speaker's median pitch;
+1. the ASR's word spans (speech only, not pauses or music; without word timings its speech span)
+   are cut out of the 16 kHz audio and embedded (engines/speaker_embedding.py), with the speaker's median pitch;
 2. the embedding joins the nearest speaker whose running centroid is at least ``threshold`` cosine
    away, else founds a new speaker — at most ``max_speakers``; past the bound it joins the nearest;
 3. a new speaker is cast once: a built-in voice of the TTS engine of the same gender (from pitch),
@@ -172,8 +172,11 @@ def speech_of(audio: Samples, transcript: Transcript, rate: int = SAMPLE_RATE, p
         else:
             spans.append((a, b))
     if not spans:
-        start = int((transcript.speech_start or 0.0) * rate)
-        spans = [(min(start, len(audio)), len(audio))]
+        # No word timings (a stream without captions): the ASR's speech span, never the music or
+        # pause after it, which pulled a returning speaker's similarity under the threshold.
+        start = min(int((transcript.speech_start or 0.0) * rate), len(audio))
+        end = len(audio) if transcript.speech_end is None else int((transcript.speech_end + pad_s) * rate)
+        spans = [(start, max(start, min(end, len(audio))))]
     speech = np.concatenate([audio[a:b] for a, b in spans]) if spans else audio[:0]
     return speech[: int(MAX_EMBED_S * rate)]
 

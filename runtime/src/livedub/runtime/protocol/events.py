@@ -13,7 +13,7 @@ import time
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from livedub.runtime.errors import DubbingError, ErrorCode, Stage
 
@@ -278,6 +278,16 @@ class FragmentProcessed(_Outbound):
     #: The engine's built-in voice that speaker is dubbed with (stable per speaker).
     speaker_voice: str | None = None
     captions: Captions | None = None
+    #: How long the fragment's input lasts (ms) where it was decoded, failed results included; never
+    #: sent: server-side observers (the caption feed's clock) need it where ``metadata`` is absent.
+    _input_duration_ms: int | None = PrivateAttr(None)
+
+    @property
+    def input_duration_ms(self) -> int | None:
+        return self.metadata.original_duration_ms if self.metadata is not None else self._input_duration_ms
+
+    def set_input_duration(self, duration_ms: int) -> None:
+        self._input_duration_ms = duration_ms
 
     def wire(self) -> dict[str, Any]:
         # ``mode="json"`` cannot carry raw bytes; keep binary attachments binary.

@@ -7,8 +7,10 @@ leaves in sequence order, and ``observe`` runs just before each emit.
 
 A cue event carries both languages and the speaker label, with times on the stream's clock:
 ``offset_ms`` (where the fragment starts in the stream) plus the cue's time within the fragment.
-The clock is the sum of ``metadata.original_duration_ms`` of the fragments delivered before; a
-fragment that failed before its audio was decoded has no duration and does not move it.
+The clock is the sum of the input durations of the fragments delivered before (``metadata
+.original_duration_ms``, or for a failed result the decoded input's, which the worker plays as the
+original), once per sequence number (a retried fragment is the same stretch of the programme); a
+fragment refused before its audio was decoded has no duration and does not move it.
 
 Memory is bounded per subscriber, not just in total: each has a queue of ``max_queue`` events.
 ``observe`` never waits (it runs inside the sender): a subscriber whose queue is full is too slow
@@ -45,6 +47,8 @@ class _Stream:
     source_language: str | None = None
     target_language: str | None = None
     offset_ms: int = 0
+    #: The last fragment on the clock (sequence number, its offset): a retry of it is not counted again.
+    last: tuple[int, int] | None = None
     subscribers: set[Subscriber] = field(default_factory=set)
 
 
@@ -63,7 +67,7 @@ class CaptionFeed:
             key = message.stream_id or default_stream_id(sid)
             stream = self._streams.pop(key, None) or _Stream(key)
             stream.source_language, stream.target_language = message.source_language, message.target_language
-            stream.offset_ms = 0  # a new run of the stream starts its clock afresh
+            stream.offset_ms, stream.last = 0, None  # a new run of the stream starts its clock afresh
             self._streams[key] = stream
             while len(self._streams) > self.max_streams:
                 _, oldest = self._streams.popitem(last=False)
@@ -73,8 +77,12 @@ class CaptionFeed:
             if current is None:
                 return
             offset = current.offset_ms
-            if message.metadata is not None:
-                current.offset_ms += message.metadata.original_duration_ms
+            sequence = message.sequence_number
+            if current.last is not None and sequence == current.last[0]:
+                offset = current.last[1]  # a retry (answers come in sequence order): the same place
+            elif message.input_duration_ms is not None:
+                current.offset_ms += message.input_duration_ms
+                current.last = None if sequence is None else (sequence, offset)
             if message.captions is not None and current.subscribers:
                 self._publish(current, ("cues", _cues(current.stream_id, offset, message, message.captions)))
         elif isinstance(message, ev.StreamComplete):

@@ -130,7 +130,7 @@ class ResultBuilder:
         self.metrics.fragments.labels(status="failed").inc()
         log.info("fragment failed", extra={"code": str(error.code), "stage": str(error.stage), "reason": error.message})
         outcome = attempt.outcome
-        return ev.FragmentProcessed(
+        result = ev.FragmentProcessed(
             fragment_id=attempt.fragment.fragment_id,
             stream_id=attempt.session.stream_id,
             sequence_number=attempt.fragment.sequence_number,
@@ -141,6 +141,9 @@ class ResultBuilder:
             transcript=outcome.transcript if outcome else None,
             translated_text=outcome.translation if outcome else None,
         )
+        if attempt.decoded is not None:  # it was part of the programme: the caption feed's clock counts it
+            result.set_input_duration(round(attempt.decoded.duration_s * 1000))
+        return result
 
     @staticmethod
     def metadata(outcome: FragmentOutcome | None) -> ev.DurationMetadata | None:

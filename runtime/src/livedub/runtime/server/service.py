@@ -585,7 +585,7 @@ class DubbingService:
             # A mix over the original needs its own channels, not only the mono mix-down ASR hears.
             keep = session.config.mix.mode != "dub"
             decoded = await asyncio.get_running_loop().run_in_executor(self.executor, self._decode, fragment, keep)
-            job = self._job(session, decoded)
+            job = self._job(session, decoded, fragment.sequence_number)
             outcome = await self._pipeline().process(job, on_stage=lambda s: stage.__setitem__(0, s))
             return decoded, outcome, None
         except DubbingError as exc:
@@ -642,7 +642,7 @@ class DubbingService:
             )
         return audio
 
-    def _job(self, session: StreamSession, decoded: DecodedAudio) -> FragmentJob:
+    def _job(self, session: StreamSession, decoded: DecodedAudio, sequence: int) -> FragmentJob:
         c = session.config
         reference = None
         if session.source_audio is not None:
@@ -659,6 +659,7 @@ class DubbingService:
             language_check=c.language_check,
             domain_hints=c.domain_hints,
             mix=c.mix,
+            mix_position=(session.duck_carry, sequence) if session.duck_carry is not None else None,
             speakers=session.speakers,
             captions=c.captions,
         )

@@ -12,7 +12,7 @@ from livedub.runtime.config import Settings
 from livedub.runtime.engines.base import Engines, TranslationOptions
 from livedub.runtime.errors import DubbingError, ErrorCode, Stage
 from livedub.runtime.pipeline.language import LanguageCheck
-from livedub.runtime.pipeline.mix import MixOptions
+from livedub.runtime.pipeline.mix import DuckCarry, MixOptions
 from livedub.runtime.protocol import events as ev
 from livedub.runtime.session.backpressure import Thresholds
 from livedub.runtime.session.session import StreamConfig, StreamSession
@@ -65,6 +65,8 @@ class StreamFactory:
             captions=self.settings.captions if init.captions is None else init.captions,
         )
         session = StreamSession(config, self.thresholds)
+        if config.mix.mode == "voiceover":
+            session.duck_carry = DuckCarry()
         if (init.speakers or self.settings.speakers) == "auto":
             from livedub.runtime.pipeline.speakers import SpeakerTracker, caster_for
 

@@ -115,6 +115,8 @@ class StreamSession:
     source_audio: Any = None
     #: This stream's speakers when it asked for ``speakers: "auto"`` (a pipeline SpeakerTracker).
     speakers: Any = None
+    #: Where the voiceover ducking ended, for the next fragment (a pipeline DuckCarry), else None.
+    duck_carry: Any = None
     _delivered_ids: OrderedDict[str, str] = field(default_factory=OrderedDict)  # id -> status
     backpressure: BackpressureTracker = field(init=False)
 
