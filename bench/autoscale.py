@@ -182,7 +182,9 @@ class Pod:
     ready_at: float
     streams: int = 0
     heavy: int = 0  # of those, dense ones (HEAVY_COST each)
-    backlog: float = 0.0  # fragments queued beyond what the pod keeps up with (it falls behind)
+    # Work queued beyond what the pod keeps up with, in stream-seconds (an integer: no float residue
+    # that would leave a pod at exactly its capacity "behind" forever).
+    lag_s: int = 0
     refused: int = 0  # sts_streams_refused_total{reason="full"}
     shed: rebalance.ShedMark | None = None  # the operator's shed-streams mark
     shedding_left: int = 0  # streams the runtime still has to move for it (no new stream meanwhile)
@@ -196,6 +198,11 @@ class Pod:
         return self.streams + (HEAVY_COST - 1) * self.heavy
 
     @property
+    def backlog(self) -> float:
+        """Fragments queued beyond what the pod keeps up with (it falls behind)."""
+        return self.lag_s / FRAGMENT_S
+
+    @property
     def in_flight(self) -> float:
         # A worker keeps at most MAX_INFLIGHT fragments in flight (stream:ready says so); the rest of
         # the lag waits on its side, unseen by the pod's metrics.
@@ -203,7 +210,7 @@ class Pod:
 
     def step_backlog(self, capacity: int) -> None:
         # Fragments arrive at load / 6 s and are done at capacity / 6 s: the difference queues (or drains).
-        self.backlog = max(0.0, self.backlog + (self.load - capacity) / FRAGMENT_S)
+        self.lag_s = max(0, self.lag_s + self.load - capacity)
 
     def take(self, heavy: bool) -> None:
         self.streams += 1
