@@ -217,8 +217,12 @@ class Pod:
         self.heavy += heavy
 
     def remove(self, rng: random.Random) -> bool:
-        """One of its streams leaves (ends or moves): a dense one as often as they are; True if dense."""
+        """One of its streams leaves (ends or moves): a dense one as often as they are; True if dense.
+
+        Its share of the lag leaves with it: an ended stream's queued fragments are no longer wanted,
+        a moved one's are sent again to a pod with room (not modelled: within that pod's capacity)."""
         heavy = self.heavy > 0 and rng.randrange(self.streams) < self.heavy
+        self.lag_s -= self.lag_s // self.streams
         self.streams -= 1
         self.heavy -= heavy
         return heavy

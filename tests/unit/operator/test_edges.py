@@ -109,6 +109,10 @@ def test_simulated_dense_streams_overload_their_pod_and_stay_dense_when_they_mov
     # No other pod: the first stream to move waits (the pod takes none while it sheds), still dense;
     # the second finds the pod done shedding and comes back.
     assert (pod.streams, pod.heavy) == (2, 2) and [r[2] for r in cluster.retries] == [True]
+    lag = pod.lag_s
+    pod.remove(cluster.rng)  # a stream that ends takes its share of the lag with it
+    assert pod.lag_s == lag - lag // 2 and (pod.streams, pod.heavy) == (1, 1)
+    pod.take(True)
     cluster.clear_shed(pod.name)
     cluster.scale_to(2, 10.0)
     cluster.step_retries(40.0)
