@@ -1,4 +1,4 @@
-"""``make bench-autoscale``: the operator's real scaling code against a cluster model, four traffic profiles.
+"""``make bench-autoscale``: the operator's real scaling code against a cluster model, over traffic profiles.
 
 python -m bench.autoscale            # bench/results/autoscale.json + autoscale_<profile>.png
 python -m bench.autoscale --readme   # also the README table between the autoscale markers
@@ -22,7 +22,8 @@ through ``decide`` — the functions the kopf timer calls. What is modelled:
   pod-deletion-cost makes them the victims; streams still on a removed pod are ``dropped_streams``.
   Rising load while pods drain takes the marks off.
 * **Rebalance** (the operator's ``scaling/rebalance.py``, the runtime's ``server/shedding.py``): each
-  tick a ready pod above its target is asked to shed streams to pods with room; it takes no new
+  tick an overloaded ready pod (``rebalanceAbove``: past its capacity or behind, by default) is asked
+  to shed streams to pods with room; it takes no new
   stream until that many have moved, each at its next fragment boundary then a reconnect to a pod
   with room (counted in ``moved_streams`` and ``rebalanced_streams``). The kubelet's delay in
   refreshing the annotations file (up to a minute) is not modelled, for drains and sheds alike.
@@ -30,6 +31,11 @@ through ``decide`` — the functions the kopf timer calls. What is modelled:
   profile's schedules fire at known wall-clock times (the news-slot profile).
 * **Demand.** Each profile is a number of streams wanted over time; a new broadcast connects when
   it starts; an ending one is a random stream, placed or waiting.
+* **Dense streams** (the heavy profile): a share of new streams loads its pod like ``HEAVY_COST``
+  planned ones, for life. Pods admit by count, so one that admitted several carries more than its
+  capacity; the difference queues (``lag_s``) and shows in its in flight, at most ``MAX_INFLIGHT`` per
+  stream; a stream that leaves takes its share of the lag. Elsewhere every stream costs one and in
+  flight is the healthy ``HEALTHY_IN_FLIGHT_PER_STREAM``.
 
 Figures per profile: ``overload_stream_s`` (stream-seconds of streams waiting for a place or on a
 pod past capacity), ``absorb_s`` (longest time an overload lasted once ready pods had room for every
@@ -37,7 +43,8 @@ stream wanted: what placement decides), ``longest_overload_s`` (from onset: what
 and the start-up decide), ``peak_pods``, ``needed_pods`` (⌈peak demand / capacity⌉), ``scale_events`` and the
 oracle's (changes of ⌈demand / capacity⌉), ``forced_reconnects`` (moved + dropped streams),
 ``over_target_pod_s`` (pod-seconds a ready pod spent above its target's tolerance band: load that
-did not spread) and the same without rebalance,
+did not spread), ``overloaded_pod_s`` / ``behind_pod_s`` (pod-seconds a ready pod's load exceeded its
+capacity / it had a lag), each also without rebalance,
 ``cost_vs_oracle`` (replica-seconds, starting pods included, over an oracle with instant pods sized
 ⌈demand / capacity⌉ at every second).
 """
