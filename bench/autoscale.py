@@ -243,6 +243,7 @@ class Series:
     ready: list[int] = field(default_factory=list)
     waiting: list[int] = field(default_factory=list)
     oracle: list[int] = field(default_factory=list)
+    behind: list[int] = field(default_factory=list)  # ready pods with a lag
 
 
 class Cluster:
@@ -451,7 +452,8 @@ def simulate(profile: Profile, seed: int = 1, *, rebalancing: bool = True) -> tu
         over_target_pod_s += sum(1 for p in cluster.pods if p.ready(now) and p.streams > band)
         for p in cluster.pods:
             p.step_backlog(cluster.capacity)
-        behind_pod_s += sum(1 for p in cluster.pods if p.ready(now) and p.backlog > 0)
+        behind = sum(1 for p in cluster.pods if p.ready(now) and p.lag_s > 0)
+        behind_pod_s += behind
         overloaded_pod_s += sum(1 for p in cluster.pods if p.ready(now) and p.load > cluster.capacity)
         if waiting and onset is None:
             onset = now
@@ -514,6 +516,7 @@ def simulate(profile: Profile, seed: int = 1, *, rebalancing: bool = True) -> tu
         series.ready.append(sum(p.ready(now) for p in cluster.pods))
         series.waiting.append(waiting)
         series.oracle.append(oracle_replicas(target, policy))
+        series.behind.append(behind)
     if onset is not None:
         episodes.append((onset, float(profile.duration_s)))
 
@@ -599,6 +602,8 @@ def plot(profile: Profile, series: Series, path: Path) -> None:
     ax.plot(t, series.replicas, label="replicas (Deployment)", color="tab:blue")
     ax.plot(t, series.ready, label="ready pods", color="tab:blue", linestyle=":")
     ax.plot(t, series.oracle, label="oracle ⌈demand / capacity⌉", color="tab:green", linestyle="--")
+    if any(series.behind):
+        ax.plot(t, series.behind, label="pods behind (fragments queued)", color="tab:red", linewidth=0.8)
     ax.set_ylabel("pods")
     ax.legend(fontsize=8, loc="upper left")
     ax.set_title(f"{profile.name}: {profile.description}")
