@@ -1,4 +1,4 @@
-"""``make bench-autoscale``: the operator's real scaling code against a cluster model, four traffic profiles.
+"""``make bench-autoscale``: the operator's real scaling code against a cluster model, over traffic profiles.
 
 python -m bench.autoscale            # bench/results/autoscale.json + autoscale_<profile>.png
 python -m bench.autoscale --readme   # also the README table between the autoscale markers
@@ -22,7 +22,8 @@ through ``decide`` — the functions the kopf timer calls. What is modelled:
   pod-deletion-cost makes them the victims; streams still on a removed pod are ``dropped_streams``.
   Rising load while pods drain takes the marks off.
 * **Rebalance** (the operator's ``scaling/rebalance.py``, the runtime's ``server/shedding.py``): each
-  tick a ready pod above its target is asked to shed streams to pods with room; it takes no new
+  tick an overloaded ready pod (``rebalanceAbove``: past its capacity or behind, by default) is asked
+  to shed streams to pods with room; it takes no new
   stream until that many have moved, each at its next fragment boundary then a reconnect to a pod
   with room (counted in ``moved_streams`` and ``rebalanced_streams``). The kubelet's delay in
   refreshing the annotations file (up to a minute) is not modelled, for drains and sheds alike.
@@ -30,6 +31,11 @@ through ``decide`` — the functions the kopf timer calls. What is modelled:
   profile's schedules fire at known wall-clock times (the news-slot profile).
 * **Demand.** Each profile is a number of streams wanted over time; a new broadcast connects when
   it starts; an ending one is a random stream, placed or waiting.
+* **Dense streams** (the heavy profile): a share of new streams loads its pod like ``HEAVY_COST``
+  planned ones, for life. Pods admit by count, so one that admitted several carries more than its
+  capacity; the difference queues (``lag_s``) and shows in its in flight, at most ``MAX_INFLIGHT`` per
+  stream; a stream that leaves takes its share of the lag. Elsewhere every stream costs one and in
+  flight is the healthy ``HEALTHY_IN_FLIGHT_PER_STREAM``.
 
 Figures per profile: ``overload_stream_s`` (stream-seconds of streams waiting for a place or on a
 pod past capacity), ``absorb_s`` (longest time an overload lasted once ready pods had room for every
@@ -37,7 +43,8 @@ stream wanted: what placement decides), ``longest_overload_s`` (from onset: what
 and the start-up decide), ``peak_pods``, ``needed_pods`` (⌈peak demand / capacity⌉), ``scale_events`` and the
 oracle's (changes of ⌈demand / capacity⌉), ``forced_reconnects`` (moved + dropped streams),
 ``over_target_pod_s`` (pod-seconds a ready pod spent above its target's tolerance band: load that
-did not spread) and the same without rebalance,
+did not spread), ``overloaded_pod_s`` / ``behind_pod_s`` (pod-seconds a ready pod's load exceeded its
+capacity / it had a lag), each also without rebalance,
 ``cost_vs_oracle`` (replica-seconds, starting pods included, over an oracle with instant pods sized
 ⌈demand / capacity⌉ at every second).
 """
@@ -74,6 +81,11 @@ COST_TARGET_PROFILES = ("ramp", "diurnal")
 #: Epoch seconds of simulated t = 0: Wednesday 2026-12-02 18:00 UTC (schedules fire at wall-clock times).
 EPOCH = 1796234400.0
 FRAGMENT_S = 6.0  # a stream is asked to move at its next fragment boundary, within one fragment
+#: In flight per stream at most (the runtime's MAX_INFLIGHT default). The model assumes MAX_POD_INFLIGHT
+#: at least that times streams_per_pod; the shipped 64 would cap a 60-stream pod at ~1.07 per stream.
+MAX_INFLIGHT = 3
+#: A dense stream (the heavy profile) costs its pod what this many planned streams do.
+HEAVY_COST = 2
 RECONNECT_S = 0.5  # the move's retry_after_ms
 
 
@@ -90,6 +102,8 @@ class Profile:
     # The issue's four profiles carry the targets; the CPU step is reported beside them.
     targeted: bool = True
     schedules: tuple[dict[str, Any], ...] = ()
+    # Share of new streams that are dense (fast speech): each loads its pod like HEAVY_COST streams.
+    heavy_share: float = 0.0
 
 
 def _step(t: float) -> float:
@@ -132,6 +146,11 @@ def _news_slot(t: float) -> float:
     return 30.0
 
 
+def _heavy(t: float) -> float:
+    # 0 -> 300 over 10 min, held, then 10 min of nothing.
+    return 0.0 if t >= 3600 else 300.0 * min(1.0, t / 600)
+
+
 #: The news slot's warm floor: 6 GPU pods (300 streams over 60 x 0.85) from 10 minutes before.
 NEWS_SCHEDULE = {"name": "news", "start": "50 18 * * *", "end": "45 19 * * *", "timezone": "UTC", "minReplicas": 6}
 
@@ -151,6 +170,14 @@ PROFILES = (
         schedules=(NEWS_SCHEDULE,),
     ),
     Profile("news-slot-unscheduled", "the same slot without the schedule", 7800, _news_slot, targeted=False),
+    Profile(
+        "heavy",
+        "0 → 300 in 10 min, 1 h; 20 % dense streams (each costs 2)",
+        4200,
+        _heavy,
+        targeted=False,
+        heavy_share=0.2,
+    ),
 )
 STARTUP_S = {"cuda": 90, "cpu": 30}
 
@@ -161,12 +188,51 @@ class Pod:
     created: float
     ready_at: float
     streams: int = 0
+    heavy: int = 0  # of those, dense ones (HEAVY_COST each)
+    # Work queued beyond what the pod keeps up with, in stream-seconds (an integer: no float residue
+    # that would leave a pod at exactly its capacity "behind" forever).
+    lag_s: int = 0
     refused: int = 0  # sts_streams_refused_total{reason="full"}
     shed: rebalance.ShedMark | None = None  # the operator's shed-streams mark
     shedding_left: int = 0  # streams the runtime still has to move for it (no new stream meanwhile)
 
     def ready(self, now: float) -> bool:
         return now >= self.ready_at
+
+    @property
+    def load(self) -> int:
+        """Planned streams' worth of work: what ``streams_per_pod`` is a capacity of."""
+        return self.streams + (HEAVY_COST - 1) * self.heavy
+
+    @property
+    def backlog(self) -> float:
+        """Fragments queued beyond what the pod keeps up with (it falls behind)."""
+        return self.lag_s / FRAGMENT_S
+
+    @property
+    def in_flight(self) -> float:
+        # A worker keeps at most MAX_INFLIGHT fragments in flight (stream:ready says so); the rest of
+        # the lag waits on its side, unseen by the pod's metrics.
+        return min(self.streams * HEALTHY_IN_FLIGHT_PER_STREAM + self.backlog, self.streams * MAX_INFLIGHT)
+
+    def step_backlog(self, capacity: int) -> None:
+        # Fragments arrive at load / 6 s and are done at capacity / 6 s: the difference queues (or drains).
+        self.lag_s = max(0, self.lag_s + self.load - capacity)
+
+    def take(self, heavy: bool) -> None:
+        self.streams += 1
+        self.heavy += heavy
+
+    def remove(self, rng: random.Random) -> bool:
+        """One of its streams leaves (ends or moves): a dense one as often as they are; True if dense.
+
+        Its share of the lag leaves with it: an ended stream's queued fragments are no longer wanted,
+        a moved one's are sent again to a pod with room (not modelled: within that pod's capacity)."""
+        heavy = self.heavy > 0 and rng.randrange(self.streams) < self.heavy
+        self.lag_s -= self.lag_s // self.streams
+        self.streams -= 1
+        self.heavy -= heavy
+        return heavy
 
 
 @dataclass
@@ -177,20 +243,22 @@ class Series:
     ready: list[int] = field(default_factory=list)
     waiting: list[int] = field(default_factory=list)
     oracle: list[int] = field(default_factory=list)
+    behind: list[int] = field(default_factory=list)  # ready pods with a lag
 
 
 class Cluster:
     """Pods, the Deployment's replica count, placement and the workers' retries."""
 
-    def __init__(self, policy: Policy, startup_s: float, seed: int) -> None:
+    def __init__(self, policy: Policy, startup_s: float, seed: int, heavy_share: float = 0.0) -> None:
         self.policy = policy
+        self.heavy_share = heavy_share
         self.capacity = policy.streams_per_pod
         self.startup_s = startup_s
         self.rng = random.Random(seed)
         self.pods: list[Pod] = []
         self.serial = 0
-        # Waiting streams: (retry time, sequence) in a heap; each entry is one stream.
-        self.retries: list[tuple[float, int]] = []
+        # Waiting streams: (retry time, sequence, dense) in a heap; each entry is one stream.
+        self.retries: list[tuple[float, int, bool]] = []
         self.seq = 0
         self.moved = 0  # streams that left a draining or shedding pod at a fragment boundary
         self.rebalanced = 0  # of those, the ones a shedding pod moved
@@ -219,8 +287,8 @@ class Cluster:
             self.pods.remove(victim)
             self.draining.discard(victim.name)
             self.dropped += victim.streams
-            for _ in range(victim.streams):
-                self._attempt(now)  # cut off: the worker reconnects at once, its fragment in flight lost
+            for i in range(victim.streams):
+                self._attempt(now, i < victim.heavy)  # cut off: the worker reconnects at once
 
     def _victim(self, now: float) -> Pod:
         # The ReplicaSet's order: not-ready pods first, then the lowest pod-deletion-cost, newest last.
@@ -229,22 +297,24 @@ class Cluster:
             key=lambda p: (p.ready(now), self.deletion_cost.get(p.name, 0), -p.created),
         )
 
-    def _attempt(self, now: float) -> None:
+    def _attempt(self, now: float, heavy: bool = False) -> None:
         ready = [p for p in self.pods if p.ready(now) and p.name not in self.draining and not p.shedding_left]
+        # The runtime admits by streams (MAX_POD_STREAMS): it cannot know a stream is dense in advance.
         room = [p for p in ready if p.streams < self.capacity]
         if room:
-            self.rng.choice(room).streams += 1
+            self.rng.choice(room).take(heavy)
             return
         if ready:
             self.rng.choice(ready).refused += 1
         # Refused (or no pod at all): the worker retries after retry_after, jittered ±50 %.
         delay = self.policy.retry_after_s * self.rng.uniform(0.5, 1.5)
         self.seq += 1
-        heapq.heappush(self.retries, (now + delay, self.seq))
+        heapq.heappush(self.retries, (now + delay, self.seq, heavy))
 
     def start_streams(self, n: int, now: float) -> None:
         for _ in range(n):
-            self._attempt(now)
+            # Drawn only where a profile has dense streams, so the others replay as before.
+            self._attempt(now, self.heavy_share > 0 and self.rng.random() < self.heavy_share)
 
     def end_streams(self, n: int) -> None:
         for _ in range(n):
@@ -258,7 +328,7 @@ class Cluster:
                 pick = self.rng.randrange(placed)
                 for pod in self.pods:
                     if pick < pod.streams:
-                        pod.streams -= 1
+                        pod.remove(self.rng)
                         break
                     pick -= pod.streams
 
@@ -291,7 +361,7 @@ class Cluster:
         return {
             p.name: rebalance.PodLoad(
                 p.streams,
-                p.streams * HEALTHY_IN_FLIGHT_PER_STREAM,
+                p.in_flight,
                 draining=p.name in self.draining,
                 mark=p.shed,
                 marked=p.shed is not None,
@@ -316,22 +386,16 @@ class Cluster:
                     continue  # the mark went, or the pod shed enough (streams ended)
                 pod.shedding_left -= 1
                 self.rebalanced += 1
-            pod.streams -= 1
             self.moved += 1
-            self._attempt(now)
+            self._attempt(now, pod.remove(self.rng))
 
     def step_retries(self, now: float) -> None:
-        due = 0
         while self.retries and self.retries[0][0] <= now:
-            heapq.heappop(self.retries)
-            due += 1
-        self.start_streams(due, now)
+            self._attempt(now, heapq.heappop(self.retries)[2])
 
     def samples(self, now: float) -> dict[str, PodMetrics | None]:
         return {
-            p.name: PodMetrics(
-                in_flight=p.streams * HEALTHY_IN_FLIGHT_PER_STREAM, streams=p.streams, streams_refused=p.refused
-            )
+            p.name: PodMetrics(in_flight=p.in_flight, streams=p.streams, streams_refused=p.refused)
             for p in self.pods
             if p.ready(now)
         }
@@ -357,7 +421,7 @@ def simulate(profile: Profile, seed: int = 1, *, rebalancing: bool = True) -> tu
     spec = parse_pool_spec(pool_spec(profile.device, profile.schedules))
     policy = policy_of(spec, EPOCH)
     startup = STARTUP_S[profile.device]
-    cluster = Cluster(policy, startup, seed)
+    cluster = Cluster(policy, startup, seed, profile.heavy_share)
     cluster.scale_to(policy.min_replicas, 0.0)
     history = History()
     counters: dict[str, dict[str, float]] = {}
@@ -368,6 +432,8 @@ def simulate(profile: Profile, seed: int = 1, *, rebalancing: bool = True) -> tu
     series = Series()
     overload_stream_s = 0.0
     over_target_pod_s = 0
+    behind_pod_s = 0
+    overloaded_pod_s = 0
     band = policy.target_per_pod * (1 + policy.tolerance)
     episodes: list[tuple[float, float]] = []
     onset: float | None = None
@@ -384,6 +450,11 @@ def simulate(profile: Profile, seed: int = 1, *, rebalancing: bool = True) -> tu
         waiting = len(cluster.retries)
         overload_stream_s += waiting
         over_target_pod_s += sum(1 for p in cluster.pods if p.ready(now) and p.streams > band)
+        for p in cluster.pods:
+            p.step_backlog(cluster.capacity)
+        behind = sum(1 for p in cluster.pods if p.ready(now) and p.lag_s > 0)
+        behind_pod_s += behind
+        overloaded_pod_s += sum(1 for p in cluster.pods if p.ready(now) and p.load > cluster.capacity)
         if waiting and onset is None:
             onset = now
         elif not waiting and onset is not None:
@@ -445,6 +516,7 @@ def simulate(profile: Profile, seed: int = 1, *, rebalancing: bool = True) -> tu
         series.ready.append(sum(p.ready(now) for p in cluster.pods))
         series.waiting.append(waiting)
         series.oracle.append(oracle_replicas(target, policy))
+        series.behind.append(behind)
     if onset is not None:
         episodes.append((onset, float(profile.duration_s)))
 
@@ -468,6 +540,8 @@ def simulate(profile: Profile, seed: int = 1, *, rebalancing: bool = True) -> tu
         "moved_streams": cluster.moved,
         "rebalanced_streams": cluster.rebalanced,
         "over_target_pod_s": over_target_pod_s,
+        "behind_pod_s": behind_pod_s,
+        "overloaded_pod_s": overloaded_pod_s,
         "dropped_streams": cluster.dropped,
         "cost_vs_oracle": round(sum(series.replicas) / max(1, sum(series.oracle)), 3),
     }
@@ -528,6 +602,8 @@ def plot(profile: Profile, series: Series, path: Path) -> None:
     ax.plot(t, series.replicas, label="replicas (Deployment)", color="tab:blue")
     ax.plot(t, series.ready, label="ready pods", color="tab:blue", linestyle=":")
     ax.plot(t, series.oracle, label="oracle ⌈demand / capacity⌉", color="tab:green", linestyle="--")
+    if any(series.behind):
+        ax.plot(t, series.behind, label="pods behind (fragments queued)", color="tab:red", linewidth=0.8)
     ax.set_ylabel("pods")
     ax.legend(fontsize=8, loc="upper left")
     ax.set_title(f"{profile.name}: {profile.description}")
@@ -548,12 +624,14 @@ def table(results: list[dict[str, Any]]) -> str:
         "`bench/results/autoscale.json`: the operator's own `decide`/`observe` with the shipped defaults "
         f"(targetUtilization {spec.target_utilization}, tolerance {spec.tolerance}, cooldowns "
         f"{spec.scale_up_cooldown_seconds} / {spec.scale_down_cooldown_seconds} s, retry after "
-        f"{spec.stream_retry_after_seconds} s, tick {TICK_S:g} s) on a cluster model.",
+        f"{spec.stream_retry_after_seconds} s, rebalanceAbove {spec.rebalance_above}, tick {TICK_S:g} s) "
+        "on a cluster model.",
         "",
         "| profile | device (streams/pod, start-up) | absorb_s (≤ 15) | longest overload | overload stream·s "
         "| peak / needed pods | scale events (oracle; ≤ 2x) | forced reconnects (moved: rebalanced / dropped) "
-        "| pod·s over target band (without rebalance) | cost vs oracle (≤ 1.3 ramp, diurnal) | targets |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| pod·s over target band (without rebalance) | pod·s past capacity / behind (without rebalance) "
+        "| cost vs oracle (≤ 1.3 ramp, diurnal; without rebalance) | targets |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
         ok = meets(r)
@@ -566,7 +644,9 @@ def table(results: list[dict[str, Any]]) -> str:
             f"| {r['scale_events']} ({r['oracle_scale_events']}) "
             f"| {r['forced_reconnects']} ({r['moved_streams']}: {r['rebalanced_streams']} / {r['dropped_streams']}) "
             f"| {r['over_target_pod_s']} ({r.get('over_target_pod_s_without_rebalance', '-')}) "
-            f"| {r['cost_vs_oracle']:.2f} | {verdict} |"
+            f"| {r['overloaded_pod_s']} / {r['behind_pod_s']} "
+            f"({r.get('overloaded_pod_s_without_rebalance', '-')} / {r.get('behind_pod_s_without_rebalance', '-')}) "
+            f"| {r['cost_vs_oracle']:.2f} ({r.get('cost_vs_oracle_without_rebalance', 0):.2f}) | {verdict} |"
         )
     return "\n".join(lines)
 
@@ -594,7 +674,8 @@ def main(argv: list[str] | None = None) -> int:
         result, series = simulate(profile, args.seed)
         # The same traffic without rebalance: what spreading the load after a scale-up buys.
         without, _ = simulate(profile, args.seed, rebalancing=False)
-        result["over_target_pod_s_without_rebalance"] = without["over_target_pod_s"]
+        for key in ("over_target_pod_s", "behind_pod_s", "overloaded_pod_s", "peak_pods", "cost_vs_oracle"):
+            result[f"{key}_without_rebalance"] = without[key]
         result["meets"] = meets(result)
         results.append(result)
         print(json.dumps(result))

@@ -1,5 +1,5 @@
 """Issue-12 edges without a cluster: API errors that must not be retried, the missing-VoiceProfile
-Event posted once, activation requests, and the simulator's cluster model on a tiny case."""
+Event posted once, activation requests, and the simulator's cluster model on tiny cases."""
 
 import sys
 from pathlib import Path
@@ -90,3 +90,34 @@ def test_simulated_cluster_places_refuses_retries_and_moves() -> None:
     assert cluster.forced_reconnects == 1 and [p.streams for p in cluster.pods] == [2]
     assert len(cluster.retries) == 1
     assert autoscale.oracle_replicas(5, policy) == 3
+
+
+def test_simulated_dense_streams_overload_their_pod_and_stay_dense_when_they_move() -> None:
+    policy = Policy(min_replicas=1, max_replicas=4, streams_per_pod=4, retry_after_s=10)
+    cluster = autoscale.Cluster(policy, startup_s=5, seed=0, heavy_share=1.0)
+    cluster.scale_to(1, 0.0)
+    cluster.start_streams(3, 1.0)  # admitted by count (3 of 4), loaded like 6
+    pod = cluster.pods[0]
+    assert (pod.streams, pod.heavy, pod.load) == (3, 3, 6)
+    pod.step_backlog(cluster.capacity)
+    assert pod.backlog == 2 / autoscale.FRAGMENT_S  # 2 streams' worth of fragments a 6 s fragment late
+    for _ in range(600):
+        pod.step_backlog(cluster.capacity)
+    assert pod.in_flight == 3 * autoscale.MAX_INFLIGHT  # the rest of the lag waits on the workers
+    cluster.shed(pod.name, autoscale.rebalance.ShedMark(2, 3, 1.0), 1.0)
+    cluster.step_moves(1.0 + autoscale.FRAGMENT_S + autoscale.RECONNECT_S)
+    # No other pod: the first stream to move waits (the pod takes none while it sheds), still dense;
+    # the second finds the pod done shedding and comes back.
+    assert (pod.streams, pod.heavy) == (2, 2) and [r[2] for r in cluster.retries] == [True]
+    lag = pod.lag_s
+    pod.remove(cluster.rng)  # a stream that ends takes its share of the lag with it
+    assert pod.lag_s == lag - lag // 2 and (pod.streams, pod.heavy) == (1, 1)
+    pod.take(True)
+    cluster.clear_shed(pod.name)
+    cluster.scale_to(2, 10.0)
+    cluster.step_retries(40.0)
+    assert sum(p.heavy for p in cluster.pods) == 3 and sum(p.load for p in cluster.pods) == 6
+    pod.streams, pod.heavy, pod.lag_s = 2, 1, 6  # load 3 of 4: it catches up, 1 / 6 fragment a second
+    for _ in range(6):
+        pod.step_backlog(cluster.capacity)
+    assert pod.backlog == 0

@@ -1,14 +1,53 @@
-"""The rebalance plan's bounds (scaling/rebalance.py): room, per-tick cap, draining pods, hysteresis."""
+"""The rebalance plan's bounds (scaling/rebalance.py): which pods shed (rebalanceAbove), room,
+per-tick cap, draining pods, hysteresis."""
+
+from dataclasses import replace
 
 from livedub.operator.scaling.decide import Policy
+from livedub.operator.scaling.policy import policy_of
 from livedub.operator.scaling.rebalance import PodLoad, RebalancePlan, ShedMark, excess, plan
+from livedub.operator.spec import parse_pool_spec
 
-# A target of 8 streams per pod, over it beyond 8.8.
-POLICY = Policy(min_replicas=1, max_replicas=10, streams_per_pod=10, target_utilization=0.8, tolerance=0.1)
+# A target of 8 streams per pod, over it beyond 8.8; most tests use rebalanceAbove: target, where the
+# band decides, and the capacity tests below show what the default changes.
+POLICY = Policy(
+    min_replicas=1, max_replicas=10, streams_per_pod=10, target_utilization=0.8, tolerance=0.1, rebalance_above="target"
+)
+CAPACITY = replace(POLICY, rebalance_above="capacity")
 
 
-def _plan(loads: dict[str, PodLoad | None], pending: float = 0.0, cap: int = 10, now: float = 1000.0) -> RebalancePlan:
-    return plan(loads, POLICY, pending=pending, now=now, max_per_tick=cap, timeout_s=180)
+def _plan(
+    loads: dict[str, PodLoad | None],
+    pending: float = 0.0,
+    cap: int = 10,
+    now: float = 1000.0,
+    policy: Policy = POLICY,
+) -> RebalancePlan:
+    return plan(loads, policy, pending=pending, now=now, max_per_tick=cap, timeout_s=180)
+
+
+def test_the_shipped_default_sheds_above_capacity_and_the_spec_can_ask_for_the_target() -> None:
+    base = {"authTokensSecretRef": {"name": "workers"}}
+    assert policy_of(parse_pool_spec(base)).rebalance_above == "capacity"
+    spec = parse_pool_spec({**base, "autoscaling": {"rebalanceAbove": "target"}})
+    assert policy_of(spec).rebalance_above == "target"
+
+
+def test_by_default_a_pod_that_keeps_up_within_its_capacity_is_left_alone() -> None:
+    # Full (10 of 10) and keeping up: no stream of it moves, even with room elsewhere.
+    assert excess(PodLoad(10.0, in_flight=4.0), CAPACITY) == 0
+    assert _plan({"full": PodLoad(10.0, in_flight=4.0), "empty": PodLoad(0.0)}, policy=CAPACITY).marks == {}
+    # Past its capacity (maxStreamsPerPod lowered, or a race admitted more): down to the target, not to 10.
+    assert excess(PodLoad(11.0), CAPACITY) == 3
+    result = _plan({"over": PodLoad(12.0), "empty": PodLoad(0.0)}, policy=CAPACITY)
+    assert result.marks["over"] == ShedMark(4, 12.0, 1000.0)
+
+
+def test_by_default_a_pod_that_falls_behind_still_sheds() -> None:
+    # 9 streams (within capacity) at 3 in flight per stream against a limit of 2: it keeps up with 6.
+    behind = PodLoad(9.0, in_flight=27.0)
+    assert excess(behind, CAPACITY) == 3
+    assert _plan({"behind": behind, "empty": PodLoad(0.0)}, policy=CAPACITY).marks["behind"].streams == 3
 
 
 def test_a_pod_over_the_band_sheds_down_to_the_target_not_to_the_band() -> None:

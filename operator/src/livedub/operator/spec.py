@@ -125,8 +125,10 @@ class Autoscaling(_Model):
     scale_down_step: int = Field(1, ge=1, le=100)
     # Gentle scale-down: the most a pod chosen to go waits for its live streams to end or move.
     drain_grace_seconds: int = Field(300, ge=0, le=86400)
-    # Rebalance (scaling/rebalance.py): most live streams asked to move per tick (0: never), and how
-    # long a pod's shed request stands before it is taken off.
+    # Rebalance (scaling/rebalance.py): which pods shed (past their capacity or behind; "target": past
+    # the target's band too), most live streams asked to move per tick (0: never), and how long a
+    # pod's shed request stands before it is taken off.
+    rebalance_above: Literal["capacity", "target"] = "capacity"
     rebalance_max_streams_per_tick: int = Field(10, ge=0, le=1000)
     rebalance_timeout_seconds: int = Field(180, ge=10, le=3600)
     schedules: list[Schedule] = Field(default_factory=list, max_length=32)

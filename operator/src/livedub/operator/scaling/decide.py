@@ -45,6 +45,9 @@ class Policy:
     overload_in_flight_per_stream: float = 2.0
     # What set min_replicas: the pool's own minReplicas, or an active warm-floor schedule.
     floor_source: str = "minReplicas"
+    # When a pod is asked to shed live streams (scaling/rebalance.py): past its capacity or behind
+    # ("capacity": a live broadcast is not moved off a pod that keeps up), or past the target's band.
+    rebalance_above: Literal["capacity", "target"] = "capacity"
 
     @property
     def target_per_pod(self) -> float:

@@ -22,4 +22,5 @@ def policy_of(spec: PoolSpec, now: float | None = None) -> Policy:
         scale_down_step=a.scale_down_step,
         retry_after_s=a.stream_retry_after_seconds,
         overload_in_flight_per_stream=a.overload_in_flight_per_stream,
+        rebalance_above=a.rebalance_above,
     )

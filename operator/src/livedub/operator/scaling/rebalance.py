@@ -1,20 +1,25 @@
 """Spread load after a scale-up: which overloaded pods shed how many live streams (pure, no I/O).
 
 Streams stay on the pod they reached, so after a scale-up the old pods keep their load while the new
-ones take only what arrives next. Each tick the operator asks a pod above its target to shed the
+ones take only what arrives next. Each tick the operator asks an overloaded pod to shed the
 excess: it marks the pod with ``dubbing.livedub.io/shed-streams``; the runtime reads the mark from
 its downward-API annotations file, stops taking new streams (readiness 503) and asks exactly that
 many of its streams to move at their next fragment boundary (``STREAM_MOVE``: no fragment lost or
 reordered); the Service routes their reconnections to the pods with room.
 
-A pod sheds when its streams exceed ``target * (1 + tolerance)`` — or, whatever its streams, when it
-falls behind (in flight per stream above ``overload_in_flight_per_stream``: its streams cost more than
-the target assumed) — and it sheds down to the target, not to the band's edge, so one stream more does
-not mark it again (hysteresis). What it sheds is bounded three ways, so a pool does not churn: by the
-room up to their target of the pods below the band, ``target * (1 - tolerance)`` (pods that answered
-with models loaded, not draining, not shedding, not behind themselves; room that waiting streams will
-take and that streams already asked to move will take is not room), by ``max_per_tick`` streams asked
-per tick across the pool, and by one request per pod at a time. A pod that is draining is never marked,
+A pod sheds when it falls behind (in flight per stream above ``overload_in_flight_per_stream``: its
+streams cost more than the target assumed), whatever its streams, or when its streams exceed a mark
+set by ``rebalance_above``: ``capacity`` (the default) ``streams_per_pod`` — maxStreamsPerPod was
+lowered, or a race admitted more — so a live broadcast on a pod that keeps up is left alone (each
+move is a reconnect the viewer may notice); ``target``, ``target * (1 + tolerance)``, which spreads
+load after every scale-up at the price of many more moves. Either way it sheds down to the target,
+not to the mark, so one stream more does not mark it again (hysteresis).
+
+What it sheds is bounded three ways, so a pool does not churn: by the room up to their target of the
+pods below the band, ``target * (1 - tolerance)`` (pods that answered with models loaded, not
+draining, not shedding, not behind themselves; room that waiting streams will take and that streams
+already asked to move will take is not room), by ``max_per_tick`` streams asked per tick across the
+pool, and by one request per pod at a time. A pod that is draining is never marked,
 and a mark comes off when the pod starts draining, when it has shed what it was asked (its streams are
 down by that many from when it was marked, or at the target anyway: streams that ended count), or after
 ``timeout_s`` (the kubelet refreshes the annotations file within about a minute; a runtime too old to
@@ -87,10 +92,17 @@ def _behind(load: PodLoad, policy: Policy) -> float:
     return per_stream if per_stream > policy.overload_in_flight_per_stream else 0.0
 
 
+def shed_above(policy: Policy) -> float:
+    """Streams a pod that keeps up may carry before it is asked to shed."""
+    if policy.rebalance_above == "capacity":
+        return float(policy.streams_per_pod)
+    return policy.target_per_pod * (1 + policy.tolerance)
+
+
 def excess(load: PodLoad, policy: Policy) -> int:
     """Streams this pod should shed to be back at its target (0: none)."""
     target = policy.target_per_pod
-    over = math.ceil(load.streams - target - 1e-9) if load.streams > target * (1 + policy.tolerance) else 0
+    over = math.ceil(load.streams - target - 1e-9) if load.streams > shed_above(policy) + 1e-9 else 0
     behind = _behind(load, policy)
     if behind:
         # Its streams cost behind / limit times what they should: keep the share it keeps up with.
