@@ -41,3 +41,9 @@ def test_the_builder_sets_only_contract_variables() -> None:
     names = {e["name"] for e in container["env"]}
     assert names - env.SET_BY_OPERATOR == set()
     assert {env.TTS_CPU_THREADS, env.DEEPL_AUTH_KEY, env.ASR_MODEL_PATH} <= names
+
+
+def test_the_in_flight_defaults_the_operator_sizes_from_are_the_runtimes() -> None:
+    defaults = Settings(_env_file=None)
+    assert defaults.max_inflight == env.DEFAULT_STREAM_INFLIGHT
+    assert defaults.max_pod_inflight == env.DEFAULT_POD_INFLIGHT

@@ -147,6 +147,18 @@ def test_deployment_wiring() -> None:
     assert isinstance(fetch["securityContext"]["runAsUser"], int)
     # The autoscaler's model of the pod is the runtime's: capacity and retry-after come from the spec.
     assert env["MAX_POD_STREAMS"] == "60" and env["STREAM_RETRY_AFTER_S"] == "10"
+    # Room for every stream's window of a full pod (60 x its maxInflight 8), or the pod-wide limit
+    # refuses first.
+    assert env["MAX_POD_INFLIGHT"] == "480"
+
+
+def test_pod_inflight_follows_the_per_stream_window_with_the_runtime_default_as_floor() -> None:
+    def pod_inflight(extra: dict) -> str:
+        return env_of(build_deployment("dev", "ns", parse_pool_spec({**extra, **TOKENS}), [], 1))["MAX_POD_INFLIGHT"]
+
+    assert pod_inflight({}) == "180"  # 60 streams x the runtime's default window of 3
+    assert pod_inflight({"runtime": {"maxInflight": 5}}) == "300"
+    assert pod_inflight({"asr": {"device": "cpu"}, "tts": {"device": "cpu"}}) == "64"  # 3 x 3, floor 64
 
 
 def test_cpu_pool_capacity_defaults_to_the_measured_three_streams() -> None:

@@ -76,6 +76,11 @@ def _env(spec: PoolSpec) -> list[dict[str, Any]]:
     # The pod's stream capacity and the refusal's retry-after are the autoscaler's model of the pod
     # (livedub.operator.scaling.decide): the runtime and the operator must use the same figures.
     put(env_names.MAX_POD_STREAMS, spec.streams_per_pod)
+    # A full pod's streams each keep their window in flight: the runtime's pod-wide default (64) was
+    # under that for a 60-stream GPU pod (60 x 3), so it refused compliant workers' fragments before
+    # any stream was behind, and in flight per stream could never show the pod falling behind.
+    window = spec.runtime.max_inflight or env_names.DEFAULT_STREAM_INFLIGHT
+    put(env_names.MAX_POD_INFLIGHT, max(env_names.DEFAULT_POD_INFLIGHT, spec.streams_per_pod * window))
     put(env_names.STREAM_RETRY_AFTER_S, spec.autoscaling.stream_retry_after_seconds)
     put(env_names.POD_ANNOTATIONS_FILE, f"{PODINFO_DIR}/annotations")
     put(env_names.ARTIFACTS_ENABLED, spec.runtime.artifacts_enabled)

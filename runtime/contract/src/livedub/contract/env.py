@@ -34,6 +34,13 @@ HF_HOME: Final = "HF_HOME"
 #: Most live streams this pod serves; the next ``stream:init`` gets the retryable ``POD_FULL`` refusal
 #: (with ``retry_after_ms``) and ``sts_accepting_streams`` turns 0.
 MAX_POD_STREAMS: Final = "MAX_POD_STREAMS"
+#: In-flight fragments across the pod's streams: the operator sizes it to a full pod's windows, so the
+#: pod-wide limit never refuses a compliant worker before its own window does.
+MAX_POD_INFLIGHT: Final = "MAX_POD_INFLIGHT"
+#: The per-stream window the runtime advertises when ``MAX_INFLIGHT`` is not set (its Settings default).
+DEFAULT_STREAM_INFLIGHT: Final = 3
+#: The runtime's own pod-wide default, kept as the floor.
+DEFAULT_POD_INFLIGHT: Final = 64
 #: Seconds a refused worker waits before reconnecting (the refusal's ``retry_after_ms``, jittered by
 #: the worker ±50 %): the operator needs it to turn refusals per second into streams waiting.
 STREAM_RETRY_AFTER_S: Final = "STREAM_RETRY_AFTER_S"
@@ -60,5 +67,6 @@ SET_BY_OPERATOR: Final = frozenset(
         ASR_COMPUTE_TYPE, MT_ENGINE, DEEPL_SERVER_URL, DEEPL_AUTH_KEY, TTS_CPU_THREADS, TTS_ENGINE,
         TTS_DEVICE, TTS_MODEL_PATH, VOICES_FILE, MAX_INFLIGHT, ARTIFACTS_ENABLED, DRAIN_TIMEOUT_S,
         AUTH_MODE, AUTH_TOKENS_FILE, HF_HOME, MAX_POD_STREAMS, STREAM_RETRY_AFTER_S, POD_ANNOTATIONS_FILE,
+        MAX_POD_INFLIGHT,
     }
 )  # fmt: skip
