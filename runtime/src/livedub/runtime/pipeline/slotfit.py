@@ -69,21 +69,19 @@ def fits(tempo: float) -> bool:
     return tempo <= NATURAL_BAND[1] - PREDICTION_MARGIN
 
 
-def choose(candidates: Sequence[Candidate], *, room_chars: int, keep: Callable[[str], bool]) -> Candidate:
+def choose(candidates: Sequence[Candidate], admissible: Callable[[Candidate], bool]) -> Candidate:
     """The candidate to speak: the first admissible one predicted in band, else the slowest admissible.
 
-    ``room_chars``: the characters the source's speech span holds at tempo 1.0; ``keep``: the
-    glossary check. The
-    first candidate (the translation itself) is always admissible: it is what we had before.
+    The first candidate (the translation itself) is always admissible: it is what we had before.
     """
     if not candidates:
         raise ValueError("no candidates")
     first, *rest = candidates
-    admissible = [first] + [c for c in rest if len(c.text.strip()) >= MIN_SHARE * room_chars and keep(c.text)]
-    for candidate in admissible:
+    allowed = [first, *filter(admissible, rest)]
+    for candidate in allowed:
         if fits(candidate.tempo):
             return candidate
-    return min(admissible, key=lambda c: c.tempo)
+    return min(allowed, key=lambda c: c.tempo)
 
 
 def fit_line(
@@ -105,27 +103,35 @@ def fit_line(
     """
     glossary = Glossary(options.glossary)
     terms = tuple(t for _, t in glossary.applicable(source_text))
+    span = slot.span_s if slot.span_s > 0 else slot.fragment_s
+    shortest = MIN_SHARE * span / seconds_per_char
+
+    def admissible(candidate: Candidate) -> bool:
+        """Not far too short, and every glossary term kept."""
+        if candidate.origin == "first":
+            return True
+        return len(candidate.text.strip()) >= shortest and not glossary.missing(source_text, candidate.text)
+
     candidates = [Candidate(translation, "first", predict(translation))]
-    if not fits(candidates[0].tempo):
+
+    def done() -> bool:
+        return any(fits(c.tempo) and admissible(c) for c in candidates)
+
+    if not done():
         aim = int(slot.fragment_s * AIM_TEMPO / seconds_per_char)
         rewrites: tuple[tuple[Origin, int], ...] = (("shorter", aim), ("tighter", int(aim * TIGHTER)))
         for origin, chars in rewrites:
+            # Each rewrite edits the shortest admissible line so far: a too-short one is no base.
+            base = [c for c in candidates if admissible(c)][-1].text
             budget = LengthBudget(seconds=slot.fragment_s, max_chars=max(8, chars))
-            rewrite = translator.shorten(
-                candidates[-1].text, target=target, budget=budget, source_text=source_text, keep=terms
-            )
+            rewrite = translator.shorten(base, target=target, budget=budget, source_text=source_text, keep=terms)
             if rewrite:
                 candidates.append(Candidate(rewrite, origin, predict(rewrite)))
-                if fits(candidates[-1].tempo):
+                if done():
                     break
-        if not any(fits(c.tempo) for c in candidates):
+        if not done():
             literal = translator.alternative(source_text, source=source, target=target, options=options)
             if literal:
                 candidates.append(Candidate(literal, "rule-based", predict(literal)))
-
-    def keep(text: str) -> bool:
-        return not glossary.missing(source_text, text)
-
-    span = slot.span_s if slot.span_s > 0 else slot.fragment_s
-    chosen = choose(candidates, room_chars=int(span / seconds_per_char), keep=keep)
+    chosen = choose(candidates, admissible)
     return FitChoice(chosen.text, chosen.origin, chosen.tempo, tuple(candidates))
