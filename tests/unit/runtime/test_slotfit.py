@@ -33,6 +33,7 @@ class Scripted(Translator):
         self.literal = literal
         self.asked: list[tuple[str, int, tuple[str, ...]]] = []
         self.alternatives = 0
+        self.firm: list[bool] = []
 
     @property
     def pairs(self) -> frozenset[tuple[str, str]]:
@@ -45,9 +46,17 @@ class Scripted(Translator):
         raise AssertionError("the fit never re-translates")
 
     def shorten(
-        self, translation: str, *, target: str, budget: LengthBudget, source_text: str = "", keep: Sequence[str] = ()
+        self,
+        translation: str,
+        *,
+        target: str,
+        budget: LengthBudget,
+        source_text: str = "",
+        keep: Sequence[str] = (),
+        firm: bool = False,
     ) -> str | None:
         self.asked.append((translation, budget.max_chars, tuple(keep)))
+        self.firm.append(firm)
         return self.rewrites.pop(0) if self.rewrites else None
 
     def alternative(self, text: str, **_: object) -> str | None:
@@ -91,7 +100,8 @@ def test_a_rewrite_still_too_long_gets_one_tighter_one_of_itself() -> None:
     translator = Scripted([SHORTER_STILL_LONG, FITS])
     assert run(translator, LONG) == (FITS, "tighter")
     assert [a[0] for a in translator.asked] == [LONG, SHORTER_STILL_LONG]
-    assert translator.asked[1][1] < translator.asked[0][1]  # tighter target
+    assert translator.firm == [False, True]  # the second ask is the firm one (a worked example)
+    assert translator.asked[1][1] == int(6.0 * 1.15 / SPC)  # aimed at the band's top: it overshoots
 
 
 def test_the_rule_based_line_is_the_last_resort_only() -> None:

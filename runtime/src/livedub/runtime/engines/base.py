@@ -181,13 +181,21 @@ class Translator(ABC):
         """Translate ``text``. ``context`` (previous sentences) informs but is not translated."""
 
     def shorten(
-        self, translation: str, *, target: str, budget: LengthBudget, source_text: str = "", keep: Sequence[str] = ()
+        self,
+        translation: str,
+        *,
+        target: str,
+        budget: LengthBudget,
+        source_text: str = "",
+        keep: Sequence[str] = (),
+        firm: bool = False,
     ) -> str | None:
         """A shorter rewrite of ``translation`` that fits ``budget``, or None where the engine cannot.
 
         The pipeline asks when the line would leave the natural tempo band (pipeline/slotfit.py,
-        pipeline/tempo.py); ``keep``: glossary terms the rewrite must keep. Only an
-        instruction-following engine (the LLM) can; the default cannot.
+        pipeline/tempo.py); ``keep``: glossary terms the rewrite must keep; ``firm``: the second
+        ask, after a plain request did not shorten enough. Only an instruction-following engine
+        (the LLM) can; the default cannot.
         """
         return None
 
