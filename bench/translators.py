@@ -79,11 +79,12 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def pipeline_for(engines: Engines, settings: Settings, budget: bool) -> DubbingPipeline:
-    # Generous stage timeouts: this measures quality and time taken, not the deadline policy.
+    # Generous stage timeouts: this measures quality and time taken, not the deadline policy (an LLM
+    # call took over 60 s under load; at 120 s the slot fit timed out and kept the first line).
     return DubbingPipeline(
         engines,
         ThreadPoolExecutor(2),
-        timeouts=StageTimeouts(60, 120, 120, 60),
+        timeouts=StageTimeouts(60, 600, 120, 60),
         policy=DurationPolicy(
             settings.speed_ratio_min,
             settings.speed_ratio_max,
