@@ -9,8 +9,9 @@ each line's tempo without synthesising it:
 
 1. The translation is kept when its predicted tempo is in the band (with :data:`PREDICTION_MARGIN`
    for the prediction's error).
-2. Otherwise the model is told the concrete target: the characters the voice says in the slot at
-   tempo :data:`AIM_TEMPO`, as words (a 1.5B model counts words, not characters).
+2. Otherwise the model is told the concrete target: the characters the voice says in the whole
+   fragment at tempo :data:`AIM_TEMPO`, as a word count scaled from the line's own (a 1.5B model
+   follows words, not characters: mt_llm.rewrite_words).
 3. If that rewrite is still predicted too fast (measured: the 1.5B model often returns the line
    unshortened), one firmer rewrite with a worked example in the prompt, aimed at the band's top
    (:data:`TIGHTER_AIM_TEMPO`: asked this way the model cuts well past the target).
@@ -34,9 +35,8 @@ from livedub.runtime.engines.base import LengthBudget, TranslationOptions, Trans
 from livedub.runtime.engines.mt_glossary import Glossary
 from livedub.runtime.pipeline.tempo import NATURAL_BAND, Slot
 
+#: Where the spoken line came from (``sts_translation_fit_total{origin}``: a bounded label set).
 Origin = Literal["first", "shorter", "tighter", "rule-based"]
-#: Every origin, for metrics labels (bounded).
-ORIGINS: tuple[Origin, ...] = ("first", "shorter", "tighter", "rule-based")
 
 #: Predicted tempo a candidate must stay under: the band's top less the prediction's error (the
 #: per-character rate is an average; a line's own rate differs by a few per cent).
