@@ -3,7 +3,7 @@
 The post-synthesis rewrite (pipeline.py) costs a second synthesis and lands only when its one
 answer happens to be short enough. Measured on 10 FLEURS clips (llm+budget, commit cba438f), the
 three fragments left out of the natural band were lines longer than the whole 6 s fragment that the
-1.5B model had been asked, once, to bring to "at most 14 words" and brought to 16-18. So here,
+1.5B model had been asked, once, to bring to "at most 14 words" and left at 16-20. So here,
 between translation and synthesis, with the voice's measured rate (pipeline/prefit.py) predicting
 each line's tempo without synthesising it:
 
@@ -12,7 +12,7 @@ each line's tempo without synthesising it:
 2. Otherwise the model is told the concrete target: the characters the voice says in the whole
    fragment at tempo :data:`AIM_TEMPO`, as a word count scaled from the line's own (a 1.5B model
    follows words, not characters: mt_llm.rewrite_words).
-3. If that rewrite is still predicted too fast (measured: the 1.5B model often returns the line
+3. If that rewrite is still predicted too fast (measured: the 1.5B model can return the line
    unshortened), one firmer rewrite with a worked example in the prompt, aimed at the band's top
    (:data:`TIGHTER_AIM_TEMPO`: asked this way the model cuts well past the target).
 4. As the last resort, the rule-based engine's line (already the LLM's fallback), when the
