@@ -1,6 +1,7 @@
 """Three translators side by side through the real pipeline: Apertium, the LLM, the LLM with a budget.
 
     nice -n 10 python bench/translators.py [--clips 10] [--tatoeba 100] [--threads 1]
+        [--set fleurs,librivox] [--only llm+budget] [--out translators.json]
 
 For each translator, every English FLEURS clip is cut into the client's 6 s fragments and each
 fragment goes through :class:`DubbingPipeline.process` exactly as a server runs it (embedded Whisper
@@ -11,6 +12,11 @@ Spanish and scored (WER) against its own ``translated_text``: intelligibility of
 
 Only Whisper base ships with weights for Spanish (tiny.en is English-only, NOTES.md): the
 re-transcription uses the same base weights as the ASR stage, so it is not an independent model.
+
+Two speech sets, reported apart: ``fleurs`` (the 10 English FLEURS clips in ``data/``, which the
+slot rules and prompts were tuned on) and ``librivox`` (the five LibriVox clips of Debian's
+``pocketsphinx-testdata``, held out: never looked at while tuning). Each row records which line was
+spoken (``origin``: the slot fit's choice, pipeline/slotfit.py).
 
 Each pipeline first dubs one warm-up fragment (not counted), as the server's warm-up does, so the
 speaking rate is learned before the measured fragments. Tatoeba BLEU/chrF comes from
@@ -53,6 +59,19 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = (ROOT / ".." / "shared" / "data").resolve()
 RESULTS = ROOT / "bench" / "results"
 FRAGMENT_S = 6.0
+#: Held-out English speech (apt: pocketsphinx-testdata, hack/dev-apt-packages.txt).
+LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
+
+
+def speech_files(name: str, clips: int) -> list[Path]:
+    if name == "fleurs":
+        return sorted((DATA / "fleurs").glob("fleurs-en-*.ogg"))[:clips]
+    if name == "librivox":
+        files = sorted(LIBRIVOX.glob("*.wav"))
+        if not files:
+            raise SystemExit(f"no LibriVox clips in {LIBRIVOX}: apt-get install pocketsphinx-testdata")
+        return files
+    raise SystemExit(f"unknown speech set {name!r} (fleurs, librivox)")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -60,11 +79,12 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def pipeline_for(engines: Engines, settings: Settings, budget: bool) -> DubbingPipeline:
-    # Generous stage timeouts: this measures quality and time taken, not the deadline policy.
+    # Generous stage timeouts: this measures quality and time taken, not the deadline policy (an LLM
+    # call took over 60 s under load; at 120 s the slot fit timed out and kept the first line).
     return DubbingPipeline(
         engines,
         ThreadPoolExecutor(2),
-        timeouts=StageTimeouts(60, 120, 120, 60),
+        timeouts=StageTimeouts(60, 600, 120, 60),
         policy=DurationPolicy(
             settings.speed_ratio_min,
             settings.speed_ratio_max,
@@ -105,6 +125,7 @@ async def dub_clips(
             "wer": round(wer(outcome.translation, heard), 3),
             "speed_ratio": round(outcome.speed_ratio, 3),
             "status": outcome.status,
+            "origin": outcome.translation_origin,
             "samples_exact": bool(len(outcome.audio) == len(samples)),
             "processing_ms": processing_ms,
             "wall_ms": round(wall_ms),
@@ -142,6 +163,10 @@ def summarise(rows: list[dict[str, Any]], clamp: float) -> dict[str, Any]:
         "processing_to_fragment_p95": percentile(ratio, 95),
         "statuses": {s: sum(r["status"] == s for r in rows) for s in ("success", "partial", "failed")},
         "samples_exact_share": round(sum(r["samples_exact"] for r in rows) / len(rows), 3),
+        "origins": {
+            o: sum(r.get("origin", "first") == o for r in rows)
+            for o in sorted({r.get("origin", "first") for r in rows})
+        },
     }
 
 
@@ -151,17 +176,18 @@ def plot(result: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = list(result["fleurs"])
-    fig, ax = plt.subplots(figsize=(7, 3.8))
+    sets = [name for name in ("fleurs", "librivox") if result.get(name)]
+    fig, axes = plt.subplots(1, len(sets), figsize=(7 * len(sets), 3.8), squeeze=False)
     bins = np.arange(0.7, 1.65, 0.05)
-    for label in labels:
-        tempos = [r["speed_ratio"] for r in result["fleurs"][label]["fragments"]]
-        ax.hist(tempos, bins=bins, histtype="step", linewidth=2, label=f"{label} ({len(tempos)} fragments)")
-    ax.axvspan(*NATURAL_BAND, alpha=0.12, color="green", label="natural 0.85-1.2")
-    ax.set_xlabel("tempo the dub's speech plays at (speed_ratio)")
-    ax.set_ylabel("speech fragments")
-    ax.set_title(f"en→es FLEURS, Kokoro, per translator ({result['commit']})")
-    ax.legend(fontsize=8)
+    for ax, name in zip(axes[0], sets, strict=True):
+        for label, summary in result[name].items():
+            tempos = [r["speed_ratio"] for r in summary["fragments"]]
+            ax.hist(tempos, bins=bins, histtype="step", linewidth=2, label=f"{label} ({len(tempos)} fragments)")
+        ax.axvspan(*NATURAL_BAND, alpha=0.12, color="green", label="natural 0.85-1.2")
+        ax.set_xlabel("tempo the dub's speech plays at (speed_ratio)")
+        ax.set_ylabel("speech fragments")
+        ax.set_title(f"en→es {name}, Kokoro, per translator ({result['commit']})")
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -171,6 +197,9 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=10, help="English FLEURS clips (10 in the data)")
     parser.add_argument("--tatoeba", type=int, default=100, help="Tatoeba lines for BLEU/chrF (0: skip)")
     parser.add_argument("--threads", type=int, default=1, help="llama.cpp CPU threads")
+    parser.add_argument("--set", default="fleurs,librivox", help="speech sets, comma-separated: fleurs, librivox")
+    parser.add_argument("--only", default="", help="translators to run, comma-separated (default: all three)")
+    parser.add_argument("--out", default="translators.json", help="file name under bench/results/")
     args = parser.parse_args()
     settings = Settings(_env_file=None)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
@@ -184,11 +213,16 @@ def main() -> None:
         "llm": (llm, False),
         "llm+budget": (llm, True),
     }
-    fragments = [
-        (path.stem, index, samples)
-        for path in sorted((DATA / "fleurs").glob("fleurs-en-*.ogg"))[: args.clips]
-        for index, samples in enumerate(split(load_audio(path), FRAGMENT_S))
-    ]
+    if args.only:
+        translators = {k: v for k, v in translators.items() if k in args.only.split(",")}
+    speech = {
+        name: [
+            (path.stem, index, samples)
+            for path in speech_files(name, args.clips)
+            for index, samples in enumerate(split(load_audio(path), FRAGMENT_S))
+        ]
+        for name in args.set.split(",")
+    }
     result: dict[str, Any] = {
         "commit": commit.stdout.strip(),
         "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores (shared with other work), no GPU",
@@ -199,13 +233,14 @@ def main() -> None:
         "tts": tts.name,
         "stretcher": stretcher.name if hasattr(stretcher, "name") else type(stretcher).__name__,
         "clips": args.clips,
-        "fleurs": {},
+        **{name: {} for name in speech},
     }
-    for label, (translator, budget) in translators.items():
+    for (label, (translator, budget)), name in ((t, n) for n in speech for t in translators.items()):
+        fragments = speech[name]
         engines = Engines(asr=asr, translator=translator, tts=tts, stretcher=stretcher)
         pipeline = pipeline_for(engines, settings, budget)
         fallbacks_before, retries_before, guards_before = llm.fallback_total, llm.retry_total, dict(llm.guard_by_reason)
-        rows = asyncio.run(dub_clips(label, pipeline, fragments, asr))
+        rows = asyncio.run(dub_clips(f"{name}/{label}", pipeline, fragments, asr))
         summary = summarise(rows, settings.speed_ratio_max)
         if translator is llm:
             summary["llm_fallbacks"] = llm.fallback_total - fallbacks_before
@@ -215,22 +250,22 @@ def main() -> None:
             summary["llm_retries"] = llm.retry_total - retries_before  # in-translator and post-synthesis
         # Post-synthesis "shorter" rewrites (sts_translation_rewrites_total), warm-up included.
         summary["rewrites"] = int(pipeline.metrics.translation_rewrites._value.get())
-        print(json.dumps({label: summary}), flush=True)
-        result["fleurs"][label] = {**summary, "fragments": rows}
-        write(result)  # after each translator: a long run stopped early keeps what it measured
+        print(json.dumps({f"{name}/{label}": summary}), flush=True)
+        result[name][label] = {**summary, "fragments": rows}
+        write(result, args.out)  # after each translator: a long run stopped early keeps what it measured
     if args.tatoeba:
         result["tatoeba"] = [
             {k: v for k, v in row.items() if k != "examples"} for row in tatoeba(translators, args.tatoeba)
         ]
-        write(result)
+        write(result, args.out)
 
 
-def write(result: dict[str, Any]) -> None:
+def write(result: dict[str, Any], name: str = "translators.json") -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / "translators.json"
+    out = RESULTS / name
     out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     try:
-        plot(result, RESULTS / "translators_tempo.png")
+        plot(result, out.with_name(out.stem + "_tempo.png"))
     except Exception as exc:  # never lose the figures to a plot
         print(f"no plot: {exc!r}")
     print(f"wrote {out}", flush=True)

@@ -257,3 +257,57 @@ def test_shorten_rewrites_to_the_budget(llm: LlmTranslator) -> None:
     )
     shorter = llm.shorten(line, target="es", budget=LengthBudget(3.5, 55))
     assert shorter is not None and len(shorter) < 0.8 * len(line), shorter
+
+
+@needs_model
+@pytest.mark.slow
+def test_slot_fit_brings_a_line_longer_than_the_fragment_into_the_band(llm: LlmTranslator) -> None:
+    """The 111-character line the 1.5B model left at tempo 1.28 in the bench (FLEURS en-006 #0), through
+    the real slot fit: a shorter rewrite told its word count, with the glossary term kept."""
+    from livedub.runtime.engines.mt_apertium import ApertiumTranslator
+    from livedub.runtime.pipeline.slotfit import fit_line, fits
+    from livedub.runtime.pipeline.tempo import Slot
+
+    line = (
+        "El Centro de Emergencias de la Oficina de Administración de la Región del Mariana Norte dijo que "
+        "no hubo daños."
+    )
+    source = "The Northern Mariana's Emergency Management Office said that there were no damages."
+    slot, spc = Slot(0.0, 6.0, 6.0), 0.072  # Kokoro's Spanish rate measured in bench/translators.py
+
+    def predict(text: str) -> float:
+        return max(1.0, spc * len(text) / slot.fragment_s)
+
+    assert not fits(predict(line))
+    options = TranslationOptions(glossary=(("Northern Mariana", "Marianas del Norte"),))
+    previous = llm.fallback
+    llm.fallback = ApertiumTranslator()
+    try:
+        choice = fit_line(
+            llm,
+            "El Centro de Emergencias de las Marianas del Norte dijo que no hubo daños en la región administrada.",
+            source_text=source,
+            source="en",
+            target="es",
+            options=options,
+            slot=slot,
+            seconds_per_char=spc,
+            predict=predict,
+        )
+        plain = fit_line(
+            llm,
+            line,
+            source_text=source,
+            source="en",
+            target="es",
+            options=TranslationOptions(),
+            slot=slot,
+            seconds_per_char=spc,
+            predict=predict,
+        )
+    finally:
+        llm.fallback = previous
+    assert fits(choice.predicted_tempo) and "Marianas del Norte" in choice.text, choice
+    assert choice.origin in ("shorter", "tighter", "rule-based")
+    assert plain.origin in ("shorter", "tighter") and fits(plain.predicted_tempo), plain
+    assert len(plain.text) >= 0.45 * 6.0 / spc and "daños" in plain.text, plain

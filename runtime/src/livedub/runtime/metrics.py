@@ -126,6 +126,13 @@ class Metrics:
         self.mt_fallbacks = Counter(
             "sts_translation_fallback_total", "Translations served by the fallback engine.", registry=r
         )
+        self.translation_fit = Counter(
+            "sts_translation_fit_total",
+            "Lines spoken after the slot fit (MT_BUDGET), by origin: first (fitted as translated), "
+            "shorter / tighter (a rewrite), rule-based (the fallback engine's line fitted better).",
+            ["origin"],
+            registry=r,
+        )
         self.translation_rewrites = Counter(
             "sts_translation_rewrites_total",
             "Fragments whose synthesised line would have played faster than natural (tempo > 1.2) and "

@@ -180,11 +180,31 @@ class Translator(ABC):
     ) -> str:
         """Translate ``text``. ``context`` (previous sentences) informs but is not translated."""
 
-    def shorten(self, translation: str, *, target: str, budget: LengthBudget, source_text: str = "") -> str | None:
+    def shorten(
+        self,
+        translation: str,
+        *,
+        target: str,
+        budget: LengthBudget,
+        source_text: str = "",
+        keep: Sequence[str] = (),
+        firm: bool = False,
+    ) -> str | None:
         """A shorter rewrite of ``translation`` that fits ``budget``, or None where the engine cannot.
 
-        The pipeline asks once when the synthesised line would leave the natural tempo band
-        (pipeline/tempo.py). Only an instruction-following engine (the LLM) can; the default cannot.
+        The pipeline asks when the line would leave the natural tempo band (pipeline/slotfit.py,
+        pipeline/tempo.py); ``keep``: glossary terms the rewrite must keep; ``firm``: the second
+        ask, after a plain request did not shorten enough. Only an instruction-following engine
+        (the LLM) can; the default cannot.
+        """
+        return None
+
+    def alternative(
+        self, text: str, *, source: str, target: str, options: TranslationOptions | None = None
+    ) -> str | None:
+        """A second engine's translation of ``text`` (the LLM's rule-based fallback), or None.
+
+        The slot fit's last resort (pipeline/slotfit.py): a literal line that happens to fit.
         """
         return None
 

@@ -33,6 +33,7 @@ from livedub.runtime.engines.base import (
 from livedub.runtime.errors import DubbingError, ErrorCode, Stage
 from livedub.runtime.metrics import Metrics
 from livedub.runtime.pipeline import captions as cap
+from livedub.runtime.pipeline import slotfit
 from livedub.runtime.pipeline import speakers as spk
 from livedub.runtime.pipeline.batcher import AsrBatcher
 from livedub.runtime.pipeline.duration import DurationPolicy, Status, fit, trim_silence, variance
@@ -99,6 +100,9 @@ class FragmentOutcome:
     #: The built-in voice the speaker was cast with (speakers on, embedded engines), else None.
     speaker_voice: str | None = None
     captions: cap.FragmentCaptions | None = None
+    #: Which line was spoken (pipeline/slotfit.py: "first", "shorter", "tighter", "rule-based";
+    #: "post-synthesis" for the rewrite after synthesis).
+    translation_origin: str = "first"
 
 
 class DubbingPipeline:
@@ -271,9 +275,12 @@ class DubbingPipeline:
             timings,
             "translation_ms",
         )
-        self.metrics.translation_seconds.observe(timings["translation_ms"] / 1000)
         if not translation.strip():
             raise DubbingError(ErrorCode.INTERNAL, "translation returned no text", stage=Stage.TRANSLATION)
+        origin = "first"
+        if self.translation_budget:
+            translation, origin = await self._fit(job, transcript.text, translation, options, slot, timings)
+        self.metrics.translation_seconds.observe(timings["translation_ms"] / 1000)
 
         voice, reference, speaker = job.voice, job.source_reference, None
         if speaker_task is not None:
@@ -296,7 +303,7 @@ class DubbingPipeline:
             # The line would play faster than natural: one shorter rewrite, where the engine can.
             shorter = await self._shorter(job, translation, voiced_s * speed, slot, timings, voice, extra)
             if shorter is not None:
-                translation, speech, speed = shorter
+                (translation, speech, speed), origin = shorter, "post-synthesis"
 
         on_stage(Stage.DURATION_MATCH)
         fitted, tempo = await self._stage(
@@ -346,6 +353,7 @@ class DubbingPipeline:
             speaker=speaker,
             speaker_voice=voice.speaker if speaker_task is not None and voice is not None else None,
             captions=captions,
+            translation_origin=origin,
         )
 
     async def _mix(
@@ -392,6 +400,53 @@ class DubbingPipeline:
                 timings["speaker_ms"] = int((time.perf_counter() - started) * 1000)
 
         return asyncio.ensure_future(run())
+
+    async def _fit(
+        self,
+        job: FragmentJob,
+        text: str,
+        translation: str,
+        options: TranslationOptions,
+        slot: Slot,
+        timings: dict[str, int],
+    ) -> tuple[str, str]:
+        """The line chosen to fit the slot before synthesis (pipeline/slotfit.py) and where it came from.
+
+        Its time is the translation's. A failure keeps the first translation: it is good, only fast.
+        """
+        engines, language = self.engines, job.target_language
+        rate = self.speaking_rate
+
+        def predict(line: str) -> float:
+            return self.policy.tempo(rate.natural_seconds(engines.tts.name, language, line), slot)
+
+        try:
+            choice = await self._stage(
+                Stage.TRANSLATION,
+                self.timeouts.translation_s,
+                self._run(
+                    lambda: slotfit.fit_line(
+                        engines.translator,
+                        translation,
+                        source_text=text,
+                        source=job.source_language,
+                        target=language,
+                        options=options,
+                        slot=slot,
+                        seconds_per_char=rate.seconds_per_char(engines.tts.name, language),
+                        predict=predict,
+                    )
+                ),
+                timings,
+                "fit_ms",
+            )
+        except DubbingError as exc:
+            log.warning("slot fit failed; keeping the first translation", extra={"error": exc.message})
+            return translation, "first"
+        finally:
+            timings["translation_ms"] += timings.pop("fit_ms", 0)
+        self.metrics.translation_fit.labels(origin=choice.origin).inc()
+        return choice.text, choice.origin
 
     async def _shorter(
         self,

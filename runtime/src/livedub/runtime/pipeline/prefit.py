@@ -36,6 +36,10 @@ class SpeakingRate:
             return 1.0
         return min(max(tempo_for(rate * chars, slot, MAX_SPEED), MIN_SPEED), MAX_SPEED)
 
+    def natural_seconds(self, engine: str, language: str, text: str) -> float:
+        """The predicted length of ``text`` at speed 1.0 (the default rate until the voice is heard)."""
+        return self.seconds_per_char(engine, language) * len(text.strip())
+
     def seconds_per_char(self, engine: str, language: str) -> float:
         return self._seconds_per_char.get((engine, language), DEFAULT_SECONDS_PER_CHAR)
 
