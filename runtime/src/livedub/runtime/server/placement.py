@@ -39,7 +39,7 @@ REFUSALS = {
 
 def marked_for_removal(annotations: str) -> bool:
     """Whether a downward-API annotations file (``key="value"`` lines) carries the draining mark."""
-    return any(line.split("=", 1)[0].strip() == DRAINING_ANNOTATION for line in annotations.splitlines())
+    return annotation_value(annotations, DRAINING_ANNOTATION) is not None
 
 
 class Placement:
