@@ -14,6 +14,7 @@ import logging
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, ProcessCollector, generate_latest
 
 from livedub.contract import metrics as contract
+from livedub.runtime.errors import DubbingError, Stage
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +178,10 @@ class Metrics:
 
             self.gpu_utilization.set(pynvml.nvmlDeviceGetUtilizationRates(self._nvml_handle).gpu)
             self.gpu_memory.set(pynvml.nvmlDeviceGetMemoryInfo(self._nvml_handle).used)
+
+    def count_error(self, error: DubbingError, default_stage: Stage = Stage.PROTOCOL) -> None:
+        """One ``sts_errors_total`` sample for ``error``, under its stage (or ``default_stage``)."""
+        self.errors.labels(stage=str(error.stage or default_stage), code=str(error.code)).inc()
 
     def render(self) -> bytes:
         self.refresh_gpu()

@@ -117,8 +117,8 @@ class DubbingNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         refusal = self.authenticator.check(environ, auth)
         if refusal is not None:
             log.warning("connection refused", extra={"sid": sid, "reason": refusal, "peer": environ.get("REMOTE_ADDR")})
-            self.service.metrics.errors.labels(stage="protocol", code="AUTH_FAILED").inc()
             error = DubbingError(ErrorCode.AUTH_FAILED, refusal, stage=Stage.PROTOCOL)
+            self.service.metrics.count_error(error)
             self.observe(sid, ev.ErrorEvent.from_error(error, event="connect"), "guide")
             raise Refused(error)
         try:
@@ -131,7 +131,7 @@ class DubbingNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             self.service.connect(sid, worker_id, stream_id)
         except DubbingError as exc:
             log.info("connection refused", extra={"sid": sid, "code": str(exc.code), "reason": exc.message})
-            self.service.metrics.errors.labels(stage=str(exc.stage or Stage.PROTOCOL), code=str(exc.code)).inc()
+            self.service.metrics.count_error(exc)
             raise Refused(exc) from None
         log.info("client connected", extra={"sid": sid, "worker_id": worker_id, "stream_id": stream_id})
 
@@ -144,7 +144,7 @@ class DubbingNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         message = ev.ErrorEvent.from_error(error, event=event, stream_id=stream_id)
         self.observe(sid, message, dialect.name)
         name, payload = dialect.encode(message)
-        self.service.metrics.errors.labels(stage=str(error.stage or Stage.PROTOCOL), code=str(error.code)).inc()
+        self.service.metrics.count_error(error)
         await self.emit(name, payload, to=sid)
         return {"status": "error", "error": payload}
 

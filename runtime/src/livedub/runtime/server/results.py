@@ -126,7 +126,7 @@ class ResultBuilder:
 
     def failed(self, attempt: Attempt, error: DubbingError, elapsed: float | None = None) -> ev.FragmentProcessed:
         elapsed = time.perf_counter() - attempt.started if elapsed is None else elapsed
-        self.metrics.errors.labels(stage=str(error.stage or Stage.SESSION), code=str(error.code)).inc()
+        self.metrics.count_error(error, default_stage=Stage.SESSION)
         self.metrics.fragments.labels(status="failed").inc()
         log.info("fragment failed", extra={"code": str(error.code), "stage": str(error.stage), "reason": error.message})
         outcome = attempt.outcome

@@ -253,7 +253,7 @@ class DubbingService:
             stage=Stage.PROTOCOL,
         )
         log.warning("oversize message dropped", extra={"sid": sid, "bytes": size})
-        self.metrics.errors.labels(stage=str(Stage.PROTOCOL), code=str(error.code)).inc()
+        self.metrics.count_error(error)
         await self._send(sid, ev.ErrorEvent.from_error(error))
 
     def stream_count(self) -> int:
@@ -463,7 +463,7 @@ class DubbingService:
         overtakes an earlier fragment; without a known stream or number it goes out at once.
         """
         self.metrics.rejected.labels(code=str(error.code)).inc()
-        self.metrics.errors.labels(stage=str(error.stage or Stage.PROTOCOL), code=str(error.code)).inc()
+        self.metrics.count_error(error)
         log.info(
             "fragment rejected", extra={"code": str(error.code), "fragment_id": fragment_id, "reason": error.message}
         )
