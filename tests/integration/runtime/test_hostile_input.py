@@ -365,3 +365,18 @@ async def test_a_post_far_over_the_limit_is_cut_off_with_the_error_queued(make_s
     event = next(json.loads(p[2:]) for p in packets if p.startswith("42"))
     assert event[0] == "error" and event[1]["code"] == "LIMIT_EXCEEDED", event
     assert "262144 bytes" in event[1]["message"] and "read" in event[1]["message"], event
+
+
+async def test_an_oversize_websocket_message_closes_the_socket_and_a_reconnecting_worker_goes_on(make_server) -> None:
+    """On websocket the limit is aiohttp's (close 1009, "message too big"): nothing can be said on a
+    socket that is closing, so the worker's own reconnection is what carries the stream on."""
+    server = await make_server(**SMALL_LIMITS)
+    client = await server.connect(reconnecting=True)
+    assert (await client.init())[0] == "stream:ready"
+    await client.send("huge", 0, np.zeros(160_000, np.float32), binary=True)  # 320 kB > 256 kB
+    await client.wait_for(lambda r: len(r.of("connect")) >= 2, 30)  # dropped, then back by itself
+    await client.wait_for(lambda r: r.client.connected, 30)
+    assert (await client.init())[0] == "stream:ready"
+    await client.send("after", 1, np.zeros(8000, np.float32), binary=True)
+    [result] = await client.processed(1, timeout=60)
+    assert result["fragment_id"] == "after" and result["status"] == "success"
