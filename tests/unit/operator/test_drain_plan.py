@@ -1,9 +1,12 @@
 """The gentle scale-down's pure planner: which pods drain, when they go, when the drain is undone."""
 
+import time
+
 import kopf
 import pytest
 
-from livedub.operator.handlers.pool_status import record_decision
+from livedub.operator.handlers.drain import drain_state
+from livedub.operator.handlers.pool_status import now_iso, record_decision
 from livedub.operator.scaling.decide import Decision, History, Observation, Policy, decide
 from livedub.operator.scaling.drain import DrainState, least_loaded, outcome, plan
 
@@ -97,3 +100,22 @@ def test_a_cancelled_drain_is_a_change_the_scale_down_cooldown_waits_for() -> No
     policy = Policy(min_replicas=1, max_replicas=10, streams_per_pod=20, target_utilization=1.0)
     again = decide(obs(3, 24), policy, History(last_scale_up=100.0, last_scale_down=None), now=110.0)
     assert (again.action, again.code) == ("hold", "ScaleDownCooldown")
+
+
+def test_the_grace_is_measured_from_the_drains_start_to_the_millisecond() -> None:
+    # The start is stored in status; truncated to the second, a 2 s grace ended 1.1 s after the pods
+    # were told whenever the drain began late in a second (a flaky CI run measured 1.46 s).
+    before = time.time()
+    state = drain_state({"status": {"drain": {"pods": ["b"], "since": now_iso(precise=True)}}})  # type: ignore[arg-type]
+    assert state is not None and before - 0.002 <= state.since <= time.time()
+    step = plan(
+        HOLD,
+        obs(3, 8),
+        POLICY,
+        state,
+        {"a": 4.0, "b": 1.0, "c": 3.0},
+        existing=["a", "b", "c"],
+        now=state.since + 1.9,
+        grace_s=2,
+    )
+    assert step.kind == "wait"

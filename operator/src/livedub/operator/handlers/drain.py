@@ -60,7 +60,8 @@ async def apply_step(
     already = marked(pods)
     if step.kind == "start":
         await _set_mark(client, namespace, step.pods, now_iso())
-        patch.status["drain"] = {"pods": list(step.pods), "since": now_iso()}
+        # Taken after the marks: the grace starts once every drained pod has been told.
+        patch.status["drain"] = {"pods": list(step.pods), "since": now_iso(precise=True)}
     elif step.kind == "wait":
         # After a restart between marking and recording, or a pod edited by hand: mark again.
         await _set_mark(client, namespace, set(step.pods) - already, now_iso())

@@ -11,8 +11,11 @@ from livedub.operator.handlers.reconcile import ReconcileResult
 from livedub.operator.scaling.decide import Decision, Observation, Policy, pending_streams
 
 
-def now_iso() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+def now_iso(*, precise: bool = False) -> str:
+    """RFC 3339 UTC. ``precise``: with milliseconds, for a time a duration is measured from (a drain's
+    grace): truncated to the second, a 2 s grace could end 1.1 s after it began."""
+    spec = "milliseconds" if precise else "seconds"
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec=spec).replace("+00:00", "Z")
 
 
 def parse_time(value: Any) -> float | None:
