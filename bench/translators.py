@@ -1,7 +1,7 @@
 """Three translators side by side through the real pipeline: Apertium, the LLM, the LLM with a budget.
 
     nice -n 10 python bench/translators.py [--clips 10] [--tatoeba 100] [--threads 1]
-        [--set fleurs,librivox] [--only llm+budget] [--out translators.json]
+        [--set fleurs,librivox,librivox-fast] [--only llm+budget] [--out translators.json]
 
 For each translator, every English FLEURS clip is cut into the client's 6 s fragments and each
 fragment goes through :class:`DubbingPipeline.process` exactly as a server runs it (embedded Whisper
@@ -13,9 +13,11 @@ Spanish and scored (WER) against its own ``translated_text``: intelligibility of
 Only Whisper base ships with weights for Spanish (tiny.en is English-only, NOTES.md): the
 re-transcription uses the same base weights as the ASR stage, so it is not an independent model.
 
-Two speech sets, reported apart: ``fleurs`` (the 10 English FLEURS clips in ``data/``, which the
-slot rules and prompts were tuned on) and ``librivox`` (the five LibriVox clips of Debian's
-``pocketsphinx-testdata``, held out: never looked at while tuning). Each row records which line was
+Three speech sets, reported apart: ``fleurs`` (the 10 English FLEURS clips in ``data/``, which the
+slot rules and prompts were tuned on), ``librivox`` (the five LibriVox clips of Debian's
+``pocketsphinx-testdata``, held out: never looked at while tuning) and ``librivox-fast`` (the same
+held-out clips played 1.25 times faster, pitch kept: lines too long for their slot, which the slot
+fit's rewrites must shorten). Each row records which line was
 spoken (``origin``: the slot fit's choice, pipeline/slotfit.py).
 
 Each pipeline first dubs one warm-up fragment (not counted), as the server's warm-up does, so the
@@ -29,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import subprocess
 import time
@@ -45,7 +48,7 @@ from livedub.runtime.audio.codec import DecodedAudio
 from livedub.runtime.client.dub import WIRE_RATE, load_audio, split
 from livedub.runtime.config import Settings
 from livedub.runtime.engines.asr_whisper import WhisperRecognizer
-from livedub.runtime.engines.base import Engines, Translator
+from livedub.runtime.engines.base import Engines, TimeStretcher, Translator
 from livedub.runtime.engines.mt_apertium import ApertiumTranslator
 from livedub.runtime.engines.mt_llm import LlmTranslator
 from livedub.runtime.engines.stretch import build_stretcher
@@ -61,17 +64,34 @@ RESULTS = ROOT / "bench" / "results"
 FRAGMENT_S = 6.0
 #: Held-out English speech (apt: pocketsphinx-testdata, hack/dev-apt-packages.txt).
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
+SETS = ("fleurs", "librivox", "librivox-fast")
+#: The speed-up of ``librivox-fast``: the narrator's 2.9 words/s (pauses included; FLEURS readers 2.3)
+#: become 3.6, fast live speech (a sports commentator).
+FAST_SPEECH = 1.25
 
 
 def speech_files(name: str, clips: int) -> list[Path]:
     if name == "fleurs":
         return sorted((DATA / "fleurs").glob("fleurs-en-*.ogg"))[:clips]
-    if name == "librivox":
+    if name in ("librivox", "librivox-fast"):
         files = sorted(LIBRIVOX.glob("*.wav"))
         if not files:
             raise SystemExit(f"no LibriVox clips in {LIBRIVOX}: apt-get install pocketsphinx-testdata")
         return files
-    raise SystemExit(f"unknown speech set {name!r} (fleurs, librivox)")
+    raise SystemExit(f"unknown speech set {name!r} ({', '.join(SETS)})")
+
+
+def speech_set(name: str, clips: int, stretcher: TimeStretcher) -> list[tuple[str, int, np.ndarray]]:
+    """The set's clips cut into the client's fragments. ``librivox-fast``: the held-out clips played
+    :data:`FAST_SPEECH` times faster (pitch kept), so that lines nobody tuned on run past the slot and the
+    slot fit's rewrites have to act; the narrator reads slowly, the fast set reads like live news."""
+    out = []
+    for path in speech_files(name, clips):
+        audio = load_audio(path)
+        if name == "librivox-fast":
+            audio = stretcher.stretch(audio, WIRE_RATE, FAST_SPEECH)
+        out += [(path.stem, index, samples) for index, samples in enumerate(split(audio, FRAGMENT_S))]
+    return out
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -176,7 +196,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sets = [name for name in ("fleurs", "librivox") if result.get(name)]
+    sets = [name for name in SETS if result.get(name)]
     fig, axes = plt.subplots(1, len(sets), figsize=(7 * len(sets), 3.8), squeeze=False)
     bins = np.arange(0.7, 1.65, 0.05)
     for ax, name in zip(axes[0], sets, strict=True):
@@ -197,7 +217,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=10, help="English FLEURS clips (10 in the data)")
     parser.add_argument("--tatoeba", type=int, default=100, help="Tatoeba lines for BLEU/chrF (0: skip)")
     parser.add_argument("--threads", type=int, default=1, help="llama.cpp CPU threads")
-    parser.add_argument("--set", default="fleurs,librivox", help="speech sets, comma-separated: fleurs, librivox")
+    parser.add_argument("--set", default="fleurs,librivox", help=f"speech sets, comma-separated: {', '.join(SETS)}")
     parser.add_argument("--only", default="", help="translators to run, comma-separated (default: all three)")
     parser.add_argument("--out", default="translators.json", help="file name under bench/results/")
     args = parser.parse_args()
@@ -215,17 +235,11 @@ def main() -> None:
     }
     if args.only:
         translators = {k: v for k, v in translators.items() if k in args.only.split(",")}
-    speech = {
-        name: [
-            (path.stem, index, samples)
-            for path in speech_files(name, args.clips)
-            for index, samples in enumerate(split(load_audio(path), FRAGMENT_S))
-        ]
-        for name in args.set.split(",")
-    }
+    speech = {name: speech_set(name, args.clips, stretcher) for name in args.set.split(",")}
     result: dict[str, Any] = {
         "commit": commit.stdout.strip(),
-        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores (shared with other work), no GPU",
+        # The load before the run says whether its times were taken on a quiet machine.
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, no GPU, load {os.getloadavg()[0]:.2f} at start",
         "model": llm.model_path.name,
         "llm_cpu_threads": args.threads,
         "asr": asr.name,
