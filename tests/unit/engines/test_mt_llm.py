@@ -311,3 +311,31 @@ def test_slot_fit_brings_a_line_longer_than_the_fragment_into_the_band(llm: LlmT
     assert choice.origin in ("shorter", "tighter", "rule-based")
     assert plain.origin in ("shorter", "tighter") and fits(plain.predicted_tempo), plain
     assert len(plain.text) >= 0.45 * 6.0 / spc and "daños" in plain.text, plain
+
+
+class _Scripted:
+    """A llama.cpp server stand-in answering one fixed chat reply (a chatty model's misbehaviour)."""
+
+    def __init__(self, content: str) -> None:
+        self.content = content
+
+    def handle_chat_completions(self, request: object) -> dict[str, object]:
+        return {"choices": [{"message": {"role": "assistant", "content": self.content}}]}
+
+
+@needs_model
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "Here is the translation:\n\nHola, ¿cómo estás?",
+        "Sure! Here's the Spanish translation:\n«Hola, ¿cómo estás?»",
+        "Here is the translation: Hola, ¿cómo estás?",
+        'Aquí está la traducción: "Hola, ¿cómo estás?"',
+        "Spanish translation: Hola, ¿cómo estás?",
+    ],
+)
+def test_a_preamble_is_never_spoken(llm: LlmTranslator, monkeypatch: pytest.MonkeyPatch, reply: str) -> None:
+    # A 4-word "Here is the translation:" is too short for the language guard: it must not become the line.
+    monkeypatch.setattr(llm, "_server", _Scripted(reply))
+    assert llm.translate("Hello, how are you?", source="en", target="es") == "Hola, ¿cómo estás?"

@@ -143,12 +143,25 @@ def packaged_model(cache_dir: Path | None = None) -> Path:
     return target
 
 
+#: A chatty model's lead-in before the line ("Here is the translation:", "Aquí está la traducción:"):
+#: a short clause naming a translation and ending in a colon. Too short for the language guard
+#: (mt_guard needs five words), so left in it would be spoken as the dub.
+_PREAMBLE = re.compile(
+    r"^[^:\n]{0,40}?\b(?:translation|translated|traducci[oó]n|traducido|traduction|traduit|übersetzung|"
+    r"traduzione|tradução|traducció|vertaling)\b[^:\n]{0,30}:\s*",
+    re.IGNORECASE,
+)
+
+
 def _clean(answer: str) -> str:
-    """The translation alone: first non-empty line, without quotes or a "Translation:" label."""
+    """The translation alone: first non-empty line, without quotes or a "Here is the translation:" lead-in."""
     lines = [line.strip() for line in answer.strip().splitlines() if line.strip()]
+    # A lead-in on its own line ("Sure! Here's the translation:") announces the next line.
+    while len(lines) > 1 and lines[0].endswith(":"):
+        lines.pop(0)
     if not lines:
         return ""
-    text = re.sub(r"^(?:translation|traducción|traduction|übersetzung)\s*:\s*", "", lines[0], flags=re.I)
+    text = _PREAMBLE.sub("", lines[0], count=1)
     if len(text) >= 2 and text[0] in "\"'«“" and text[-1] in "\"'»”":
         text = text[1:-1].strip()
     return text
