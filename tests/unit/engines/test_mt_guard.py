@@ -56,3 +56,16 @@ def test_budget_widens_the_room_and_glossary_words_may_be_copied() -> None:
     assert check(source, kept, source="en", target="es") == "untranslated"
     keep = frozenset({"champions", "league", "tonight", "channel", "premium", "sports"})
     assert check(source, kept, source="en", target="es", keep=keep) is None
+
+
+@pytest.mark.parametrize("line", ["Thank you very much.", "Good morning, everyone!", "Welcome back.", "How are you?"])
+def test_a_short_line_echoed_back_is_untranslated(line: str) -> None:
+    # Under five words the language check cannot decide and under four ordinary words the copy check
+    # does not look: an echo of a short broadcast line must still not be spoken as the dub.
+    assert check(line, line, source="en", target="es") == "untranslated"
+    assert check(line, f"«{line.upper()}»", source="en", target="es") == "untranslated"
+
+
+@pytest.mark.parametrize(("line", "keep"), [("Barcelona!", ""), ("Real Madrid.", ""), ("OK.", ""), ("VAR.", "var")])
+def test_a_name_or_one_word_may_come_back_unchanged(line: str, keep: str) -> None:
+    assert check(line, line, source="en", target="es", keep=frozenset({keep} - {""})) is None

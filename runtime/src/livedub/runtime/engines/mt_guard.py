@@ -113,6 +113,8 @@ def _untranslated(source_text: str, answer: str, keep: frozenset[str]) -> bool:
     """Most of the source's ordinary words copied verbatim: names (capitalised mid-sentence),
     short words and glossary terms aside, those are shared by translation only by accident."""
     source_words = words(source_text)
+    if _echoed(source_words, answer, keep):
+        return True
     ordinary = {
         w.lower()
         for i, w in enumerate(source_words)
@@ -122,3 +124,13 @@ def _untranslated(source_text: str, answer: str, keep: frozenset[str]) -> bool:
         return False
     answered = {w.lower() for w in words(answer)}
     return len(ordinary & answered) / len(ordinary) >= UNTRANSLATED_SHARE
+
+
+def _echoed(source_words: list[str], answer: str, keep: frozenset[str]) -> bool:
+    """The source handed back word for word: under five words neither check above can see it
+    ("Thank you very much.", "Welcome back."), and a broadcast says such short lines all the time.
+    Two words that are not names or glossary terms: a name alone ("Real Madrid.") may stay."""
+    if [w.lower() for w in words(answer)] != [w.lower() for w in source_words]:
+        return False
+    translatable = [w for i, w in enumerate(source_words) if (i == 0 or not w[0].isupper()) and w.lower() not in keep]
+    return len(translatable) >= 2
