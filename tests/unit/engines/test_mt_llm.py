@@ -8,6 +8,7 @@ without the model.
 from __future__ import annotations
 
 import importlib.util
+import time
 from pathlib import Path
 
 import pytest
@@ -339,3 +340,35 @@ def test_a_preamble_is_never_spoken(llm: LlmTranslator, monkeypatch: pytest.Monk
     # A 4-word "Here is the translation:" is too short for the language guard: it must not become the line.
     monkeypatch.setattr(llm, "_server", _Scripted(reply))
     assert llm.translate("Hello, how are you?", source="en", target="es") == "Hola, ¿cómo estás?"
+
+
+class _Slow(_Scripted):
+    """A model that takes its time (a loaded CPU) and answers far past the budget."""
+
+    def __init__(self, content: str, seconds: float) -> None:
+        super().__init__(content)
+        self.seconds, self.calls = seconds, 0
+
+    def handle_chat_completions(self, request: object) -> dict[str, object]:
+        self.calls += 1
+        time.sleep(self.seconds)
+        return super().handle_chat_completions(request)
+
+
+@needs_model
+@pytest.mark.slow
+def test_no_retry_is_started_after_the_deadline(llm: LlmTranslator, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The stage timer gave up on this call; a "shorter" retry now would only hold the model for the
+    # next fragment. The first answer is still returned (the caller drops it).
+    answer = (
+        "Cuando era niña, mi abuela nos contaba largas historias sobre el pueblo donde creció, cerca de las montañas."
+    )
+    server = _Slow(answer, 0.2)
+    monkeypatch.setattr(llm, "_server", server)
+    options = TranslationOptions(budget=LengthBudget(3.0, 40), deadline=time.monotonic() + 0.1)
+    assert llm.translate(LONG, source="en", target="es", options=options) == answer
+    assert server.calls == 1
+    # Without a deadline the same answer is over budget and gets its one retry.
+    server.calls = 0
+    llm.translate(LONG, source="en", target="es", options=TranslationOptions(budget=LengthBudget(3.0, 40)))
+    assert server.calls == 2

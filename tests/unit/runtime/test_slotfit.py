@@ -6,6 +6,7 @@ the selection and the requests made, not a model (tests/unit/engines/test_mt_llm
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import pytest
@@ -158,3 +159,23 @@ def test_rewrite_words_scale_the_lines_own_word_count() -> None:
     prompt = shorten_messages(line, target="es", budget=LengthBudget(6.0, len(line) // 2), keep=["Oficina"])
     assert f"has {words} words" in prompt[1]["content"] and f"at most {words // 2} words" in prompt[1]["content"]
     assert "'Oficina'" in prompt[1]["content"]
+
+
+def test_no_rewrite_is_started_after_the_stage_gave_up() -> None:
+    # The pipeline's wait_for cannot stop the worker thread: a fit still rewriting after its stage
+    # timed out would hold the one llama.cpp model while the next fragment's translation waits.
+    translator = Scripted(["Una línea corta."], literal="Línea literal.")
+    long = "x " * 80
+    choice = fit_line(
+        translator,
+        long,
+        source_text="The Emergency Management Office said that there were no damages reported in the nation.",
+        source="en",
+        target="es",
+        options=TranslationOptions(deadline=time.monotonic() - 0.01),
+        slot=SLOT,
+        seconds_per_char=SPC,
+        predict=predict,
+    )
+    assert (choice.text, choice.origin) == (long, "first")
+    assert translator.asked == [] and translator.alternatives == 0

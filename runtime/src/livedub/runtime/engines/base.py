@@ -11,6 +11,7 @@ protocol layer converts at the edges.
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -101,6 +102,13 @@ class TranslationOptions:
     #: The stream's glossary (stream:init ``glossary``): (source term, fixed translation) pairs. The
     #: LLM gets them in its prompt and is checked; Apertium output keeps them by placeholders.
     glossary: tuple[tuple[str, str], ...] = ()
+    #: Per call, set by the pipeline: the ``time.monotonic()`` at which the stage stops waiting. The
+    #: worker thread cannot be stopped, so an engine skips optional extra work (retries, rewrites)
+    #: past it: abandoned work would hold a one-model engine while the next fragment waits.
+    deadline: float | None = None
+
+    def in_time(self) -> bool:
+        return self.deadline is None or time.monotonic() < self.deadline
 
 
 @dataclass(frozen=True, slots=True)

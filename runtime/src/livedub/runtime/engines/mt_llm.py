@@ -248,7 +248,9 @@ class LlmTranslator(Translator):
         glossary = Glossary(options.glossary)
         messages = build_messages(text, source=source, target=target, context=context, options=options)
         answer = self.generate(messages, max_tokens=_max_tokens(text, budget))
-        if budget is not None and self.budget_retry and len(answer) > budget.max_chars * RETRY_OVER_BUDGET:
+        # Past the deadline nobody waits for this answer: no retry to hold the model for the next fragment.
+        retry = options.in_time()
+        if retry and budget is not None and self.budget_retry and len(answer) > budget.max_chars * RETRY_OVER_BUDGET:
             self.retry_total += 1
             shorter = self.generate(
                 shorten_messages(answer, target=target, budget=budget, glossary=glossary),
@@ -256,7 +258,7 @@ class LlmTranslator(Translator):
             )
             if shorter and len(shorter) < len(answer):
                 answer = shorter
-        elif answer and len(answer) < RETRY_UNDER_SOURCE * len(text.strip()):
+        elif retry and answer and len(answer) < RETRY_UNDER_SOURCE * len(text.strip()):
             self.retry_total += 1
             fuller = self.generate(
                 complete_messages(text, answer, source=source, target=target), max_tokens=_max_tokens(text, budget)
@@ -264,7 +266,7 @@ class LlmTranslator(Translator):
             if len(fuller) > len(answer):
                 answer = fuller
         missing = glossary.missing(text, answer)
-        if missing:
+        if missing and options.in_time():
             self.retry_total += 1
             again = self.generate(
                 build_messages(text, source=source, target=target, context=context, options=options, insist=missing),

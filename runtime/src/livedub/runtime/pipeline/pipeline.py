@@ -269,7 +269,7 @@ class DubbingPipeline:
                     source=job.source_language,
                     target=job.target_language,
                     context=job.previous_transcript or None,
-                    options=options,
+                    options=replace(options, deadline=time.monotonic() + self.timeouts.translation_s),
                 )
             ),
             timings,
@@ -431,7 +431,7 @@ class DubbingPipeline:
                         source_text=text,
                         source=job.source_language,
                         target=language,
-                        options=options,
+                        options=replace(options, deadline=time.monotonic() + self.timeouts.translation_s),
                         slot=slot,
                         seconds_per_char=rate.seconds_per_char(engines.tts.name, language),
                         predict=predict,

@@ -123,6 +123,8 @@ def fit_line(
     if not done():
         aims: tuple[tuple[Origin, float], ...] = (("shorter", AIM_TEMPO), ("tighter", TIGHTER_AIM_TEMPO))
         for origin, tempo in aims:
+            if not options.in_time():  # the stage gave up: leave the model to the next fragment
+                break
             # Each rewrite edits the shortest admissible line so far: a too-short one is no base.
             base = [c for c in candidates if admissible(c)][-1].text
             chars = int(slot.fragment_s * tempo / seconds_per_char)
@@ -134,7 +136,7 @@ def fit_line(
                 candidates.append(Candidate(rewrite, origin, predict(rewrite)))
                 if done():
                     break
-        if not done():
+        if not done() and options.in_time():
             literal = translator.alternative(source_text, source=source, target=target, options=options)
             if literal:
                 candidates.append(Candidate(literal, "rule-based", predict(literal)))
