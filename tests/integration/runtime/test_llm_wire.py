@@ -113,3 +113,29 @@ async def test_a_line_longer_than_its_fragment_is_fitted_before_synthesis(make_s
     fitted = re.findall(r'sts_translation_fit_total\{origin="([a-z-]+)"\} 1\.0', metrics)
     assert len(fitted) == 1, metrics
     assert "dañ" in result["translated_text"].lower(), result["translated_text"]  # the news itself kept
+
+
+async def test_a_post_synthesis_rewrite_never_drops_a_glossary_term(make_server, engines, llm, speech, monkeypatch):
+    """The model's first line keeps the term but runs far past the slot; each "shorten" edit it gives
+    drops the term (a small model does). The slot fit refuses those edits; the rewrite after synthesis
+    must refuse them too, or the stream's fixed term vanishes from the dub."""
+    long_line = (
+        "El jugo de repollo cambia de color según lo ácido, básico o alcalino que sea el producto químico, "
+        "y por eso los científicos lo usan como indicador barato."
+    )
+    dropped = "El jugo cambia de color según la acidez."
+
+    def scripted(messages, *, max_tokens):
+        editing = messages[0]["content"].startswith(("You edit", "You shorten"))
+        return dropped if editing else long_line
+
+    monkeypatch.setattr(llm, "generate", scripted)
+    monkeypatch.setattr(llm, "fallback", None)  # no rule-based last resort: the long line is spoken
+    server = await make_server(engines_override=dataclasses.replace(engines, translator=llm), **ROOMY)
+    client = await server.connect()
+    kind, ready = await client.init(glossary=CABBAGE)
+    assert kind == "stream:ready", ready
+    await client.send("f0", 0, speech)
+    [result] = await client.processed(1, timeout=300)
+    assert result["status"] in ("success", "partial"), (result.get("error"), result.get("metadata"))
+    assert "jugo de repollo" in result["translated_text"].lower(), result["translated_text"]

@@ -466,11 +466,13 @@ class DubbingPipeline:
         engines, language = self.engines, job.target_language
         # The characters the fragment holds at natural tempo, from this very line's measured rate.
         budget = LengthBudget(slot.fragment_s, max(8, int(len(translation) * slot.fragment_s / natural_s)))
+        # The stream's fixed terms: a rewrite that drops one is refused (the engine keeps those in the line).
+        terms = tuple(t for _, t in (job.translation_options or TranslationOptions()).glossary)
         try:
             rewrite = await self._stage(
                 Stage.TRANSLATION,
                 self.timeouts.translation_s,
-                self._run(lambda: engines.translator.shorten(translation, target=language, budget=budget)),
+                self._run(lambda: engines.translator.shorten(translation, target=language, budget=budget, keep=terms)),
                 timings,
                 "rewrite_ms",
             )
