@@ -372,3 +372,19 @@ def test_no_retry_is_started_after_the_deadline(llm: LlmTranslator, monkeypatch:
     server.calls = 0
     llm.translate(LONG, source="en", target="es", options=TranslationOptions(budget=LengthBudget(3.0, 40)))
     assert server.calls == 2
+
+
+@needs_model
+@pytest.mark.slow
+def test_a_rejected_answer_for_a_pair_apertium_lacks_is_a_retryable_rejection(
+    llm: LlmTranslator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # en->nl was accepted at stream:init (the LLM offers it); one bad answer must not come back as a
+    # non-retryable UNSUPPORTED_LANGUAGE from a fallback that never had the pair.
+    apertium = build_translator(Settings(_env_file=None, mt_engine="apertium"))
+    assert not apertium.supports("en", "nl")
+    monkeypatch.setattr(llm, "fallback", apertium)
+    monkeypatch.setattr(llm, "_server", _Silent())
+    with pytest.raises(EngineError, match="rejected: empty") as caught:
+        llm.translate("Hello there.", source="en", target="nl")
+    assert caught.value.retryable

@@ -283,7 +283,9 @@ class LlmTranslator(Translator):
             return answer
         self.guard_by_reason[reason] += 1
         self.on_guard(reason)
-        if self.fallback is None:
+        # A fallback without this pair (Apertium has no en->nl) would answer UNSUPPORTED_LANGUAGE for a
+        # pair the stream was accepted with; the fault is this one answer, so say that, retryable.
+        if self.fallback is None or not self.fallback.supports(source, target):
             raise EngineError(ErrorCode.INTERNAL, f"LLM translation rejected: {reason}", retryable=True)
         self.fallback_total += 1
         self.on_fallback(reason)
