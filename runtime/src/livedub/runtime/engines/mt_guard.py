@@ -113,24 +113,26 @@ def _untranslated(source_text: str, answer: str, keep: frozenset[str]) -> bool:
     """Most of the source's ordinary words copied verbatim: names (capitalised mid-sentence),
     short words and glossary terms aside, those are shared by translation only by accident."""
     source_words = words(source_text)
-    if _echoed(source_words, answer, keep):
+    translatable = _translatable(source_words, keep)
+    if _echoed(source_words, answer, translatable):
         return True
-    ordinary = {
-        w.lower()
-        for i, w in enumerate(source_words)
-        if len(w) >= 4 and (i == 0 or not w[0].isupper()) and w.lower() not in keep
-    }
+    ordinary = {w.lower() for w in translatable if len(w) >= 4}
     if len(ordinary) < _UNTRANSLATED_MIN_WORDS:
         return False
     answered = {w.lower() for w in words(answer)}
     return len(ordinary & answered) / len(ordinary) >= UNTRANSLATED_SHARE
 
 
-def _echoed(source_words: list[str], answer: str, keep: frozenset[str]) -> bool:
+def _translatable(source_words: list[str], keep: frozenset[str]) -> list[str]:
+    """The source words a translation should change: not names (capitalised mid-sentence), not
+    glossary terms."""
+    return [w for i, w in enumerate(source_words) if (i == 0 or not w[0].isupper()) and w.lower() not in keep]
+
+
+def _echoed(source_words: list[str], answer: str, translatable: list[str]) -> bool:
     """The source handed back word for word: under five words neither check above can see it
     ("Thank you very much.", "Welcome back."), and a broadcast says such short lines all the time.
-    Two words that are not names or glossary terms: a name alone ("Real Madrid.") may stay."""
+    Two translatable words: a name alone ("Real Madrid.") may stay."""
     if [w.lower() for w in words(answer)] != [w.lower() for w in source_words]:
         return False
-    translatable = [w for i, w in enumerate(source_words) if (i == 0 or not w[0].isupper()) and w.lower() not in keep]
     return len(translatable) >= 2
