@@ -178,6 +178,12 @@ class DubbingPipeline:
         future.add_done_callback(lambda _: loop.call_soon_threadsafe(self._tts_slots.release))
         return asyncio.wrap_future(future)
 
+    def _with_translation_deadline(self, options: TranslationOptions) -> TranslationOptions:
+        """``options`` with the moment the translation stage's timer stops waiting. Taken as the stage
+        starts, not inside the worker's lambda: a call queued behind other work would get its whole
+        timeout again from when a thread picks it up, past the moment nobody waits any more."""
+        return replace(options, deadline=time.monotonic() + self.timeouts.translation_s)
+
     async def _stage(self, stage: Stage, timeout_s: float, work: Awaitable[T], timings: dict[str, int], key: str) -> T:
         started = time.perf_counter()
         try:
@@ -260,6 +266,7 @@ class DubbingPipeline:
             budget=self.speaking_rate.budget(tts_name, language, slot.budget_s) if self.translation_budget else None,
         )
         on_stage(Stage.TRANSLATION)
+        timed = self._with_translation_deadline(options)
         translation: str = await self._stage(
             Stage.TRANSLATION,
             self.timeouts.translation_s,
@@ -269,7 +276,7 @@ class DubbingPipeline:
                     source=job.source_language,
                     target=job.target_language,
                     context=job.previous_transcript or None,
-                    options=replace(options, deadline=time.monotonic() + self.timeouts.translation_s),
+                    options=timed,
                 )
             ),
             timings,
@@ -420,6 +427,7 @@ class DubbingPipeline:
         def predict(line: str) -> float:
             return self.policy.tempo(rate.natural_seconds(engines.tts.name, language, line), slot)
 
+        timed = self._with_translation_deadline(options)
         try:
             choice = await self._stage(
                 Stage.TRANSLATION,
@@ -431,7 +439,7 @@ class DubbingPipeline:
                         source_text=text,
                         source=job.source_language,
                         target=language,
-                        options=replace(options, deadline=time.monotonic() + self.timeouts.translation_s),
+                        options=timed,
                         slot=slot,
                         seconds_per_char=rate.seconds_per_char(engines.tts.name, language),
                         predict=predict,
